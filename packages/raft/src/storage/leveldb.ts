@@ -1,0 +1,220 @@
+// The Raft log on LevelDB (classic-level): one database per node holding the entries, the hard
+// state (term, vote, commit) and the cluster metadata. Record format: see codec.ts.
+//
+// Durability rules this file implements (Figure 2, "Persistent state on all servers ... updated on
+// stable storage before responding to RPCs"):
+// - save() writes the hard state and the new entries as ONE LevelDB batch with {sync: true}: it
+//   resolves only after fsync, so the driver may then send messages that depend on it.
+// - A conflicting suffix (§5.3: "if an existing entry conflicts with a new one, delete the existing
+//   entry and all that follow it") is deleted in that same batch, so a crash leaves either the old
+//   log or the new one, never a log with a hole or a mix of both.
+// - load() verifies every record: checksum, contiguous indexes from 1, non-decreasing terms, and
+//   commit <= last index. Anything else throws STORAGE_CORRUPT naming the record; a node refuses
+//   to start rather than vote or serve with a log it cannot vouch for.
+
+import { mkdir } from 'node:fs/promises';
+import { ClassicLevel } from 'classic-level';
+import { RaftError } from '../core/errors.js';
+import { EMPTY_HARD_STATE } from '../core/types.js';
+import type { Entry, HardState, RestoredState } from '../core/types.js';
+import type { LogStorage, SaveBatch, StorageMeta } from './types.js';
+import {
+  HARD_STATE_KEY,
+  KEY_PREFIX_ENTRY,
+  KEY_PREFIX_HARD_STATE,
+  KEY_PREFIX_META,
+  META_KEY,
+  checkSaveBatch,
+  corrupt,
+  decodeEntry,
+  decodeHardState,
+  decodeMeta,
+  encodeEntry,
+  encodeHardState,
+  encodeMeta,
+  entryKey,
+  indexOfEntryKey,
+} from './codec.js';
+
+type Db = ClassicLevel<Buffer, Buffer>;
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/** LevelDB reports its own corruption (bad block checksum, bad manifest) with this code. */
+function isLevelCorruption(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'LEVEL_CORRUPTION';
+}
+
+export class LevelLogStorage implements LogStorage {
+  /** Index of the last stored entry (0 = empty log). Kept in memory so save() needs no reads. */
+  private lastIndex = 0;
+  /** Saves run one at a time, in call order, so lastIndex always matches the disk. */
+  private queue: Promise<void> = Promise.resolve();
+  /** Set when a write failed: the disk state is then unknown, so every later save fails too. */
+  private failure: Error | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly db: Db,
+    /** The data directory, named in every error. */
+    readonly dir: string,
+  ) {}
+
+  /** Opens (creating if missing) the database in `dir`. */
+  static async open(dir: string): Promise<LevelLogStorage> {
+    await mkdir(dir, { recursive: true });
+    const db: Db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    try {
+      await db.open();
+    } catch (e) {
+      const cause = (e as { cause?: unknown }).cause ?? e;
+      if (isLevelCorruption(cause) || isLevelCorruption(e)) {
+        throw corrupt(dir, null, `LevelDB reports corruption on open: ${(cause as Error).message}`);
+      }
+      throw e;
+    }
+    const storage = new LevelLogStorage(db, dir);
+    try {
+      storage.lastIndex = await storage.findLastIndex();
+    } catch (e) {
+      await db.close();
+      throw e;
+    }
+    return storage;
+  }
+
+  /** The last entry key decides where the next append goes; load() later verifies everything. */
+  private async findLastIndex(): Promise<number> {
+    const keys = await this.db
+      .keys({ gte: Buffer.from([KEY_PREFIX_ENTRY]), lt: Buffer.from([KEY_PREFIX_ENTRY + 1]), reverse: true, limit: 1 })
+      .all();
+    const last = keys[0];
+    if (last === undefined) return 0;
+    const index = indexOfEntryKey(last);
+    if (index === null) throw corrupt(this.dir, last, 'malformed entry key');
+    return index;
+  }
+
+  async load(): Promise<RestoredState> {
+    this.assertOpen();
+    let hardState: HardState = EMPTY_HARD_STATE;
+    const entries: Entry[] = [];
+    let lastKey: Buffer | null = null;
+    try {
+      for await (const [key, value] of this.db.iterator()) {
+        lastKey = key;
+        const prefix = key[0];
+        if (prefix === KEY_PREFIX_HARD_STATE && key.length === 1) {
+          hardState = decodeHardState(this.dir, value);
+        } else if (prefix === KEY_PREFIX_META && key.length === 1) {
+          decodeMeta(this.dir, value); // verified here too, so a bad record is found at startup
+        } else if (prefix === KEY_PREFIX_ENTRY) {
+          const entry = decodeEntry(this.dir, key, value);
+          const prev = entries[entries.length - 1];
+          const expectedIndex = prev === undefined ? 1 : prev.index + 1;
+          if (entry.index !== expectedIndex) {
+            throw corrupt(
+              this.dir,
+              key,
+              `expected index ${expectedIndex} next: ` +
+                (prev === undefined
+                  ? `the log must start at index 1`
+                  : `entries ${expectedIndex}..${entry.index - 1} are missing`),
+            );
+          }
+          // Log entries' terms never decrease (§5.3: a leader only appends its own term's entries
+          // after entries it received, and terms only grow).
+          if (prev !== undefined && entry.term < prev.term) {
+            throw corrupt(this.dir, key, `term ${entry.term} is below the previous entry's term ${prev.term}`);
+          }
+          entries.push(entry);
+        } else {
+          throw corrupt(this.dir, key, 'key is not part of the Raft log format');
+        }
+      }
+    } catch (e) {
+      if (e instanceof RaftError) throw e;
+      if (isLevelCorruption(e)) {
+        throw corrupt(this.dir, null, `LevelDB reports corruption after ${lastKey === null ? 'the start' : lastKey.toString('hex')}: ${(e as Error).message}`);
+      }
+      throw e;
+    }
+    const lastIndex = entries.length;
+    if (hardState.commit > lastIndex) {
+      throw corrupt(
+        this.dir,
+        HARD_STATE_KEY,
+        `commit index ${hardState.commit} is beyond the last stored entry ${lastIndex} (committed entries are missing)`,
+      );
+    }
+    this.lastIndex = lastIndex;
+    return { hardState, entries };
+  }
+
+  save(batch: SaveBatch): Promise<void> {
+    if (this.closed) return Promise.reject(new RaftError('STOPPED', `storage in ${this.dir} is closed`));
+    const run = async (): Promise<void> => {
+      if (this.failure !== null) {
+        throw new RaftError('STOPPED', `storage in ${this.dir} failed earlier and accepts no writes: ${this.failure.message}`);
+      }
+      const ops = this.opsFor(batch);
+      if (ops.ops.length === 0) return;
+      try {
+        await this.db.batch(ops.ops, { sync: true });
+      } catch (e) {
+        this.failure = e as Error;
+        throw e;
+      }
+      this.lastIndex = ops.newLastIndex;
+    };
+    const result = this.queue.then(run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** The batch for a save: hard state, entries, and deletes for a truncated suffix. */
+  private opsFor(batch: SaveBatch): { ops: BatchOp[]; newLastIndex: number } {
+    const ops: BatchOp[] = [];
+    let newLastIndex = this.lastIndex;
+    if (batch.hardState !== null) {
+      ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(batch.hardState) });
+    }
+    const { entries } = batch;
+    checkSaveBatch(entries, this.lastIndex);
+    const last = entries[entries.length - 1];
+    if (last !== undefined) {
+      for (const entry of entries) {
+        const { key, value } = encodeEntry(entry);
+        ops.push({ type: 'put', key, value });
+      }
+      // Entries past the new last index belong to the replaced (conflicting) suffix: delete them
+      // in the same batch. Those at or below it were overwritten by the puts above.
+      for (let index = last.index + 1; index <= this.lastIndex; index++) {
+        ops.push({ type: 'del', key: entryKey(index) });
+      }
+      newLastIndex = last.index;
+    }
+    return { ops, newLastIndex };
+  }
+
+  async readMeta(): Promise<StorageMeta | null> {
+    this.assertOpen();
+    const value = await this.db.get(META_KEY);
+    return value === undefined ? null : decodeMeta(this.dir, value);
+  }
+
+  async writeMeta(meta: StorageMeta): Promise<void> {
+    this.assertOpen();
+    await this.db.put(META_KEY, encodeMeta(meta), { sync: true });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue; // saves accepted before close() still complete
+    await this.db.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new RaftError('STOPPED', `storage in ${this.dir} is closed`);
+  }
+}
