@@ -1,0 +1,90 @@
+// What the benchmark needs from a cluster under test: Ballot's Raft node processes and the etcd
+// reference implement the same interface, so the load and failover logic is shared and identical.
+
+/** A failed request, with a stable code for counting (the server's code, or a client-side one). */
+export class BenchRequestError extends Error {
+  override readonly name = 'BenchRequestError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A client able to run closed-loop proposers against one cluster. */
+export interface ProposeClient {
+  /**
+   * Proposes one payload (the worker's 256 bytes) and resolves once the cluster acknowledged it
+   * as committed. Follows leader redirects; rejects with BenchRequestError on any other failure.
+   */
+  propose(worker: number): Promise<void>;
+  /** One attempt at one member, no redirect: true if that member acknowledged a commit. */
+  tryProposeAt(member: string, timeoutMs: number): Promise<boolean>;
+  /** Opens connections to the given members ahead of time (so connecting is not measured). */
+  warm(members: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BenchCluster {
+  readonly system: 'ballot' | 'etcd';
+  readonly members: readonly string[];
+  /** The leader election timeout the cluster was configured with (base value, before randomization). */
+  readonly electionTimeoutMs: number;
+  start(): Promise<void>;
+  /** Resolves with the leader's name once every running member agrees on one leader. */
+  waitForLeader(timeoutMs: number): Promise<string>;
+  /** Resolves once every member (running or not) runs and has applied the leader's commit index. */
+  waitCaughtUp(timeoutMs: number): Promise<void>;
+  /** PIDs of running members, by name. */
+  pids(): ReadonlyMap<string, number>;
+  /** SIGKILL by PID; resolves once the process is gone. */
+  kill(member: string): Promise<void>;
+  /** Starts a stopped member again on the same data directory and address. */
+  restart(member: string): Promise<void>;
+  openClient(concurrency: number, payloadBytes: number): Promise<ProposeClient>;
+  stop(): Promise<void>;
+  /** Configuration worth recording in the results. */
+  describe(): Readonly<Record<string, unknown>>;
+}
+
+/** Random payload bytes (fixed per worker, so generating them costs nothing during the run). */
+export function randomPayload(bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) out[i] = Math.floor(Math.random() * 256);
+  return out;
+}
+
+/** GET a JSON document with a timeout; throws on non-2xx. */
+export async function getJson(url: string, timeoutMs = 1000): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return (await res.json()) as unknown;
+}
+
+/** POST a JSON body and parse the JSON answer; throws on non-2xx. */
+export async function postJson(url: string, body: unknown, timeoutMs = 1000): Promise<unknown> {
+  const res = await fetch(url, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!res.ok) throw new Error(`POST ${url}: HTTP ${res.status}`);
+  return (await res.json()) as unknown;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The last lines of a log file, for error messages. */
+export async function tailOf(file: string, lines = 15): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const text = await readFile(file, 'utf8');
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

@@ -1,0 +1,367 @@
+// The reference: a real etcd cluster on loopback, driven through its v3 JSON gateway
+// (POST /v3/kv/put, base64 keys and values) with keep-alive HTTP agents.
+
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  BenchRequestError,
+  getJson,
+  isRecord,
+  postJson,
+  randomPayload,
+  tailOf,
+  type BenchCluster,
+  type ProposeClient,
+} from './cluster.js';
+import { freePorts, StopWaiting, waitUntil, type ManagedProcess, type Supervisor } from './supervisor.js';
+
+/** The etcd binary and its version, or why it cannot be used. */
+export type EtcdDetection =
+  | { readonly found: true; readonly binary: string; readonly version: string }
+  | { readonly found: false; readonly reason: string };
+
+export async function detectEtcd(binary = 'etcd'): Promise<EtcdDetection> {
+  try {
+    const { stdout } = await promisify(execFile)(binary, ['--version'], { timeout: 10_000 });
+    const match = /etcd Version:\s*(\S+)/.exec(stdout);
+    return { found: true, binary, version: match?.[1] ?? stdout.trim().split('\n')[0] ?? 'unknown' };
+  } catch (err) {
+    const code = isRecord(err) && typeof err.code === 'string' ? err.code : '';
+    return {
+      found: false,
+      reason:
+        code === 'ENOENT'
+          ? `'${binary}' is not installed (apt-get install -y etcd-server etcd-client), so the etcd reference was skipped`
+          : `'${binary} --version' failed: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
+}
+
+export interface EtcdClusterOptions {
+  readonly supervisor: Supervisor;
+  readonly binary: string;
+  readonly workDir: string;
+  readonly size: number;
+  readonly heartbeatMs: number;
+  readonly electionTimeoutMs: number;
+}
+
+interface Member {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  readonly logFile: string;
+  proc: ManagedProcess | null;
+  /** etcd's member id (a uint64, kept as the decimal string the JSON gateway returns). */
+  id: string | null;
+}
+
+interface MemberStatus {
+  readonly memberId: string;
+  readonly leader: string;
+  readonly raftTerm: number;
+  readonly raftIndex: number;
+  readonly raftAppliedIndex: number;
+}
+
+function num(value: unknown): number {
+  return typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : 0;
+}
+
+function parseStatus(value: unknown): MemberStatus {
+  if (!isRecord(value) || !isRecord(value.header)) throw new Error('unexpected maintenance/status shape');
+  const raftIndex = num(value.raftIndex);
+  return {
+    memberId: String(value.header.member_id ?? ''),
+    leader: String(value.leader ?? '0'),
+    raftTerm: num(value.raftTerm),
+    raftIndex,
+    // etcd 3.4+ reports the applied index; older versions do not, then raftIndex is the best we have.
+    raftAppliedIndex: value.raftAppliedIndex === undefined ? raftIndex : num(value.raftAppliedIndex),
+  };
+}
+
+export class EtcdCluster implements BenchCluster {
+  readonly system = 'etcd' as const;
+  readonly members: readonly string[];
+  readonly electionTimeoutMs: number;
+  private readonly byName = new Map<string, Member>();
+  private initialCluster = '';
+
+  constructor(private readonly opts: EtcdClusterOptions) {
+    this.members = Array.from({ length: opts.size }, (_, i) => `e${i + 1}`);
+    this.electionTimeoutMs = opts.electionTimeoutMs;
+  }
+
+  clientAddress(member: string): { readonly host: string; readonly port: number } {
+    return { host: '127.0.0.1', port: this.member(member).clientPort };
+  }
+
+  private member(name: string): Member {
+    const m = this.byName.get(name);
+    if (m === undefined) throw new Error(`unknown etcd member ${name}`);
+    return m;
+  }
+
+  private url(member: string, path: string): string {
+    return `http://127.0.0.1:${this.member(member).clientPort}${path}`;
+  }
+
+  async start(): Promise<void> {
+    const ports = await freePorts(this.members.length * 2);
+    for (const [i, name] of this.members.entries()) {
+      const dataDir = join(this.opts.workDir, 'etcd', name);
+      mkdirSync(dataDir, { recursive: true });
+      this.byName.set(name, {
+        name,
+        clientPort: ports[2 * i] as number,
+        peerPort: ports[2 * i + 1] as number,
+        dataDir,
+        logFile: join(this.opts.workDir, `etcd-${name}.log`),
+        proc: null,
+        id: null,
+      });
+    }
+    this.initialCluster = this.members.map((n) => `${n}=http://127.0.0.1:${this.member(n).peerPort}`).join(',');
+    await Promise.all(this.members.map((n) => this.launch(n)));
+    // Learn member ids (stable across restarts) to map the leader id to a process.
+    const list = await postJson(this.url(this.members[0] as string, '/v3/cluster/member/list'), {}, 5000);
+    if (!isRecord(list) || !Array.isArray(list.members)) throw new Error('unexpected member/list shape');
+    for (const entry of list.members) {
+      if (!isRecord(entry) || typeof entry.name !== 'string') continue;
+      const m = this.byName.get(entry.name);
+      if (m !== undefined) m.id = String(entry.ID);
+    }
+    for (const m of this.byName.values()) if (m.id === null) throw new Error(`etcd member ${m.name} missing from member list`);
+  }
+
+  private async launch(name: string): Promise<void> {
+    const m = this.member(name);
+    const proc = this.opts.supervisor.spawn({
+      name: `etcd/${name}`,
+      command: this.opts.binary,
+      args: [
+        '--name', name,
+        '--data-dir', m.dataDir,
+        '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
+        '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
+        '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+        '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+        '--initial-cluster', this.initialCluster,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', 'ballot-bench',
+        '--heartbeat-interval', String(this.opts.heartbeatMs),
+        '--election-timeout', String(this.opts.electionTimeoutMs),
+        '--pre-vote=true',
+        '--logger', 'zap',
+        '--log-level', 'warn',
+      ],
+      logFile: m.logFile,
+    });
+    m.proc = proc;
+    try {
+      await waitUntil(
+        `etcd/${name} to serve GET /version`,
+        async () => {
+          if (!proc.isRunning()) throw new StopWaiting(`etcd/${name} exited during start-up`);
+          return await getJson(this.url(name, '/version'), 500);
+        },
+        { timeoutMs: 30_000, intervalMs: 50 },
+      );
+    } catch (err) {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; log ${m.logFile}:\n${await tailOf(m.logFile)}`);
+    }
+  }
+
+  private running(): string[] {
+    return this.members.filter((n) => this.byName.get(n)?.proc?.isRunning() === true);
+  }
+
+  private async status(member: string): Promise<MemberStatus> {
+    return parseStatus(await postJson(this.url(member, '/v3/maintenance/status'), {}, 1000));
+  }
+
+  private nameOf(id: string): string | null {
+    for (const m of this.byName.values()) if (m.id === id) return m.name;
+    return null;
+  }
+
+  async waitForLeader(timeoutMs: number): Promise<string> {
+    return waitUntil(
+      'an etcd leader all running members agree on',
+      async () => {
+        const statuses = await Promise.all(this.running().map((n) => this.status(n)));
+        const first = statuses[0];
+        if (first === undefined || first.leader === '0') return undefined;
+        if (!statuses.every((s) => s.leader === first.leader && s.raftTerm === first.raftTerm)) return undefined;
+        const name = this.nameOf(first.leader);
+        return name !== null && this.running().includes(name) ? name : undefined;
+      },
+      { timeoutMs, intervalMs: 20 },
+    );
+  }
+
+  async waitCaughtUp(timeoutMs: number): Promise<void> {
+    await waitUntil(
+      'every etcd member to apply the leader raft index',
+      async () => {
+        if (this.running().length !== this.members.length) return undefined;
+        const leader = await this.waitForLeader(timeoutMs);
+        const target = (await this.status(leader)).raftIndex;
+        const statuses = await Promise.all(this.members.map((n) => this.status(n)));
+        return statuses.every((s) => s.raftAppliedIndex >= target) ? true : undefined;
+      },
+      { timeoutMs, intervalMs: 50 },
+    );
+  }
+
+  pids(): ReadonlyMap<string, number> {
+    const out = new Map<string, number>();
+    for (const m of this.byName.values()) if (m.proc?.isRunning() === true) out.set(m.name, m.proc.pid);
+    return out;
+  }
+
+  async kill(member: string): Promise<void> {
+    const proc = this.member(member).proc;
+    if (proc === null) return;
+    proc.signal('SIGKILL');
+    await proc.exited;
+  }
+
+  async restart(member: string): Promise<void> {
+    if (this.member(member).proc?.isRunning() === true) throw new Error(`etcd/${member} is still running`);
+    await this.launch(member);
+  }
+
+  async openClient(concurrency: number, payloadBytes: number): Promise<ProposeClient> {
+    const leader = await this.waitForLeader(30_000);
+    return new EtcdClient(this, leader, concurrency, payloadBytes);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      [...this.byName.values()].map(async (m) => {
+        if (m.proc !== null) await this.opts.supervisor.stop(m.proc, 3000);
+      }),
+    );
+  }
+
+  describe(): Readonly<Record<string, unknown>> {
+    return {
+      members: this.members.length,
+      heartbeatMs: this.opts.heartbeatMs,
+      electionTimeoutMs: this.opts.electionTimeoutMs,
+      preVote: true,
+      client: 'HTTP/1.1 keep-alive POST /v3/kv/put (JSON gateway, base64), one socket per concurrent proposer',
+    };
+  }
+}
+
+const REQUEST_TIMEOUT_MS = 10_000;
+
+class EtcdClient implements ProposeClient {
+  private readonly agent: Agent;
+  private readonly bodies: Buffer[];
+
+  constructor(
+    private readonly cluster: EtcdCluster,
+    /** Proposals go to the leader (followers would forward them: one more hop). */
+    private target: string,
+    concurrency: number,
+    payloadBytes: number,
+  ) {
+    // One socket per concurrent proposer per member (HTTP/1.1 has no pipelining in Node).
+    this.agent = new Agent({ keepAlive: true, maxSockets: concurrency + 8, maxFreeSockets: concurrency + 8 });
+    this.bodies = Array.from({ length: concurrency }, (_, w) =>
+      Buffer.from(
+        JSON.stringify({
+          key: Buffer.from(`bench/w${w}`).toString('base64'),
+          value: Buffer.from(randomPayload(payloadBytes)).toString('base64'),
+        }),
+      ),
+    );
+  }
+
+  private put(member: string, body: Buffer, timeoutMs: number): Promise<void> {
+    const { host, port } = this.cluster.clientAddress(member);
+    return new Promise<void>((resolve, reject) => {
+      const req = request(
+        {
+          agent: this.agent,
+          host,
+          port,
+          method: 'POST',
+          path: '/v3/kv/put',
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            if (res.statusCode === 200) {
+              resolve();
+              return;
+            }
+            const text = Buffer.concat(chunks).toString('utf8').slice(0, 300);
+            reject(new BenchRequestError(`HTTP_${res.statusCode ?? 0}`, text));
+          });
+          res.on('error', (err) => reject(new BenchRequestError('DISCONNECTED', err.message)));
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new BenchRequestError('CLIENT_TIMEOUT', 'no response within the deadline')));
+      req.on('error', (err) =>
+        reject(err instanceof BenchRequestError ? err : new BenchRequestError('DISCONNECTED', err.message)),
+      );
+      req.end(body);
+    });
+  }
+
+  async propose(worker: number): Promise<void> {
+    const member = this.target;
+    try {
+      await this.put(member, this.bodies[worker % this.bodies.length] as Buffer, REQUEST_TIMEOUT_MS);
+    } catch (err) {
+      if (err instanceof BenchRequestError && err.code === 'DISCONNECTED' && this.target === member) {
+        const i = this.cluster.members.indexOf(member);
+        this.target = this.cluster.members[(i + 1) % this.cluster.members.length] as string;
+      }
+      throw err;
+    }
+  }
+
+  async tryProposeAt(member: string, timeoutMs: number): Promise<boolean> {
+    try {
+      await this.put(member, this.bodies[0] as Buffer, timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async warm(members: readonly string[]): Promise<void> {
+    // A GET over the agent leaves a kept-alive socket per member in its pool.
+    await Promise.all(
+      members.map(
+        (m) =>
+          new Promise<void>((resolve) => {
+            const { host, port } = this.cluster.clientAddress(m);
+            const req = request({ agent: this.agent, host, port, path: '/version' }, (res) => {
+              res.resume();
+              res.on('end', () => resolve());
+            });
+            req.setTimeout(2000, () => req.destroy());
+            req.on('error', () => resolve());
+            req.end();
+          }),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}

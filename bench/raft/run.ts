@@ -1,0 +1,339 @@
+// bench:raft — Ballot's Raft log against a real etcd cluster, side by side, in one run on this machine.
+//
+//   node bench/dist/raft/run.js [--quick] [--duration-s 10] [--warmup-s 3] [--rounds 3]
+//        [--concurrency 1,16,256] [--kills 20] [--tick-ms 100] [--election-ticks 10] [--no-etcd]
+//
+// 1. fdatasync cost of this machine's disk (context for commit latency).
+// 2. A 3-node Ballot cluster (real `ballot raft node` processes, LevelDB with fsync, ws transport)
+//    and, if installed, a 3-member etcd cluster, both on loopback with OS-assigned ports.
+// 3. Leader failover, interleaved Ballot/etcd: SIGKILL the leader, time to the first commit
+//    acknowledged by the new leader; the killed member is restarted and caught up each time.
+// 4. Closed-loop proposers (256-byte payloads) at each concurrency, Ballot and etcd phases
+//    interleaved (the order alternates), each phase a warm-up then a fixed measurement window,
+//    repeated for several rounds; medians across rounds are reported.
+// Prints a table (metric, Ballot, etcd, ratio) and writes JSON to bench/results/raft-<timestamp>.json.
+
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { BallotCluster } from './ballot.js';
+import type { BenchCluster } from './cluster.js';
+import { detectEtcd, EtcdCluster, type EtcdDetection } from './etcd.js';
+import { maxProbesInFlight, measureFailover, type FailoverSample } from './failover.js';
+import { measureFdatasync } from './fsync.js';
+import { runClosedLoop } from './load.js';
+import { Progress } from './progress.js';
+import { comparisonRows, failoverFigures, throughputFigures, type PhaseRecord, type SystemName } from './report.js';
+import { processCpuMs, Supervisor } from './supervisor.js';
+import { formatComparison, formatValue } from './table.js';
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface Settings {
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly rounds: number;
+  readonly concurrency: readonly number[];
+  readonly kills: number;
+  readonly payloadBytes: number;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly etcd: boolean;
+  readonly ballot: boolean;
+  readonly etcdBin: string;
+  readonly ballotBin: string;
+  readonly resultsDir: string;
+  readonly keepData: boolean;
+  readonly logLevel: string;
+  readonly quick: boolean;
+}
+
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+};
+const nonNegativeNumber = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+};
+const intList = (value: string): number[] => value.split(',').map((v) => positiveInt(v.trim()));
+
+function parseSettings(argv: readonly string[]): Settings {
+  const program = new Command('bench:raft')
+    .description("Ballot's Raft log vs a real etcd cluster on this machine: throughput, commit latency, failover")
+    .option('--quick', 'a short smoke run: --duration-s 3 --warmup-s 1 --rounds 1 --kills 5 (explicit flags win)', false)
+    .option('--duration-s <s>', 'measurement window of each phase, seconds', nonNegativeNumber, 10)
+    .option('--warmup-s <s>', 'warm-up before each window, seconds', nonNegativeNumber, 3)
+    .option('--rounds <n>', 'rounds of every (system, concurrency) phase; medians across rounds are reported', positiveInt, 3)
+    .option('--concurrency <list>', 'closed-loop proposer counts', intList, [1, 16, 256])
+    .option('--kills <n>', 'leader SIGKILLs per system for the failover measurement', (v) => (v === '0' ? 0 : positiveInt(v)), 20)
+    .option('--payload-bytes <n>', 'bytes per proposal', positiveInt, 256)
+    .option('--tick-ms <ms>', 'Ballot tick; etcd heartbeat = tick-ms x heartbeat-ticks', positiveInt, 100)
+    .option('--election-ticks <n>', 'Ballot election timeout in ticks; etcd --election-timeout = tick-ms x this', positiveInt, 10)
+    .option('--heartbeat-ticks <n>', 'Ballot heartbeat interval in ticks', positiveInt, 1)
+    .option('--no-etcd', 'skip the etcd reference')
+    .option('--no-ballot', 'skip Ballot (to check the harness against etcd alone)')
+    .option('--etcd-bin <path>', 'etcd binary', 'etcd')
+    .option('--ballot-bin <path>', 'the ballot CLI entry', join(repoRoot, 'packages/cli/dist/bin.js'))
+    .option('--results-dir <dir>', 'where the JSON goes', join(repoRoot, 'bench/results'))
+    .option('--keep-data', 'keep data directories and logs after a successful run', false)
+    .option('--log-level <level>', 'Ballot nodes --log-level', 'info');
+  program.parse([...argv], { from: 'user' });
+  const o = program.opts<{
+    quick: boolean; durationS: number; warmupS: number; rounds: number; concurrency: number[]; kills: number;
+    payloadBytes: number; tickMs: number; electionTicks: number; heartbeatTicks: number; etcd: boolean; ballot: boolean;
+    etcdBin: string; ballotBin: string; resultsDir: string; keepData: boolean; logLevel: string;
+  }>();
+  const quickDefault = <T>(key: string, quickValue: T, value: T): T =>
+    o.quick && program.getOptionValueSource(key) !== 'cli' ? quickValue : value;
+  return {
+    ...o,
+    durationS: quickDefault('durationS', 3, o.durationS),
+    warmupS: quickDefault('warmupS', 1, o.warmupS),
+    rounds: quickDefault('rounds', 1, o.rounds),
+    kills: quickDefault('kills', 5, o.kills),
+  };
+}
+
+/** A rough upper estimate, stated up front; the hard limit is twice this plus two minutes. */
+function expectedDurationMs(s: Settings, systems: number): number {
+  const startup = 15_000 * systems;
+  const failoverCycle = s.tickMs * s.electionTicks * 2 + 4000;
+  const phase = (s.warmupS + s.durationS) * 1000 + 2500;
+  return 5000 + startup + s.kills * systems * failoverCycle + s.rounds * s.concurrency.length * systems * phase;
+}
+
+function cpuSnapshot(cluster: BenchCluster): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, pid] of cluster.pids()) {
+    const ms = processCpuMs(pid);
+    if (ms !== null) out.set(name, ms);
+  }
+  return out;
+}
+
+function rssMb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? null : Number(m[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<void> {
+  const s = parseSettings(process.argv.slice(2));
+  const progress = new Progress();
+  const supervisor = new Supervisor();
+  const workDir = mkdtempSync(join(tmpdir(), 'ballot-bench-raft-'));
+  let succeeded = false;
+  supervisor.installCleanupHandlers(() => {
+    progress.stop();
+    if (succeeded && !s.keepData) rmSync(workDir, { recursive: true, force: true });
+    else process.stderr.write(`data directories and logs kept in ${workDir}\n`);
+  });
+
+  if (s.ballot && !existsSync(s.ballotBin)) {
+    throw new Error(`${s.ballotBin} not found: build first (npm run build), or pass --ballot-bin`);
+  }
+  const etcd: EtcdDetection = s.etcd ? await detectEtcd(s.etcdBin) : { found: false, reason: 'skipped (--no-etcd)' };
+  const systems = (etcd.found ? 1 : 0) + (s.ballot ? 1 : 0);
+  if (systems === 0) throw new Error('nothing to measure: Ballot skipped and etcd unavailable');
+  const expectedMs = expectedDurationMs(s, systems);
+  const hardLimitMs = expectedMs * 2 + 120_000;
+  progress.note(
+    `bench:raft: ${s.rounds} round(s) x concurrency ${s.concurrency.join(',')} x (${s.warmupS}s warm-up + ${s.durationS}s), ` +
+      `${s.kills} leader kills per system; expected duration about ${Math.ceil(expectedMs / 60_000)} min ` +
+      `(stops itself after ${Math.ceil(hardLimitMs / 60_000)} min)`,
+  );
+  progress.note(etcd.found ? `reference: etcd ${etcd.version} (${etcd.binary})` : `reference: NONE — ${etcd.reason}`);
+  progress.note(`work dir: ${workDir}`);
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`\nbench:raft: hard time limit of ${Math.ceil(hardLimitMs / 60_000)} min reached; stopping\n`);
+    process.exit(2);
+  }, hardLimitMs);
+  watchdog.unref();
+
+  const startedAt = new Date();
+  const loadStart = loadavg();
+
+  progress.stage('fdatasync cost');
+  const fsync = measureFdatasync(workDir);
+
+  const electionTimeoutMs = s.tickMs * s.electionTicks;
+  const clusters: BenchCluster[] = [];
+  if (s.ballot) {
+    clusters.push(
+      new BallotCluster({
+        supervisor,
+        binPath: s.ballotBin,
+        workDir,
+        size: 3,
+        tickMs: s.tickMs,
+        electionTicks: s.electionTicks,
+        heartbeatTicks: s.heartbeatTicks,
+        logLevel: s.logLevel,
+      }),
+    );
+  }
+  if (etcd.found) {
+    clusters.push(
+      new EtcdCluster({
+        supervisor,
+        binary: etcd.binary,
+        workDir,
+        size: 3,
+        heartbeatMs: s.tickMs * s.heartbeatTicks,
+        electionTimeoutMs,
+      }),
+    );
+  }
+  for (const c of clusters) {
+    progress.stage(`starting ${c.system} (3 members)`);
+    await c.start();
+    await c.waitForLeader(30_000);
+  }
+
+  // Failover, interleaved: one kill of each system in turn.
+  const failovers = new Map<SystemName, FailoverSample[]>(clusters.map((c) => [c.system, []]));
+  if (s.kills > 0) {
+    const pairs = await Promise.all(
+      clusters.map(async (cluster) => ({ cluster, client: await cluster.openClient(2 * maxProbesInFlight(), s.payloadBytes) })),
+    );
+    const cycleMs = electionTimeoutMs * 2 + 4000;
+    for (let k = 1; k <= s.kills; k++) {
+      for (const [i, { cluster, client }] of pairs.entries()) {
+        progress.stage(
+          `failover ${cluster.system}: kill ${k}/${s.kills}`,
+          ((s.kills - k + 1) * pairs.length - i) * cycleMs,
+        );
+        const sample = await measureFailover(cluster, client);
+        failovers.get(cluster.system)?.push(sample);
+        if (!sample.ok) progress.note(`failover ${cluster.system} kill ${k}: ${sample.reason}`);
+      }
+    }
+    await Promise.all(pairs.map((p) => p.client.close()));
+  }
+
+  // Throughput and latency, interleaved and alternating the order.
+  const phases: PhaseRecord[] = [];
+  const phaseMs = (s.warmupS + s.durationS) * 1000 + 2500;
+  const totalPhases = s.rounds * s.concurrency.length * clusters.length;
+  let phaseNo = 0;
+  for (let round = 1; round <= s.rounds; round++) {
+    for (const [ci, concurrency] of s.concurrency.entries()) {
+      const order = (round + ci) % 2 === 0 ? clusters : [...clusters].reverse();
+      for (const c of order) {
+        phaseNo++;
+        await c.waitCaughtUp(60_000);
+        const client = await c.openClient(concurrency, s.payloadBytes);
+        await client.warm(c.members);
+        const label = `round ${round}/${s.rounds} ${c.system} c=${concurrency} (phase ${phaseNo}/${totalPhases})`;
+        progress.stage(`${label} warm-up`, (totalPhases - phaseNo + 1) * phaseMs);
+        let cpuBefore = new Map<string, number>();
+        const serverCpuMs: Record<string, number> = {};
+        const result = await runClosedLoop({
+          concurrency,
+          warmupMs: s.warmupS * 1000,
+          durationMs: s.durationS * 1000,
+          op: (w) => client.propose(w),
+          onWindowStart: () => {
+            cpuBefore = cpuSnapshot(c);
+            progress.stage(`${label} measuring`, (totalPhases - phaseNo) * phaseMs + s.durationS * 1000);
+          },
+          onWindowEnd: () => {
+            for (const [name, ms] of cpuSnapshot(c)) {
+              const before = cpuBefore.get(name);
+              if (before !== undefined) serverCpuMs[name] = ms - before;
+            }
+          },
+        });
+        await client.close();
+        phases.push({ system: c.system, round, concurrency, result, serverCpuMs });
+        if (result.errors > 0) progress.note(`${label}: ${result.errors} errors ${JSON.stringify(result.errorsByCode)}`);
+      }
+    }
+  }
+
+  const rss: Record<string, Record<string, number | null>> = {};
+  for (const c of clusters) {
+    rss[c.system] = Object.fromEntries([...c.pids()].map(([name, pid]) => [name, rssMb(pid)]));
+  }
+  progress.stage('stopping clusters');
+  for (const c of clusters) await c.stop();
+  progress.stop();
+
+  // Report.
+  const rows = comparisonRows(
+    s.concurrency,
+    (system, concurrency) => throughputFigures(phases, system, concurrency),
+    (system) => failoverFigures(failovers.get(system) ?? []),
+  );
+  const table = formatComparison('Ballot', 'etcd', rows);
+  const finishedAt = new Date();
+  const lines = [
+    '',
+    `bench:raft — 3 members each, loopback, ${s.payloadBytes}-byte proposals, closed loop; ` +
+      `${s.rounds} round(s) x ${s.durationS}s windows (after ${s.warmupS}s warm-up), medians across rounds`,
+    `reference: ${etcd.found ? `etcd ${etcd.version}, JSON gateway POST /v3/kv/put, keep-alive HTTP/1.1` : `none (${etcd.reason})`}`,
+    `election timeout: Ballot ${s.electionTicks} ticks x ${s.tickMs} ms = ${electionTimeoutMs} ms (randomized per the core)` +
+      (etcd.found ? `; etcd --election-timeout ${electionTimeoutMs} --heartbeat-interval ${s.tickMs * s.heartbeatTicks} --pre-vote` : ''),
+    `fdatasync of a ${fsync.writeBytes}-byte write on this disk: median ${formatValue(fsync.latency.p50Ms)} ms, ` +
+      `p99 ${formatValue(fsync.latency.p99Ms)} ms (${fsync.latency.count} samples)`,
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, ` +
+      `at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    '',
+    table,
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+
+  mkdirSync(s.resultsDir, { recursive: true });
+  const file = join(s.resultsDir, `raft-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const json = {
+    benchmark: 'raft',
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    command: ['node', 'bench/dist/raft/run.js', ...process.argv.slice(2)].join(' '),
+    settings: s,
+    machine: {
+      cores: cpus().length,
+      cpuModel: cpus()[0]?.model ?? null,
+      totalMemMb: Math.round(totalmem() / 2 ** 20),
+      kernel: release(),
+      node: process.version,
+      loadAverageStart: loadStart,
+      loadAverageEnd: loadavg(),
+    },
+    fdatasync: fsync,
+    reference: etcd,
+    clusters: Object.fromEntries(clusters.map((c) => [c.system, c.describe()])),
+    figures: {
+      throughput: Object.fromEntries(
+        clusters.map((c) => [c.system, Object.fromEntries(s.concurrency.map((k) => [k, throughputFigures(phases, c.system, k)]))]),
+      ),
+      failover: Object.fromEntries(clusters.map((c) => [c.system, failoverFigures(failovers.get(c.system) ?? [])])),
+    },
+    rows,
+    table,
+    memberRssMbAtEnd: rss,
+    phases,
+    failoverSamples: Object.fromEntries(failovers),
+  };
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(`results: ${file}\n`);
+  succeeded = true;
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`\nbench:raft failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
