@@ -193,9 +193,9 @@ describe('figures from raw measurements', () => {
       (system, c) => (system === 'ballot' && c === 1 ? throughputFigures([phase(1, result(10, 1, 2))], 'ballot', 16) : null),
       () => null,
     );
-    expect(rows).toHaveLength(4 * 2 + 3);
+    expect(rows).toHaveLength(5 * 2 + 3);
     expect(rows[0]).toMatchObject({ metric: 'commits/s, 1 proposer', subject: 10, reference: null });
-    expect(rows[4]).toMatchObject({ metric: 'commits/s, 256 proposers', subject: null, reference: null });
+    expect(rows[5]).toMatchObject({ metric: 'commits/s, 256 proposers', subject: null, reference: null });
     expect(rows[rows.length - 1]).toMatchObject({ metric: 'failovers measured', subject: null });
   });
 });

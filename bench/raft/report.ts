@@ -71,7 +71,7 @@ export function failoverFigures(samples: readonly FailoverSample[]): FailoverFig
   };
 }
 
-/** The comparison table's rows: per concurrency commits/s, p50, p99 and CPU per commit; then failover. */
+/** The comparison table's rows: per concurrency commits/s, p50, p99, server and client CPU per commit; then failover. */
 export function comparisonRows(
   concurrencies: readonly number[],
   throughput: (system: SystemName, concurrency: number) => ThroughputFigures | null,
@@ -86,6 +86,7 @@ export function comparisonRows(
     rows.push({ metric: `  p50 commit latency, c=${c}`, unit: 'ms', subject: pick(b, (v) => v.p50Ms), reference: pick(e, (v) => v.p50Ms) });
     rows.push({ metric: `  p99 commit latency, c=${c}`, unit: 'ms', subject: pick(b, (v) => v.p99Ms), reference: pick(e, (v) => v.p99Ms) });
     rows.push({ metric: `  server CPU per commit, c=${c}`, unit: 'us', subject: pick(b, (v) => v.serverCpuUsPerCommit), reference: pick(e, (v) => v.serverCpuUsPerCommit) });
+    rows.push({ metric: `  client CPU per commit, c=${c}`, unit: 'us', subject: pick(b, (v) => v.clientCpuUsPerCommit), reference: pick(e, (v) => v.clientCpuUsPerCommit) });
   }
   const bf = failover('ballot');
   const ef = failover('etcd');
