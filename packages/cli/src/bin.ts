@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// `ballot`: one entry point for every Ballot tool. Each package contributes its commands.
+import { Command } from 'commander';
+import { registerRaftCommands, registerSimCommand } from '@ballot/raft';
+
+const program = new Command();
+program
+  .name('ballot')
+  .description('Ballot: a from-scratch Raft log, an etcd-like store and a Kubernetes control plane, built to be broken on purpose.')
+  .showHelpAfterError();
+
+registerRaftCommands(program);
+registerSimCommand(program);
+
+await program.parseAsync(process.argv);
