@@ -1,0 +1,328 @@
+// The leader's rules (Figure 2, "Leaders"; §5.3, §5.4, §6.4, §8; thesis §6.2, §6.4).
+//
+// A leader appends a no-op on election, replicates its log to each follower (paced by
+// progress.ts), commits an entry once a majority stores it and it is from the current term,
+// sends heartbeats, answers linearizable reads (read-only.ts), and steps down when it has not
+// heard from a majority for an election timeout (CheckQuorum).
+
+import { RaftError } from './errors.js';
+import { becomeFollower } from './follower.js';
+import { invariant } from './log.js';
+import { ProgressTracker, quorumValue, type Progress } from './progress.js';
+import type { RaftState } from './state.js';
+import type { AppendEntriesResponse, Entry, HeartbeatResponse, Message, NodeId, ProposeResult, ProgressStatus } from './types.js';
+
+const EMPTY = new Uint8Array(0);
+
+function tracker(r: RaftState): ProgressTracker {
+  invariant(r.role === 'leader' && r.progress !== null, `${r.id} used leader state as ${r.role}`);
+  return r.progress;
+}
+
+/**
+ * §5.2: a candidate with votes from a majority becomes leader. It resets every follower's
+ * nextIndex to just after its own last entry (Figure 2) and appends a no-op of its term (§8):
+ * committing it commits everything before it (§5.4.2), and it is the barrier ReadIndex reads
+ * wait for (thesis §6.4).
+ */
+export function becomeLeader(r: RaftState): void {
+  invariant(r.role === 'candidate', `becomeLeader from ${r.role}`);
+  invariant(r.vote === r.id, `leader of term ${r.term} did not vote for itself`);
+  r.role = 'leader';
+  r.leader = r.id;
+  r.leaderSinceTick = r.nowTick;
+  r.electionElapsed = 0;
+  r.heartbeatElapsed = 0;
+  r.votes.clear();
+  const next = r.log.lastIndex() + 1;
+  r.progress = new ProgressTracker(r.others, next, r.cfg.maxInflightMsgs);
+  r.uncommittedBytes = 0;
+  r.uncommittedFromIndex = next;
+  r.log.append([{ index: next, term: r.term, type: 'noop', data: EMPTY }]);
+  // The AppendEntries carrying the no-op go out with the next Ready (see flushLeader).
+}
+
+/** Leaving leadership (to follower): fail the reads we can no longer confirm. */
+export function stepDownFromLeader(r: RaftState): void {
+  for (const read of r.reads.drain()) {
+    // Reads forwarded by followers are not answered; each follower fails them when it learns
+    // of the new term or leader, or when they time out.
+    if (read.from === r.id) r.failRead(read.requestId, 'LEADERSHIP_LOST', `${r.id} stepped down as leader of term ${r.term}`);
+  }
+  r.progress = null;
+  r.uncommittedBytes = 0;
+}
+
+/**
+ * One tick for a leader: CheckQuorum (thesis §6.2: "if an election timeout elapses without a
+ * successful round of heartbeats to a majority of its cluster, the leader steps down"), then
+ * heartbeats every heartbeatTicks (§5.2).
+ */
+export function tickLeader(r: RaftState): void {
+  r.heartbeatElapsed++;
+  if (r.cfg.checkQuorum && r.nowTick - quorumHeardTick(r, true) >= r.cfg.electionTicks) {
+    becomeFollower(r, r.term, null);
+    return;
+  }
+  if (r.heartbeatElapsed >= r.cfg.heartbeatTicks) {
+    r.heartbeatElapsed = 0;
+    broadcastHeartbeat(r);
+  }
+}
+
+/**
+ * The tick by which a majority (counting the leader itself, now) was last heard from.
+ * With `sinceElection`, a follower not heard from yet counts as heard at election time:
+ * a new leader gets one election timeout of grace. Lease reads must not use that grace.
+ */
+function quorumHeardTick(r: RaftState, sinceElection: boolean): number {
+  const ticks = [r.nowTick];
+  for (const pr of tracker(r).followers.values()) {
+    ticks.push(sinceElection ? Math.max(pr.lastHeardTick, r.leaderSinceTick) : pr.lastHeardTick);
+  }
+  return quorumValue(ticks);
+}
+
+export function stepLeader(r: RaftState, m: Message): void {
+  const pr = tracker(r).get(m.from);
+  if (pr === undefined) return; // not a member
+  switch (m.type) {
+    case 'AppendEntriesResponse':
+      pr.lastHeardTick = r.nowTick;
+      handleAppendEntriesResponse(r, m, pr);
+      return;
+    case 'HeartbeatResponse':
+      pr.lastHeardTick = r.nowTick;
+      handleHeartbeatResponse(r, m, pr);
+      return;
+    case 'ReadIndex':
+      leaderReadIndex(r, m.requestIds, m.from);
+      return;
+    case 'AppendEntries':
+    case 'Heartbeat':
+      // Election Safety (§5.2): a term has at most one leader, and it is us.
+      throw new Error(`raft invariant violated: two leaders in term ${r.term}: ${r.id} and ${m.from}`);
+    case 'RequestVote': // handled for every role in raft.ts
+    case 'RequestVoteResponse':
+    case 'ReadIndexResponse':
+      return;
+  }
+}
+
+// ---- Log replication (§5.3) ----
+
+/**
+ * Sends `to` one AppendEntries from its nextIndex, unless its progress is paused. Returns
+ * whether a message was sent. Without `sendIfEmpty`, a message with no entries is not sent.
+ */
+function sendAppend(r: RaftState, to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
+  if (pr.isPaused()) return false;
+  const log = r.log;
+  const last = log.lastIndex();
+  const entries = pr.next <= last ? log.slice(pr.next, last, r.cfg.maxMsgBytes) : [];
+  if (entries.length === 0 && !sendIfEmpty) return false;
+  const prevLogIndex = pr.next - 1;
+  r.send({
+    type: 'AppendEntries', from: r.id, to, term: r.term,
+    prevLogIndex, prevLogTerm: log.termAt(prevLogIndex), entries, leaderCommit: log.committed,
+  });
+  pr.sentAppend(entries.length, prevLogIndex + entries.length);
+  pr.sentCommit = log.committed;
+  return true;
+}
+
+/** Sends `to` as many AppendEntries as its progress allows: one in probe state, up to the inflight bound in replicate. */
+function replicateTo(r: RaftState, to: NodeId, pr: Progress): void {
+  while (sendAppend(r, to, pr, false)) {
+    // keep sending until paused or caught up
+  }
+}
+
+function handleAppendEntriesResponse(r: RaftState, m: AppendEntriesResponse, pr: Progress): void {
+  if (!m.success) {
+    if (pr.maybeDecrTo(m.index, nextIndexFromHint(r, m))) replicateTo(r, m.from, pr);
+    return;
+  }
+  const raised = pr.maybeUpdate(m.index);
+  if (pr.state === 'probe') {
+    // The probe found where our logs match: from now on, send optimistically.
+    if (raised || m.index === pr.match) pr.becomeReplicate();
+  } else {
+    pr.inflights.freeUpTo(m.index);
+  }
+  if (raised) maybeCommit(r);
+  replicateTo(r, m.from, pr);
+}
+
+/**
+ * Where to resume after a rejection, from the follower's hint (§5.3: "the follower can include
+ * the term of the conflicting entry and the first index it stores for that term"):
+ *   - its log is too short (conflictTerm 0): resume just after its last entry;
+ *   - we also hold entries of conflictTerm: resume after our last one of them (the logs likely
+ *     agree up to there);
+ *   - we hold none of that term: skip the follower's whole term, resume at conflictIndex.
+ * Progress.maybeDecrTo keeps the result in (match, rejected index].
+ */
+function nextIndexFromHint(r: RaftState, m: AppendEntriesResponse): number {
+  if (m.conflictTerm === 0) return m.conflictIndex;
+  const ourLast = r.log.lastIndexOfTerm(m.conflictTerm, m.index);
+  return ourLast > 0 ? ourLast + 1 : m.conflictIndex;
+}
+
+function handleHeartbeatResponse(r: RaftState, m: HeartbeatResponse, pr: Progress): void {
+  // The follower is reachable: let a stuck probe go again, and if the pipeline is full
+  // (answers lost?) free one slot so that replication can resume at a trickle.
+  pr.probeSent = false;
+  if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
+  if (m.readRound > pr.ackedReadRound) {
+    pr.ackedReadRound = m.readRound;
+    maybeConfirmReads(r);
+  }
+  if (pr.match < r.log.lastIndex()) replicateTo(r, m.from, pr);
+}
+
+/**
+ * §5.3/§5.4.2: the highest index stored on a majority is committed, but only if it is from the
+ * current term; entries of earlier terms are never committed by counting replicas (Figure 8),
+ * only indirectly, by a current-term entry after them. The leader's own log counts only up to
+ * what is durable (log.stable).
+ */
+export function maybeCommit(r: RaftState): void {
+  const matches = [r.log.stable];
+  for (const pr of tracker(r).followers.values()) matches.push(pr.match);
+  const index = quorumValue(matches);
+  if (index <= r.log.committed || r.log.termAt(index) !== r.term) return;
+  releaseUncommitted(r, r.log.committed, index);
+  r.log.commitTo(index);
+}
+
+function releaseUncommitted(r: RaftState, oldCommit: number, newCommit: number): void {
+  for (let i = Math.max(oldCommit + 1, r.uncommittedFromIndex); i <= newCommit; i++) {
+    r.uncommittedBytes -= r.log.entryAt(i).data.byteLength;
+  }
+  invariant(r.uncommittedBytes >= 0, `uncommitted bytes went negative (${r.uncommittedBytes})`);
+}
+
+function broadcastHeartbeat(r: RaftState): void {
+  const readRound = r.reads.inFlightRound();
+  for (const [to, pr] of tracker(r).followers) {
+    // Only what the follower is known to hold may be declared committed to it.
+    const commit = Math.min(r.log.committed, pr.match);
+    r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit, readRound });
+  }
+}
+
+/**
+ * Called before each Ready is assembled: sends the AppendEntries that proposals since the last
+ * Ready made necessary (so a burst of proposals shares one message per follower), tells
+ * followers about a new commit index, and starts a read round if reads are waiting.
+ */
+export function flushLeader(r: RaftState): void {
+  if (r.role !== 'leader') return;
+  const log = r.log;
+  if (r.committedInCurrentTerm() && r.reads.maybeStartRound(log.committed) !== null) {
+    r.heartbeatElapsed = 0;
+    broadcastHeartbeat(r);
+    maybeConfirmReads(r); // a one-node cluster confirms at once
+  }
+  for (const [to, pr] of tracker(r).followers) {
+    replicateTo(r, to, pr);
+    if (pr.sentCommit < log.committed) sendAppend(r, to, pr, true);
+  }
+}
+
+// ---- Proposals ----
+
+/** Appends client commands to the leader's log (§5.3); they go out with the next Ready. */
+export function propose(r: RaftState, data: readonly Uint8Array[]): ProposeResult {
+  invariant(r.role === 'leader', `propose at ${r.role}`);
+  let bytes = 0;
+  for (const d of data) {
+    if (!(d instanceof Uint8Array)) throw new RaftError('BAD_REQUEST', 'propose: every command must be a Uint8Array');
+    bytes += d.byteLength;
+  }
+  // Bound the log growth while no quorum acknowledges (one proposal is always let through when
+  // nothing is pending, so a single large command can still make progress).
+  if (r.uncommittedBytes > 0 && r.uncommittedBytes + bytes > r.cfg.maxUncommittedBytes) {
+    throw new RaftError(
+      'UNCOMMITTED_LIMIT',
+      `leader ${r.id} holds ${r.uncommittedBytes} uncommitted bytes; ${bytes} more would pass maxUncommittedBytes ${r.cfg.maxUncommittedBytes}`,
+    );
+  }
+  const firstIndex = r.log.lastIndex() + 1;
+  const entries: Entry[] = data.map((d, i) => ({ index: firstIndex + i, term: r.term, type: 'normal', data: d }));
+  r.log.append(entries);
+  r.uncommittedBytes += bytes;
+  return { firstIndex, lastIndex: firstIndex + data.length - 1, term: r.term };
+}
+
+// ---- Reads (thesis §6.4; see read-only.ts) ----
+
+/**
+ * Reads asked of the leader, by its own driver (`from` = leader) or forwarded by a follower.
+ * With lease reads and a valid lease, they are answered at once at the commit index; otherwise
+ * they wait for the next read round (flushLeader starts it once the no-op has committed).
+ */
+export function leaderReadIndex(r: RaftState, requestIds: readonly number[], from: NodeId): void {
+  if (r.cfg.readMode === 'lease' && r.committedInCurrentTerm() && leaseValid(r)) {
+    serveReads(r, requestIds.map((requestId) => ({ requestId, from, index: r.log.committed })));
+    return;
+  }
+  for (const requestId of requestIds) {
+    if (r.reads.size() >= r.cfg.maxPendingReads) {
+      // A follower's read is dropped; the follower times it out.
+      if (from === r.id) r.failRead(requestId, 'READ_QUEUE_FULL', `${r.cfg.maxPendingReads} reads already wait at leader ${r.id}`);
+      continue;
+    }
+    r.reads.enqueue({ requestId, from });
+  }
+}
+
+/**
+ * Thesis §6.4.1: the leader holds a lease while a majority answered it within
+ * electionTicks - leaseDriftTicks: none of them will vote for another candidate before an
+ * election timeout has passed since they last heard from us (they ignore vote requests while
+ * they hear from a leader, see raft.ts). Measured by when answers arrived, so the drift margin
+ * must also cover a message round trip. Unsafe when clocks drift more than assumed.
+ */
+function leaseValid(r: RaftState): boolean {
+  const leaseTicks = r.cfg.electionTicks - r.cfg.leaseDriftTicks;
+  return r.nowTick - quorumHeardTick(r, false) < leaseTicks;
+}
+
+function maybeConfirmReads(r: RaftState): void {
+  const inFlight = r.reads.inFlightRound();
+  if (inFlight === 0) return;
+  const acked = [inFlight]; // the leader vouches for itself
+  for (const pr of tracker(r).followers.values()) acked.push(pr.ackedReadRound);
+  serveReads(r, r.reads.confirm(quorumValue(acked)));
+}
+
+function serveReads(r: RaftState, reads: readonly { requestId: number; from: NodeId; index: number }[]): void {
+  const byFollower = new Map<NodeId, { ids: number[]; index: number }>();
+  for (const read of reads) {
+    if (read.from === r.id) {
+      r.readStates.push({ requestId: read.requestId, index: read.index });
+      continue;
+    }
+    const batch = byFollower.get(read.from);
+    if (batch !== undefined && batch.index === read.index) batch.ids.push(read.requestId);
+    else {
+      if (batch !== undefined) sendReadIndexResponse(r, read.from, batch.ids, batch.index);
+      byFollower.set(read.from, { ids: [read.requestId], index: read.index });
+    }
+  }
+  for (const [to, batch] of byFollower) sendReadIndexResponse(r, to, batch.ids, batch.index);
+}
+
+function sendReadIndexResponse(r: RaftState, to: NodeId, requestIds: readonly number[], index: number): void {
+  r.send({ type: 'ReadIndexResponse', from: r.id, to, term: r.term, requestIds, index });
+}
+
+export function leaderProgressStatus(r: RaftState): Record<NodeId, ProgressStatus> {
+  const out: Record<NodeId, ProgressStatus> = {};
+  for (const [id, pr] of tracker(r).followers) {
+    out[id] = pr.toStatus(r.nowTick - pr.lastHeardTick < r.cfg.electionTicks);
+  }
+  return out;
+}

@@ -1,0 +1,172 @@
+// What a leader knows about each follower's log, and how it paces AppendEntries to it.
+//
+// Figure 2 gives a leader two numbers per follower: matchIndex (the highest entry known to be
+// replicated there) and nextIndex (the next entry to send). Sending one AppendEntries and
+// waiting for its answer costs a round trip per batch, so, like etcd-io/raft, a follower is in
+// one of two states:
+//
+//   - probe: we do not know where the follower's log matches ours. Send one AppendEntries at a
+//     time (from nextIndex) and wait for its answer; a rejection moves nextIndex back (using
+//     the follower's conflict hint, §5.3), a success finds the match and switches to replicate.
+//   - replicate: the logs match up to matchIndex. Send entries optimistically, moving nextIndex
+//     forward as soon as a message is sent, with at most `maxInflightMsgs` messages unanswered
+//     (pipelining). A rejection means a message was lost or reordered: back to probe.
+
+import { invariant } from './log.js';
+import type { NodeId, ProgressStatus } from './types.js';
+
+/**
+ * A bounded FIFO of the last index carried by each AppendEntries sent and not yet answered.
+ * When full, the follower is paused: nothing more is sent until an answer frees a slot.
+ */
+export class Inflights {
+  private readonly lastIndexes: number[] = [];
+
+  constructor(readonly capacity: number) {
+    invariant(capacity >= 1, `inflight capacity ${capacity} < 1`);
+  }
+
+  get count(): number {
+    return this.lastIndexes.length;
+  }
+
+  full(): boolean {
+    return this.lastIndexes.length >= this.capacity;
+  }
+
+  add(lastIndex: number): void {
+    invariant(!this.full(), 'Inflights.add on a full window');
+    const newest = this.lastIndexes[this.lastIndexes.length - 1];
+    invariant(newest === undefined || lastIndex > newest, `inflight ${lastIndex} not after ${newest}`);
+    this.lastIndexes.push(lastIndex);
+  }
+
+  /** An answer acknowledged everything up to `index`: those messages are no longer in flight. */
+  freeUpTo(index: number): void {
+    let n = 0;
+    while (n < this.lastIndexes.length && this.lastIndexes[n]! <= index) n++;
+    this.lastIndexes.splice(0, n);
+  }
+
+  /** Frees the oldest slot (used when a heartbeat answer shows the follower alive but the window is stuck). */
+  freeFirst(): void {
+    this.lastIndexes.shift();
+  }
+
+  reset(): void {
+    this.lastIndexes.length = 0;
+  }
+}
+
+export class Progress {
+  match = 0;
+  next: number;
+  state: 'probe' | 'replicate' = 'probe';
+  /** In probe state: an AppendEntries is out and unanswered, so send no other. */
+  probeSent = false;
+  readonly inflights: Inflights;
+  /**
+   * The leader's tick count when it last had an answer (AppendEntriesResponse or
+   * HeartbeatResponse) from this follower: drives CheckQuorum and the read lease.
+   */
+  lastHeardTick = Number.NEGATIVE_INFINITY;
+  /** Highest read round this follower has acknowledged (see read-only.ts). */
+  ackedReadRound = 0;
+  /** Highest commit index sent in an AppendEntries (to know when a commit needs announcing). */
+  sentCommit = 0;
+
+  constructor(next: number, maxInflightMsgs: number) {
+    this.next = next;
+    this.inflights = new Inflights(maxInflightMsgs);
+  }
+
+  /** Whether no AppendEntries may be sent now. */
+  isPaused(): boolean {
+    return this.state === 'probe' ? this.probeSent : this.inflights.full();
+  }
+
+  becomeProbe(next: number): void {
+    this.state = 'probe';
+    this.next = next;
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = 'replicate';
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  /** An AppendEntries carrying entries up to `lastIndex` (or none, when lastIndex is next - 1) was sent. */
+  sentAppend(entryCount: number, lastIndex: number): void {
+    if (this.state === 'probe') {
+      this.probeSent = true;
+    } else if (entryCount > 0) {
+      invariant(lastIndex >= this.next, `sent entries up to ${lastIndex} but next is ${this.next}`);
+      this.next = lastIndex + 1; // optimistic: assume it arrives
+      this.inflights.add(lastIndex);
+    }
+  }
+
+  /** A success answer says the follower matches through `index`. Returns whether match rose. */
+  maybeUpdate(index: number): boolean {
+    this.probeSent = false;
+    if (index <= this.match) return false;
+    this.match = index;
+    if (this.next <= index) this.next = index + 1;
+    return true;
+  }
+
+  /**
+   * A rejection of the AppendEntries whose prevLogIndex was `rejected`; `hintNext` is where the
+   * conflict hint says to resume. Returns false for a stale rejection (one that answers an older
+   * message than the one we are waiting for), which is ignored.
+   */
+  maybeDecrTo(rejected: number, hintNext: number): boolean {
+    if (this.state === 'replicate') {
+      if (rejected <= this.match) return false;
+    } else if (rejected !== this.next - 1) {
+      return false;
+    }
+    // Resume no lower than just after the match, and strictly before the rejected position.
+    const next = Math.max(this.match + 1, Math.min(hintNext, rejected));
+    this.becomeProbe(next);
+    return true;
+  }
+
+  toStatus(recentActive: boolean): ProgressStatus {
+    return { match: this.match, next: this.next, state: this.state, inflight: this.inflights.count, recentActive };
+  }
+}
+
+/** The number of votes (or acknowledgements) that make a majority of `voters` members. */
+export function quorumSize(voters: number): number {
+  return Math.floor(voters / 2) + 1;
+}
+
+/**
+ * The largest value that at least a quorum of members have reached: sort descending and take the
+ * quorum-th. Applied to match indexes it is the highest index stored on a majority (§5.3);
+ * to read rounds, the newest round a majority has acknowledged; to last-heard ticks, the time by
+ * which a majority was last heard from.
+ */
+export function quorumValue(values: readonly number[]): number {
+  invariant(values.length > 0, 'quorumValue of no members');
+  const sorted = [...values].sort((a, b) => b - a);
+  return sorted[quorumSize(values.length) - 1]!;
+}
+
+/** A leader's view of all its followers. The leader's own entry is implicit (see leader.ts). */
+export class ProgressTracker {
+  readonly followers = new Map<NodeId, Progress>();
+
+  constructor(followerIds: readonly NodeId[], next: number, maxInflightMsgs: number) {
+    for (const id of followerIds) this.followers.set(id, new Progress(next, maxInflightMsgs));
+  }
+
+  get(id: NodeId): Progress | undefined {
+    return this.followers.get(id);
+  }
+}

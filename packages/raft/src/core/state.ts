@@ -1,0 +1,174 @@
+// The state every role shares, and the helpers the role files (follower.ts, candidate.ts,
+// leader.ts) use to change it. RaftNode (raft.ts) owns one RaftState and is the only way in
+// from outside; the role files hold the rules.
+
+import { RaftError } from './errors.js';
+import { invariant, RaftLog } from './log.js';
+import { ProgressTracker, quorumSize } from './progress.js';
+import { Rand } from './rand.js';
+import { ForwardedReads, ReadOnlyQueue } from './read-only.js';
+import type { FailedRead, HardState, Message, NodeId, RaftConfig, ReadMode, ReadState, RestoredState, Role, SoftState } from './types.js';
+
+/** RaftConfig with every default filled in and checked. */
+export interface ResolvedConfig {
+  readonly id: NodeId;
+  readonly peers: readonly NodeId[];
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly readMode: ReadMode;
+  readonly leaseDriftTicks: number;
+  readonly maxInflightMsgs: number;
+  readonly maxMsgBytes: number;
+  readonly maxUncommittedBytes: number;
+  readonly maxPendingReads: number;
+  readonly randomSeed: number;
+}
+
+export function resolveConfig(c: RaftConfig): ResolvedConfig {
+  const r: ResolvedConfig = {
+    id: c.id,
+    peers: [...c.peers],
+    electionTicks: c.electionTicks ?? 10,
+    heartbeatTicks: c.heartbeatTicks ?? 1,
+    preVote: c.preVote ?? true,
+    checkQuorum: c.checkQuorum ?? true,
+    readMode: c.readMode ?? 'read-index',
+    leaseDriftTicks: c.leaseDriftTicks ?? 2,
+    maxInflightMsgs: c.maxInflightMsgs ?? 256,
+    maxMsgBytes: c.maxMsgBytes ?? 1024 * 1024,
+    maxUncommittedBytes: c.maxUncommittedBytes ?? 64 * 1024 * 1024,
+    maxPendingReads: c.maxPendingReads ?? 65536,
+    randomSeed: c.randomSeed,
+  };
+  const bad = (what: string): never => {
+    throw new RaftError('BAD_REQUEST', `invalid RaftConfig for ${String(c.id)}: ${what}`);
+  };
+  if (typeof r.id !== 'string' || r.id === '') bad('id must be a non-empty string');
+  if (!r.peers.includes(r.id)) bad(`peers [${r.peers.join(', ')}] must include the node itself`);
+  if (new Set(r.peers).size !== r.peers.length) bad('peers must not repeat');
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isSafeInteger(v) || v < 1) bad(`${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt('electionTicks', r.electionTicks);
+  positiveInt('heartbeatTicks', r.heartbeatTicks);
+  positiveInt('maxInflightMsgs', r.maxInflightMsgs);
+  positiveInt('maxMsgBytes', r.maxMsgBytes);
+  positiveInt('maxUncommittedBytes', r.maxUncommittedBytes);
+  positiveInt('maxPendingReads', r.maxPendingReads);
+  if (r.heartbeatTicks >= r.electionTicks) bad(`heartbeatTicks (${r.heartbeatTicks}) must be < electionTicks (${r.electionTicks})`);
+  if (!Number.isSafeInteger(r.leaseDriftTicks) || r.leaseDriftTicks < 0 || r.leaseDriftTicks >= r.electionTicks) {
+    bad(`leaseDriftTicks must be in [0, electionTicks), got ${r.leaseDriftTicks}`);
+  }
+  if (r.readMode !== 'read-index' && r.readMode !== 'lease') bad(`readMode must be 'read-index' or 'lease'`);
+  if (!Number.isFinite(r.randomSeed)) bad('randomSeed must be a finite number');
+  return r;
+}
+
+export class RaftState {
+  readonly id: NodeId;
+  readonly cfg: ResolvedConfig;
+  /** Every voter but this node. */
+  readonly others: readonly NodeId[];
+  readonly log: RaftLog;
+  private readonly rand: Rand;
+
+  // Persistent state (Figure 2): currentTerm and votedFor. The commit index lives in `log`.
+  term: number;
+  vote: NodeId | null;
+
+  // Volatile state.
+  role: Role = 'follower';
+  leader: NodeId | null = null;
+  /** Ticks since this node last heard from a leader (follower), started campaigning, or (leader) last checked its quorum. */
+  electionElapsed = 0;
+  /** Ticks since the leader last sent heartbeats. */
+  heartbeatElapsed = 0;
+  /** This term's election timeout, drawn from [electionTicks, 2 * electionTicks) (§5.2). */
+  randomizedElectionTimeout = 0;
+  /** Ticks since the node started; a logical clock for lease reads and read time-outs. */
+  nowTick = 0;
+
+  /** (Pre-)candidate: the votes received in this campaign. */
+  readonly votes = new Map<NodeId, boolean>();
+
+  // Leader only.
+  progress: ProgressTracker | null = null;
+  readonly reads = new ReadOnlyQueue();
+  /** The tick this node last became leader. */
+  leaderSinceTick = 0;
+  /** Payload bytes appended by this leader and not yet committed (bounded by maxUncommittedBytes). */
+  uncommittedBytes = 0;
+  /** The first index this leader appended (its no-op): uncommittedBytes counts from here. */
+  uncommittedFromIndex = 0;
+
+  // Follower only.
+  readonly forwardedReads = new ForwardedReads();
+
+  // Output, collected into the next Ready.
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+  failedReads: FailedRead[] = [];
+
+  constructor(config: RaftConfig, restored?: RestoredState) {
+    this.cfg = resolveConfig(config);
+    this.id = this.cfg.id;
+    this.others = this.cfg.peers.filter((p) => p !== this.id);
+    this.rand = new Rand(this.cfg.randomSeed, this.id);
+    const hs = restored?.hardState ?? { term: 0, vote: null, commit: 0 };
+    invariant(Number.isSafeInteger(hs.term) && hs.term >= 0, `restored term ${hs.term}`);
+    this.term = hs.term;
+    this.vote = hs.vote;
+    this.log = RaftLog.restore(restored?.entries ?? [], hs.commit);
+    invariant(this.log.lastTerm() <= this.term, `restored log ends at term ${this.log.lastTerm()} after current term ${this.term}`);
+    this.resetElectionTimer();
+  }
+
+  quorum(): number {
+    return quorumSize(this.cfg.peers.length);
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  softState(): SoftState {
+    return { role: this.role, leader: this.leader, term: this.term };
+  }
+
+  resetElectionTimer(): void {
+    this.electionElapsed = 0;
+    this.randomizedElectionTimeout = this.rand.intBetween(this.cfg.electionTicks, 2 * this.cfg.electionTicks);
+  }
+
+  /**
+   * Whether this node believes a leader is alive: it is the leader, or it heard from one within
+   * the minimum election timeout. Such a node refuses pre-votes (thesis §9.6) and, with
+   * CheckQuorum or lease reads, ignores vote requests (thesis §4.2.3), so a partitioned node
+   * that comes back cannot depose a healthy leader.
+   */
+  heardFromLeaderRecently(): boolean {
+    if (this.role === 'leader') return true;
+    return this.leader !== null && this.electionElapsed < this.cfg.electionTicks;
+  }
+
+  /** Whether the leader has committed an entry of its own term (its no-op): thesis §6.4 step 1. */
+  committedInCurrentTerm(): boolean {
+    return this.log.termAt(this.log.committed) === this.term;
+  }
+
+  send(m: Message): void {
+    invariant(m.from === this.id && m.to !== this.id, `bad message ${m.type} ${m.from}->${m.to}`);
+    this.msgs.push(m);
+  }
+
+  failRead(requestId: number, code: FailedRead['code'], message: string): void {
+    this.failedReads.push({ requestId, code, message });
+  }
+
+  /** Fails every read forwarded to a leader we no longer follow. */
+  failForwardedReads(code: FailedRead['code'], message: string): void {
+    for (const id of this.forwardedReads.takeAll()) this.failRead(id, code, message);
+  }
+}

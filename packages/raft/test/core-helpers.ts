@@ -1,0 +1,249 @@
+// A tiny in-memory cluster for the core's unit tests: several RaftNodes, each with an array
+// standing in for its disk, and a message pump that delivers what they send. Tests decide when
+// time passes (tick), which links are cut (isolate, cut, dropIf), and when messages move
+// (deliver, stabilize). Every Ready is handled exactly as the driver contract in types.ts says:
+// persist, then send, then apply, then advance.
+//
+// The cluster also checks, after every Ready, the safety properties a test must never see
+// broken: at most one leader per term (Election Safety) and no two nodes applying different
+// entries at one index (State Machine Safety), and that applied entries were durable first.
+
+import { RaftNode } from '../src/core/raft.js';
+import type { Entry, FailedRead, HardState, Message, NodeId, RaftConfig, ReadState, Ready } from '../src/core/types.js';
+
+export interface Disk {
+  hardState: HardState;
+  entries: Entry[];
+}
+
+export type ConfigOverrides = Partial<Omit<RaftConfig, 'id' | 'peers'>>;
+
+export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+export class Cluster {
+  readonly ids: readonly NodeId[];
+  readonly nodes = new Map<NodeId, RaftNode>();
+  readonly disks = new Map<NodeId, Disk>();
+  /** What each node's state machine applied, in order, since its last (re)start. */
+  readonly applied = new Map<NodeId, Entry[]>();
+  readonly readStates = new Map<NodeId, ReadState[]>();
+  readonly failedReads = new Map<NodeId, FailedRead[]>();
+  /** Messages sent and not yet delivered. */
+  inFlight: Message[] = [];
+  /** Every message ever sent (after the link filters), for counting. */
+  readonly sent: Message[] = [];
+  /** Nodes whose every link is cut. */
+  readonly isolated = new Set<NodeId>();
+  /** Cut links, as "from->to". */
+  readonly cutLinks = new Set<string>();
+  /** Drop any message this returns true for. */
+  dropIf: ((m: Message) => boolean) | null = null;
+  /** The leader of each term, as reported by soft states (Election Safety check). */
+  readonly leaderOfTerm = new Map<number, NodeId>();
+  /** The entry applied at each index by anyone (State Machine Safety check). */
+  readonly appliedAt = new Map<number, Entry>();
+  private readonly configs = new Map<NodeId, RaftConfig>();
+
+  constructor(size: number, overrides: ConfigOverrides = {}, perNode: Record<NodeId, ConfigOverrides> = {}) {
+    this.ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+    this.ids.forEach((id, i) => {
+      const config: RaftConfig = { id, peers: this.ids, randomSeed: 1000 + i, ...overrides, ...perNode[id] };
+      this.configs.set(id, config);
+      this.disks.set(id, { hardState: { term: 0, vote: null, commit: 0 }, entries: [] });
+      this.start(id);
+    });
+  }
+
+  node(id: NodeId): RaftNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  private start(id: NodeId): void {
+    const disk = this.disks.get(id)!;
+    this.nodes.set(id, new RaftNode(this.configs.get(id)!, { hardState: disk.hardState, entries: [...disk.entries] }));
+    this.applied.set(id, []);
+    this.readStates.set(id, []);
+    this.failedReads.set(id, []);
+  }
+
+  /** Replaces a node's disk with `disk` and restarts it from there (to set up a scenario). */
+  load(id: NodeId, disk: Disk): void {
+    this.disks.set(id, { hardState: disk.hardState, entries: [...disk.entries] });
+    this.restart(id);
+  }
+
+  /** Crash and restart a node from its disk (everything it had advanced is there). */
+  restart(id: NodeId): void {
+    this.inFlight = this.inFlight.filter((m) => m.to !== id && m.from !== id);
+    this.start(id);
+  }
+
+  isolate(id: NodeId): void {
+    this.isolated.add(id);
+  }
+
+  /** Cuts the links between two groups of nodes, both ways. */
+  partition(a: readonly NodeId[], b: readonly NodeId[]): void {
+    for (const x of a) for (const y of b) {
+      this.cutLinks.add(`${x}->${y}`);
+      this.cutLinks.add(`${y}->${x}`);
+    }
+  }
+
+  heal(): void {
+    this.isolated.clear();
+    this.cutLinks.clear();
+    this.dropIf = null;
+  }
+
+  private linkUp(m: Message): boolean {
+    if (this.isolated.has(m.from) || this.isolated.has(m.to)) return false;
+    if (this.cutLinks.has(`${m.from}->${m.to}`)) return false;
+    return !(this.dropIf?.(m) ?? false);
+  }
+
+  /** Handles one Ready of one node the way a driver must. Returns false if it had none. */
+  handleReady(id: NodeId): boolean {
+    const node = this.node(id);
+    if (!node.hasReady()) return false;
+    const rd = node.ready();
+    this.persist(id, rd);
+    for (const m of rd.messages) {
+      if (!this.linkUp(m)) continue;
+      this.sent.push(m);
+      this.inFlight.push(m);
+    }
+    this.apply(id, rd);
+    this.readStates.get(id)!.push(...rd.readStates);
+    this.failedReads.get(id)!.push(...rd.failedReads);
+    if (rd.softState?.role === 'leader') {
+      const prev = this.leaderOfTerm.get(rd.softState.term);
+      if (prev !== undefined && prev !== id) throw new Error(`two leaders in term ${rd.softState.term}: ${prev} and ${id}`);
+      this.leaderOfTerm.set(rd.softState.term, id);
+    }
+    node.advance(rd);
+    return true;
+  }
+
+  private persist(id: NodeId, rd: Ready): void {
+    const disk = this.disks.get(id)!;
+    if (rd.hardState !== null) disk.hardState = rd.hardState;
+    const first = rd.entries[0];
+    if (first !== undefined) {
+      if (first.index > disk.entries.length + 1) throw new Error(`${id}: gap before entry ${first.index}`);
+      disk.entries.length = first.index - 1;
+      disk.entries.push(...rd.entries);
+    }
+  }
+
+  private apply(id: NodeId, rd: Ready): void {
+    const disk = this.disks.get(id)!;
+    const applied = this.applied.get(id)!;
+    for (const e of rd.committedEntries) {
+      const onDisk = disk.entries[e.index - 1];
+      if (onDisk === undefined || onDisk.term !== e.term) throw new Error(`${id} applies entry ${e.index} that is not durable`);
+      if (e.index !== applied.length + 1) throw new Error(`${id} applies ${e.index} after ${applied.length}`);
+      applied.push(e);
+      const other = this.appliedAt.get(e.index);
+      if (other === undefined) this.appliedAt.set(e.index, e);
+      else if (other.term !== e.term || dec(other.data) !== dec(e.data)) {
+        throw new Error(`${id} applied ${describe(e)} at ${e.index}, another node applied ${describe(other)}`);
+      }
+    }
+  }
+
+  /** Handles every pending Ready of every node (a node may produce several in a row). */
+  handleReadies(): void {
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (const id of this.ids) if (this.handleReady(id)) progress = true;
+    }
+  }
+
+  /** Delivers the messages in flight now (not those they cause), then handles Readies. Returns how many were delivered. */
+  deliver(filter: (m: Message) => boolean = () => true): number {
+    this.handleReadies();
+    const now = this.inFlight.filter(filter);
+    this.inFlight = this.inFlight.filter((m) => !filter(m));
+    for (const m of now) this.node(m.to).step(m);
+    this.handleReadies();
+    return now.length;
+  }
+
+  /** Steps the in-flight message at position `i` (in any order: reordering), then handles Readies. */
+  deliverAt(i: number): void {
+    const [m] = this.inFlight.splice(i, 1);
+    if (m === undefined) throw new Error(`no message in flight at ${i}`);
+    this.node(m.to).step(m);
+    this.handleReadies();
+  }
+
+  /** Loses the in-flight message at position `i`. */
+  dropAt(i: number): void {
+    this.inFlight.splice(i, 1);
+  }
+
+  /** Delivers until no message is in flight and no node has a Ready. */
+  stabilize(maxRounds = 10_000): void {
+    for (let i = 0; i < maxRounds; i++) {
+      if (this.deliver() === 0 && this.inFlight.length === 0) return;
+    }
+    throw new Error(`cluster did not stabilize within ${maxRounds} rounds`);
+  }
+
+  /** Ticks the given nodes (all by default) once, then stabilizes. */
+  tick(ids: readonly NodeId[] = this.ids): void {
+    for (const id of ids) this.node(id).tick();
+    this.stabilize();
+  }
+
+  /** Ticks everyone until `done()` holds; throws after maxTicks. Returns the ticks taken. */
+  tickUntil(done: () => boolean, maxTicks = 1000, ids: readonly NodeId[] = this.ids): number {
+    for (let t = 0; t < maxTicks; t++) {
+      if (done()) return t;
+      this.tick(ids);
+    }
+    if (done()) return maxTicks;
+    throw new Error(`condition not reached within ${maxTicks} ticks:\n${this.describeState()}`);
+  }
+
+  /** Makes `id` win an election: only it ticks until it leads. */
+  elect(id: NodeId): void {
+    this.tickUntil(() => this.node(id).status().role === 'leader', 1000, [id]);
+    this.stabilize();
+  }
+
+  leader(): NodeId | null {
+    let best: { id: NodeId; term: number } | null = null;
+    for (const id of this.ids) {
+      const s = this.node(id).status();
+      if (s.role === 'leader' && !this.isolated.has(id) && (best === null || s.term > best.term)) best = { id, term: s.term };
+    }
+    return best?.id ?? null;
+  }
+
+  appliedData(id: NodeId): string[] {
+    return this.applied.get(id)!.filter((e) => e.type === 'normal').map((e) => dec(e.data));
+  }
+
+  countSent(type: Message['type'], pred: (m: Message) => boolean = () => true): number {
+    return this.sent.filter((m) => m.type === type && pred(m)).length;
+  }
+
+  describeState(): string {
+    return this.ids
+      .map((id) => {
+        const s = this.node(id).status();
+        return `${id}: ${s.role} term=${s.term} vote=${s.vote} leader=${s.leader} commit=${s.commit} last=${s.lastIndex}@${s.lastTerm}`;
+      })
+      .join('\n');
+  }
+}
+
+function describe(e: Entry): string {
+  return `${e.type}@${e.term}:${dec(e.data)}`;
+}
