@@ -76,8 +76,8 @@ export class Cluster {
   }
 
   /** Crash and restart a node from its disk (everything it had advanced is there). */
-  restart(id: NodeId): void {
-    this.inFlight = this.inFlight.filter((m) => m.to !== id && m.from !== id);
+  restart(id: NodeId, { dropItsMessages = true } = {}): void {
+    if (dropItsMessages) this.inFlight = this.inFlight.filter((m) => m.to !== id && m.from !== id);
     this.start(id);
   }
 

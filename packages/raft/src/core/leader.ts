@@ -139,6 +139,7 @@ function replicateTo(r: RaftState, to: NodeId, pr: Progress): void {
 }
 
 function handleAppendEntriesResponse(r: RaftState, m: AppendEntriesResponse, pr: Progress): void {
+  invariant(m.index <= r.log.lastIndex(), `${m.from} acknowledged index ${m.index} beyond our last index ${r.log.lastIndex()}`);
   if (!m.success) {
     if (pr.maybeDecrTo(m.index, nextIndexFromHint(r, m))) replicateTo(r, m.from, pr);
     return;
@@ -178,7 +179,13 @@ function handleHeartbeatResponse(r: RaftState, m: HeartbeatResponse, pr: Progres
     pr.ackedReadRound = m.readRound;
     maybeConfirmReads(r);
   }
-  if (pr.match < r.log.lastIndex()) replicateTo(r, m.from, pr);
+  if (pr.match < r.log.lastIndex()) {
+    // The follower lags. Send what is new; if everything was already sent (and the tail of
+    // the pipeline may have been lost), an empty AppendEntries at nextIndex - 1 checks it:
+    // a success raises match, a rejection sends the follower back to probe.
+    if (!sendAppend(r, m.from, pr, false)) sendAppend(r, m.from, pr, true);
+    replicateTo(r, m.from, pr);
+  }
 }
 
 /**

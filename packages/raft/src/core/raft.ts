@@ -33,9 +33,12 @@ export class RaftNode {
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   private outstanding: Outstanding | null = null;
+  /** Messages from anyone else are ignored (the transport should already refuse them). */
+  private readonly members: ReadonlySet<string>;
 
   constructor(config: RaftConfig, restored?: RestoredState) {
     this.r = new RaftState(config, restored);
+    this.members = new Set(this.r.cfg.peers);
     this.prevSoftState = this.r.softState();
     this.prevHardState = this.r.hardState();
   }
@@ -51,7 +54,7 @@ export class RaftNode {
   /** Handles a message from a peer. Messages addressed to another node are ignored. */
   step(m: Message): void {
     const r = this.r;
-    if (m.to !== r.id || m.from === r.id) return;
+    if (m.to !== r.id || m.from === r.id || !this.members.has(m.from)) return;
     if (m.term > r.term) {
       if (!this.adoptHigherTerm(m)) return;
     } else if (m.term < r.term) {
