@@ -310,6 +310,22 @@ describe('RaftDriver', () => {
     expect(sm.normalData()).toEqual(['e0', 'e1', 'e2', 'e3', 'e4', 'after restart']);
   });
 
+  it('a commit-only hard state change costs no fsync of its own, and stop() still saves the last commit', async () => {
+    const { nodes } = makeCluster(['n1']);
+    const n1 = nodes[0]!;
+    await n1.driver.start();
+    await waitFor('n1 to lead', () => n1.driver.status().role === 'leader');
+    await n1.driver.propose(enc('warm-up'));
+    const before = n1.storage.saves;
+    let last = 0;
+    for (let i = 0; i < 20; i++) last = (await n1.driver.propose(enc(`s${i}`))).index;
+    // One synced save per proposal (its entry), not two (entry, then the new commit index).
+    expect(n1.storage.saves - before).toBeLessThanOrEqual(20);
+    await n1.driver.stop();
+    const restored = await (n1.storage.inner as MemoryLogStorage).reopen().load();
+    expect(restored.hardState.commit).toBe(last);
+  });
+
   it('rejects requests before start and after stop with STOPPED', async () => {
     const { nodes } = makeCluster(['n1']);
     const n1 = nodes[0]!;

@@ -132,7 +132,7 @@ export function registerRaftCommands(program: Command): void {
     .option('--json', 'print the raw JSON')
     .action(async (o: { endpoint: string; json?: boolean }) => {
       const ep = endpointOf(o.endpoint);
-      const res = await httpJson(`http://${ep}/status`, { method: 'GET' });
+      const res = await httpJson(`http://${ep}/status`, { method: 'GET' }).catch((e: Error) => fail(e.message));
       if (res.status !== 200) fail(`GET /status on ${ep}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
       if (o.json) process.stdout.write(`${JSON.stringify(res.body, null, 2)}\n`);
       else process.stdout.write(formatStatus(res.body as StatusBody));
@@ -155,7 +155,7 @@ export function registerRaftCommands(program: Command): void {
     .requiredOption('--endpoint <host:port>', 'any node\'s --listen address')
     .action(async (o: { endpoint: string }) => {
       const ep = endpointOf(o.endpoint);
-      const res = await httpJson(`http://${ep}/read`, { method: 'GET' });
+      const res = await httpJson(`http://${ep}/read`, { method: 'GET' }).catch((e: Error) => fail(e.message));
       if (res.status !== 200) fail(`GET /read on ${ep}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
       process.stdout.write(`read index ${(res.body as { index: number }).index}\n`);
     });

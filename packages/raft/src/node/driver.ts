@@ -20,8 +20,10 @@ import pino, { type Logger } from 'pino';
 
 import { RaftNode } from '../core/raft.js';
 import { RaftError, isRaftError, type RaftErrorCode } from '../core/errors.js';
+import { EMPTY_HARD_STATE } from '../core/types.js';
 import type {
   Entry,
+  HardState,
   NodeId,
   RaftConfig,
   RaftStatus,
@@ -156,6 +158,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private loop: Promise<void> | null = null;
   private loopScheduled = false;
   private stopping: Promise<void> | null = null;
+  /** The hard state last written to storage. */
+  private savedHardState: HardState = EMPTY_HARD_STATE;
+  /** A newer hard state that differs from the saved one only in its commit index (not yet written; see handleReady). */
+  private unsavedHardState: HardState | null = null;
   private fatalError: Error | null = null;
 
   private softState: SoftState = { role: 'follower', leader: null, term: 0 };
@@ -194,6 +200,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     const restored = this.opts.restored ?? (await this.opts.storage.load());
     const core = new RaftNode(this.opts.config, restored);
     this.core = core;
+    this.savedHardState = restored.hardState;
     const st = core.status();
     this.softState = { role: st.role, leader: st.leader, term: st.term };
     this.opts.transport.onMessage((message) => {
@@ -227,6 +234,15 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.ticker = null;
     if (this.loop) await this.loop;
     this.failAll('STOPPED', this.fatalError ? `the node stopped after a fatal error: ${this.fatalError.message}` : 'the node is stopping');
+    if (this.unsavedHardState !== null && this.fatalError === null) {
+      // Best effort: a restart then re-applies up to the latest commit without asking the leader.
+      const hardState = this.unsavedHardState;
+      await this.opts.storage
+        .save({ hardState, entries: [] })
+        .then(() => (this.savedHardState = hardState))
+        .catch((e: unknown) => this.log.warn({ err: e }, 'could not save the last commit index'));
+      this.unsavedHardState = null;
+    }
     if (wasStarted) {
       await this.opts.transport.close().catch((e: unknown) => this.log.warn({ err: e }, 'transport close failed'));
     }
@@ -361,8 +377,25 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
 
   private async handleReady(core: RaftNode, ready: Ready): Promise<void> {
     // 1. Durability first (Figure 2): term, vote and entries are on disk before anyone hears of them.
-    if (ready.hardState !== null || ready.entries.length > 0) {
-      await this.opts.storage.save({ hardState: ready.hardState, entries: ready.entries });
+    //    The commit index is volatile state in Figure 2: nothing anyone is told depends on it being
+    //    on disk (a restart with an older commit re-learns it from the leader). So a Ready whose
+    //    only durable change is the commit index does not wait for an fsync; that hard state rides
+    //    along with the next save (or the final one in stop()). This keeps one fsync per commit off
+    //    the critical path of every write and every heartbeat at followers (etcd's MustSync rule).
+    let hardState = ready.hardState;
+    const saved = this.savedHardState;
+    if (hardState !== null && ready.entries.length === 0 && hardState.term === saved.term && hardState.vote === saved.vote) {
+      this.unsavedHardState = hardState;
+      hardState = null;
+    } else if (hardState === null && ready.entries.length > 0) {
+      hardState = this.unsavedHardState;
+    }
+    if (hardState !== null || ready.entries.length > 0) {
+      await this.opts.storage.save({ hardState, entries: ready.entries });
+      if (hardState !== null) {
+        this.savedHardState = hardState;
+        this.unsavedHardState = null;
+      }
     }
     // 2. Now the messages that depend on that state may leave.
     if (ready.messages.length > 0) this.opts.transport.send(ready.messages);
