@@ -71,10 +71,9 @@ export function describeKey(key: Uint8Array): string {
   return `unknown record (key ${hex})`;
 }
 
+/** CRC32C over key ‖ version ‖ body, chained without concatenating. */
 function checksum(key: Uint8Array, version: number, body: Uint8Array): number {
-  let crc = crc32c(Buffer.from(key.buffer, key.byteOffset, key.byteLength));
-  crc = crc32c(Buffer.from([version]), crc);
-  return crc32c(Buffer.from(body.buffer, body.byteOffset, body.byteLength), crc);
+  return crc32c(body, crc32c(Uint8Array.of(version), crc32c(key)));
 }
 
 function encodeRecord(key: Uint8Array, body: unknown): Buffer {

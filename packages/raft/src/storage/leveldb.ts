@@ -37,6 +37,9 @@ import {
 } from './codec.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
+
+/** Records read per native iterator call while loading. */
+const LOAD_CHUNK_RECORDS = 1024;
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 /** LevelDB reports its own corruption (bad block checksum, bad manifest) with this code. */
@@ -96,49 +99,32 @@ export class LevelLogStorage implements LogStorage {
 
   async load(): Promise<RestoredState> {
     this.assertOpen();
-    let hardState: HardState = EMPTY_HARD_STATE;
-    const entries: Entry[] = [];
+    const state: { hardState: HardState; entries: Entry[] } = { hardState: EMPTY_HARD_STATE, entries: [] };
     let lastKey: Buffer | null = null;
+    const iterator = this.db.iterator();
     try {
-      for await (const [key, value] of this.db.iterator()) {
-        lastKey = key;
-        const prefix = key[0];
-        if (prefix === KEY_PREFIX_HARD_STATE && key.length === 1) {
-          hardState = decodeHardState(this.dir, value);
-        } else if (prefix === KEY_PREFIX_META && key.length === 1) {
-          decodeMeta(this.dir, value); // verified here too, so a bad record is found at startup
-        } else if (prefix === KEY_PREFIX_ENTRY) {
-          const entry = decodeEntry(this.dir, key, value);
-          const prev = entries[entries.length - 1];
-          const expectedIndex = prev === undefined ? 1 : prev.index + 1;
-          if (entry.index !== expectedIndex) {
-            throw corrupt(
-              this.dir,
-              key,
-              `expected index ${expectedIndex} next: ` +
-                (prev === undefined
-                  ? `the log must start at index 1`
-                  : `entries ${expectedIndex}..${entry.index - 1} are missing`),
-            );
-          }
-          // Log entries' terms never decrease (§5.3: a leader only appends its own term's entries
-          // after entries it received, and terms only grow).
-          if (prev !== undefined && entry.term < prev.term) {
-            throw corrupt(this.dir, key, `term ${entry.term} is below the previous entry's term ${prev.term}`);
-          }
-          entries.push(entry);
-        } else {
-          throw corrupt(this.dir, key, 'key is not part of the Raft log format');
+      for (;;) {
+        const chunk = await iterator.nextv(LOAD_CHUNK_RECORDS); // one native call per chunk
+        if (chunk.length === 0) break;
+        for (const [key, value] of chunk) {
+          lastKey = key;
+          this.loadRecord(key, value, state);
         }
       }
     } catch (e) {
       if (e instanceof RaftError) throw e;
       if (isLevelCorruption(e)) {
-        throw corrupt(this.dir, null, `LevelDB reports corruption after ${lastKey === null ? 'the start' : lastKey.toString('hex')}: ${(e as Error).message}`);
+        const after = lastKey === null ? 'the start' : `key ${lastKey.toString('hex')}`;
+        throw corrupt(this.dir, null, `LevelDB reports corruption after ${after}: ${(e as Error).message}`);
       }
       throw e;
+    } finally {
+      await iterator.close();
     }
+    const { hardState, entries } = state;
     const lastIndex = entries.length;
+    // Figure 2: commitIndex only covers entries this node stored; a commit past the end means
+    // committed entries were lost.
     if (hardState.commit > lastIndex) {
       throw corrupt(
         this.dir,
@@ -148,6 +134,33 @@ export class LevelLogStorage implements LogStorage {
     }
     this.lastIndex = lastIndex;
     return { hardState, entries };
+  }
+
+  /** Verifies one record in key order and adds it to what load() returns. */
+  private loadRecord(key: Buffer, value: Buffer, state: { hardState: HardState; entries: Entry[] }): void {
+    const prefix = key[0];
+    if (prefix === KEY_PREFIX_HARD_STATE && key.length === 1) {
+      state.hardState = decodeHardState(this.dir, value);
+    } else if (prefix === KEY_PREFIX_META && key.length === 1) {
+      decodeMeta(this.dir, value); // verified here too, so a bad record is found at startup
+    } else if (prefix === KEY_PREFIX_ENTRY) {
+      const entry = decodeEntry(this.dir, key, value);
+      const prev = state.entries[state.entries.length - 1];
+      const expectedIndex = prev === undefined ? 1 : prev.index + 1;
+      if (entry.index !== expectedIndex) {
+        const why =
+          prev === undefined ? 'the log must start at index 1' : `entries ${expectedIndex}..${entry.index - 1} are missing`;
+        throw corrupt(this.dir, key, `expected index ${expectedIndex} next: ${why}`);
+      }
+      // Terms never decrease along a log (§5.3: a leader appends entries of its own term after
+      // the entries it has, and terms only grow).
+      if (prev !== undefined && entry.term < prev.term) {
+        throw corrupt(this.dir, key, `term ${entry.term} is below the previous entry's term ${prev.term}`);
+      }
+      state.entries.push(entry);
+    } else {
+      throw corrupt(this.dir, key, 'key is not part of the Raft log format');
+    }
   }
 
   save(batch: SaveBatch): Promise<void> {
