@@ -1,0 +1,260 @@
+// One simulated run per seed: a cluster, clients proposing unique payloads, a fault schedule; then
+// heal everything and check liveness (a leader is elected and a new proposal commits within a bound)
+// and durability (every acknowledged proposal is applied by every node). Safety invariants are
+// checked after every step by the cluster itself.
+//
+// A run is a pure function of its options: runSimulation({seed}) twice gives the same trace hash.
+
+import { createHash } from 'node:crypto';
+import { isRaftError } from '../core/errors.js';
+import type { NodeId } from '../core/types.js';
+import { SimCluster, type SimClusterOptions } from './cluster.js';
+import { applyFault, currentLeader, describeFault, generateFaultSchedule, healAll, sortSchedule, type FaultSchedule } from './faults.js';
+import { InvariantViolation, type InvariantName } from './invariants.js';
+import { SimRandom, deriveSeed } from './random.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Default 5. */
+  readonly nodes?: number;
+  /** Length of the fault phase in simulated ms. Default 3000. */
+  readonly durationMs?: number;
+  /** An explicit schedule (e.g. from fast-check); default: generated from the seed. */
+  readonly schedule?: FaultSchedule;
+  /** Concurrent clients, each with at most one proposal outstanding. Default 3. */
+  readonly clients?: number;
+  /** After the final heal: simulated ms allowed to elect a leader and commit a new proposal (and again to catch every node up). Default 40 election timeouts. */
+  readonly livenessBoundMs?: number;
+  /** Return the kept trace lines in the result (for --trace). */
+  readonly keepTrace?: boolean;
+  /** Cluster settings besides nodes and seed. */
+  readonly cluster?: Omit<SimClusterOptions, 'nodes' | 'seed'>;
+}
+
+export interface SimViolation {
+  readonly invariant: InvariantName | 'simulator-error';
+  readonly detail: string;
+  readonly timeMs: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly ok: boolean;
+  readonly violation: SimViolation | null;
+  /** A readable report for a failing seed: the invariant, the schedule, the timeline, how to replay. */
+  readonly report: string | null;
+  /** Acknowledged client proposals. */
+  readonly commits: number;
+  /** Terms in which a leader was elected. */
+  readonly elections: number;
+  readonly messages: number;
+  readonly simulatedMs: number;
+  readonly traceHash: string;
+  readonly traceLines: number;
+  readonly schedule: FaultSchedule;
+  /** The kept trace lines, when keepTrace was set. */
+  readonly trace: readonly string[] | null;
+}
+
+export interface SeedsSummary {
+  readonly seeds: number;
+  readonly violations: number;
+  readonly failedSeeds: readonly number[];
+  readonly commits: number;
+  readonly elections: number;
+  /** sha256 over every seed's trace hash, in seed order. */
+  readonly traceHash: string;
+}
+
+export interface SeedsOptions extends Omit<SimOptions, 'seed' | 'schedule'> {
+  /** Number of seeds to run: firstSeed, firstSeed + 1, ... */
+  readonly seeds: number;
+  /** Default 1. */
+  readonly firstSeed?: number;
+  /** Called after each seed. */
+  readonly onResult?: (result: SimResult, done: number, total: number, violations: number) => void;
+}
+
+/** Polling period of a client waiting for its proposal, in simulated ms. */
+const CLIENT_POLL_MS = 5;
+/** A client gives up on a proposal after this long and proposes a new one (its outcome stays unknown). */
+const CLIENT_TIMEOUT_MS = 1000;
+
+/**
+ * A client: proposes unique payloads one at a time, at the node it believes leads; follows
+ * NOT_LEADER hints; waits until its node applied the proposal's index (acknowledged if the term
+ * matches — the cluster records that), gives up on timeouts and crashes.
+ */
+class Client {
+  private target: NodeId;
+  private seq = 0;
+  private pending: { node: NodeId; index: number; term: number; sinceMs: number } | null = null;
+  stopped = false;
+  /** Index of the last acknowledged proposal (0 = none). */
+  lastAckedIndex = 0;
+
+  constructor(
+    private readonly cluster: SimCluster,
+    private readonly name: string,
+    private readonly rng: SimRandom,
+    private readonly idleMs: readonly [number, number],
+  ) {
+    this.target = rng.pick(cluster.ids);
+  }
+
+  start(delayMs: number): void {
+    this.cluster.schedule(delayMs, () => this.act());
+  }
+
+  private act(): void {
+    if (this.stopped) return;
+    const c = this.cluster;
+    if (this.pending !== null) {
+      const p = this.pending;
+      const applied = c.appliedLog(p.node)[p.index - 1];
+      if (applied !== undefined) {
+        this.pending = null;
+        if (applied.term === p.term) this.lastAckedIndex = p.index;
+        c.schedule(this.rng.between(this.idleMs), () => this.act());
+        return;
+      }
+      if (!c.isUp(p.node) || c.now() - p.sinceMs > CLIENT_TIMEOUT_MS) {
+        this.pending = null; // outcome unknown; move on
+        this.target = this.rng.pick(c.ids);
+      } else {
+        c.schedule(CLIENT_POLL_MS, () => this.act());
+        return;
+      }
+    }
+    const data = new TextEncoder().encode(`${this.name}-${this.seq++}`);
+    const r = c.propose(this.target, data);
+    if (isRaftError(r)) {
+      if (r.code === 'NOT_LEADER' && r.leaderHint !== null && r.leaderHint !== this.target) {
+        this.target = r.leaderHint;
+        c.schedule(1, () => this.act());
+      } else {
+        this.target = this.rng.pick(c.ids);
+        c.schedule(this.rng.between([5, 20]), () => this.act());
+      }
+      return;
+    }
+    this.pending = { node: this.target, index: r.firstIndex, term: r.term, sinceMs: c.now() };
+    c.schedule(CLIENT_POLL_MS, () => this.act());
+  }
+}
+
+export function runSimulation(opts: SimOptions): SimResult {
+  const nodes = opts.nodes ?? 5;
+  const durationMs = opts.durationMs ?? 3000;
+  const schedule = sortSchedule(opts.schedule ?? generateFaultSchedule(opts.seed, { nodes, durationMs }));
+  let cluster: SimCluster | null = null;
+  let violation: SimViolation | null = null;
+  let report: string | null = null;
+  try {
+    cluster = new SimCluster({ ...opts.cluster, nodes, seed: opts.seed });
+    const c = cluster;
+    const electionTimeoutMs = c.electionTicks * c.tickMs;
+    const livenessBoundMs = opts.livenessBoundMs ?? 40 * electionTimeoutMs;
+
+    // Clients run through the fault phase.
+    const clientRng = new SimRandom(deriveSeed(opts.seed, 5));
+    const clients = Array.from(
+      { length: opts.clients ?? 3 },
+      (_, i) => new Client(c, `c${i + 1}`, new SimRandom(deriveSeed(opts.seed, 6, i)), [2, 30]),
+    );
+    for (const cl of clients) cl.start(clientRng.between([0, 50]));
+
+    // The fault phase.
+    for (const ev of schedule) {
+      if (ev.atMs >= durationMs) break;
+      c.runFor(Math.max(0, ev.atMs - c.now()));
+      c.trace(`FAULT ${describeFault(ev.action)}`);
+      applyFault(c, ev.action);
+    }
+    c.runFor(Math.max(0, durationMs - c.now()));
+    for (const cl of clients) cl.stopped = true;
+
+    // Heal, then liveness: a leader, and a new proposal committed, within the bound.
+    c.trace('FAULT PHASE OVER: heal, reliable links, restart every crashed node');
+    healAll(c);
+    const healedAtMs = c.now();
+    const probe = new Client(c, 'liveness', new SimRandom(deriveSeed(opts.seed, 8)), [1, 1]);
+    probe.start(0);
+    const live = c.runUntil(() => probe.lastAckedIndex > 0, livenessBoundMs);
+    probe.stopped = true;
+    if (!live) {
+      c.invariants().fail(
+        'liveness',
+        `${livenessBoundMs}ms after healing at t=${healedAtMs}ms no new proposal committed; leader: ${currentLeader(c) ?? 'none'}; ` +
+          c.ids.map((id) => `${id}:${c.status(id).role}/t${c.status(id).term}/c${c.status(id).commit}`).join(' '),
+      );
+    }
+    c.trace(`LIVE: leader ${currentLeader(c) ?? '?'} committed a new proposal at index ${probe.lastAckedIndex}`);
+
+    // Durability: every node catches up, and every acknowledged proposal is applied everywhere.
+    const target = probe.lastAckedIndex;
+    const caughtUp = c.runUntil(() => c.ids.every((id) => c.appliedLog(id).length >= target), livenessBoundMs);
+    if (!caughtUp) {
+      c.invariants().fail(
+        'liveness',
+        `${livenessBoundMs}ms after index ${target} committed, not every node applied it: ` +
+          c.ids.map((id) => `${id} applied ${c.appliedLog(id).length}`).join(', '),
+      );
+    }
+    c.invariants().checkAcknowledgedApplied(new Map(c.ids.map((id) => [id, c.appliedLog(id)] as const)));
+    c.checkInvariants();
+    c.trace(`DONE: ${c.acknowledged().length} acknowledged proposals, ${c.elections()} elections, all applied everywhere`);
+  } catch (e) {
+    if (e instanceof InvariantViolation) {
+      violation = { invariant: e.invariant, detail: e.detail, timeMs: e.timeMs };
+      report = e.message;
+    } else {
+      const err = e instanceof Error ? e : new Error(String(e));
+      violation = { invariant: 'simulator-error', detail: `${err.message}\n${err.stack ?? ''}`, timeMs: cluster?.now() ?? 0 };
+      report = `SIMULATOR ERROR (seed ${opts.seed}): ${err.stack ?? err.message}\n${(cluster?.timeline(60) ?? []).join('\n')}`;
+    }
+    report +=
+      `\n--- fault schedule ---\n` +
+      (schedule.length === 0 ? '  (none)\n' : schedule.map((ev) => `  t=${ev.atMs}ms ${describeFault(ev.action)}\n`).join('')) +
+      `--- replay ---\n  npx ballot sim --seed ${opts.seed} --nodes ${nodes} --duration-ms ${durationMs} --trace`;
+  }
+  const c = cluster;
+  return {
+    seed: opts.seed,
+    nodes,
+    ok: violation === null,
+    violation,
+    report,
+    commits: c?.acknowledged().length ?? 0,
+    elections: c?.elections() ?? 0,
+    messages: c?.messageStats().count ?? 0,
+    simulatedMs: c?.now() ?? 0,
+    traceHash: c?.traceHash() ?? '',
+    traceLines: c?.traceLineCount() ?? 0,
+    schedule,
+    trace: opts.keepTrace && c !== null ? c.trace().slice() : null,
+  };
+}
+
+/** Runs seeds firstSeed .. firstSeed + seeds - 1 and sums them up. */
+export function runSeeds(opts: SeedsOptions): SeedsSummary {
+  if (!Number.isInteger(opts.seeds) || opts.seeds < 0) throw new RangeError(`seeds must be a non-negative integer, got ${opts.seeds}`);
+  const first = opts.firstSeed ?? 1;
+  const hash = createHash('sha256');
+  const failedSeeds: number[] = [];
+  let commits = 0;
+  let elections = 0;
+  for (let k = 0; k < opts.seeds; k++) {
+    const seed = first + k;
+    const { onResult: _onResult, seeds: _seeds, firstSeed: _first, ...simOpts } = opts;
+    const r = runSimulation({ ...simOpts, seed });
+    hash.update(`${seed}:${r.traceHash}\n`);
+    commits += r.commits;
+    elections += r.elections;
+    if (!r.ok) failedSeeds.push(seed);
+    opts.onResult?.(r, k + 1, opts.seeds, failedSeeds.length);
+  }
+  return { seeds: opts.seeds, violations: failedSeeds.length, failedSeeds, commits, elections, traceHash: hash.digest('hex') };
+}
+

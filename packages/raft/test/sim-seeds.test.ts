@@ -1,0 +1,108 @@
+// The seed runner: a few hundred random fault schedules per CI run, deterministic trace hashes.
+//
+// Budget (measured on the 2-core CI machine): one seed of 5 nodes x 3 simulated seconds of faults
+// takes ~25 ms of real time, so 200 seeds take ~5 s (~15 s when the machine is busy). The full `ballot sim --seeds N` is run by hand.
+
+import { describe, expect, it } from 'vitest';
+import { generateFaultSchedule, PARTITION_MODES, scheduleProfile, type FaultAction } from '../src/sim/faults.js';
+import { runSeeds, runSimulation, type SimResult } from '../src/sim/run.js';
+
+const CI_SEEDS = 200;
+
+function failures(results: readonly SimResult[]): string {
+  return results
+    .filter((r) => !r.ok)
+    .map((r) => r.report ?? `seed ${r.seed} failed`)
+    .join('\n\n');
+}
+
+describe('runSimulation / runSeeds', () => {
+  it(`${CI_SEEDS} seeds x 5 nodes x 3 s of faults: no invariant violated, liveness after heal`, () => {
+    const failed: SimResult[] = [];
+    const summary = runSeeds({
+      seeds: CI_SEEDS,
+      nodes: 5,
+      durationMs: 3000,
+      onResult: (r) => {
+        if (!r.ok) failed.push(r);
+      },
+    });
+    // On failure, the message is each failing seed's report: invariant, timeline, replay command.
+    expect(failures(failed), `failing seeds: ${summary.failedSeeds.join(', ')}`).toBe('');
+    expect(summary.violations).toBe(0);
+    expect(summary.seeds).toBe(CI_SEEDS);
+    // The runs did real work: every seed elects at least once and commits client proposals.
+    expect(summary.elections).toBeGreaterThanOrEqual(CI_SEEDS);
+    expect(summary.commits).toBeGreaterThan(CI_SEEDS * 10);
+    expect(summary.traceHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('3-node and 7-node clusters survive their schedules too', () => {
+    for (const nodes of [3, 7]) {
+      const failed: SimResult[] = [];
+      const summary = runSeeds({ seeds: 40, firstSeed: 1000, nodes, durationMs: 2000, onResult: (r) => (r.ok ? undefined : failed.push(r)) });
+      expect(failures(failed)).toBe('');
+      expect(summary.violations).toBe(0);
+    }
+  });
+
+  it('the same arguments give the same traceHash; different seeds give different ones', () => {
+    const a = runSeeds({ seeds: 10, nodes: 5, durationMs: 1500 });
+    const b = runSeeds({ seeds: 10, nodes: 5, durationMs: 1500 });
+    const c = runSeeds({ seeds: 10, firstSeed: 11, nodes: 5, durationMs: 1500 });
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(b).toEqual(a);
+    expect(c.traceHash).not.toBe(a.traceHash);
+    const one = runSimulation({ seed: 42, durationMs: 1500 });
+    const again = runSimulation({ seed: 42, durationMs: 1500 });
+    const other = runSimulation({ seed: 43, durationMs: 1500 });
+    expect(again.traceHash).toBe(one.traceHash);
+    expect(again.traceLines).toBe(one.traceLines);
+    expect(other.traceHash).not.toBe(one.traceHash);
+  });
+
+  it('generated schedules cover every fault kind across seeds', () => {
+    const kinds = new Set<string>();
+    for (let seed = 1; seed <= 50; seed++) {
+      for (const ev of generateFaultSchedule(seed, { nodes: 5, durationMs: 3000 })) {
+        const a: FaultAction = ev.action;
+        kinds.add(a.kind === 'partition' ? `partition:${a.mode}` : a.kind === 'unreliable' && a.perLink ? 'unreliable:per-link' : a.kind);
+      }
+    }
+    for (const mode of PARTITION_MODES) expect(kinds).toContain(`partition:${mode}`);
+    for (const k of ['heal', 'crash', 'bounce', 'restart', 'unreliable', 'unreliable:per-link', 'reliable', 'clock']) expect(kinds).toContain(k);
+    expect(generateFaultSchedule(7, { nodes: 5, durationMs: 3000 })).toEqual(generateFaultSchedule(7, { nodes: 5, durationMs: 3000 }));
+    const profiles = new Set(Array.from({ length: 50 }, (_, i) => scheduleProfile(i + 1)));
+    expect([...profiles].sort()).toEqual(['crash-storm', 'mixed', 'network']);
+  });
+
+  it('keepTrace returns the timeline, and it ends with the liveness and durability checks', () => {
+    const r = runSimulation({ seed: 5, durationMs: 1000, keepTrace: true });
+    expect(r.ok).toBe(true);
+    const t = r.trace ?? [];
+    expect(t.length).toBe(r.traceLines);
+    expect(t.some((l) => l.includes('FAULT PHASE OVER'))).toBe(true);
+    expect(t.some((l) => / LIVE: leader n\d committed a new proposal/.test(l))).toBe(true);
+    expect(t[t.length - 1]).toMatch(/DONE: \d+ acknowledged proposals, \d+ elections, all applied everywhere/);
+  });
+
+  it('a failing seed gives a readable report: invariant, seed, timeline, schedule, replay command', () => {
+    // A disk that forgets on crash (unsafe test mode) must be caught; find the report for one crash.
+    const r = runSimulation({
+      seed: 9,
+      nodes: 3,
+      durationMs: 1000,
+      schedule: [{ atMs: 500, action: { kind: 'crash', target: 'leader' } }],
+      cluster: { unsafeAmnesiaOnCrash: true },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.violation).not.toBeNull();
+    const report = r.report ?? '';
+    expect(report).toMatch(/^INVARIANT VIOLATED: [a-z-]+/);
+    expect(report).toContain('seed: 9');
+    expect(report).toMatch(/--- timeline: last \d+ trace lines ---/);
+    expect(report).toMatch(/t=\d+\.\dms n\d→n\d /);
+    expect(report).toContain('t=500ms crash leader');
+    expect(report).toContain('npx ballot sim --seed 9 --nodes 3 --duration-ms 1000 --trace');
+  });
+});
