@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { Cluster, dec, enc } from './core-helpers.js';
+import { Cluster, dec, enc, type ConfigOverrides } from './core-helpers.js';
 
 /**
  * One step of a schedule. A `round` ticks some nodes, then treats each message in flight by the
@@ -25,7 +25,7 @@ export const action: fc.Arbitrary<Action> = fc.oneof(
     arbitrary: fc.record({ kind: fc.constant('round' as const), tickMask: fc.nat(31), lossPct: fc.nat(30), seed: fc.nat() }),
   },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('propose' as const), node: fc.nat(4) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('read' as const), node: fc.nat(4) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('read' as const), node: fc.nat(4) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), node: fc.nat(4) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('isolate' as const), node: fc.nat(4) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('heal' as const) }) },
@@ -72,12 +72,26 @@ function round(c: Cluster, a: Extract<Action, { kind: 'round' }>): void {
 export interface RunStats {
   readonly terms: number;
   readonly appliedIndexes: number;
+  readonly readsServed: number;
 }
 
-export function run(size: number, preVote: boolean, actions: readonly Action[]): RunStats {
-  const c = new Cluster(size, { electionTicks: 4, heartbeatTicks: 1, preVote, maxInflightMsgs: 3, maxMsgBytes: 8 });
+export function run(size: number, overrides: ConfigOverrides, actions: readonly Action[]): RunStats {
+  const c = new Cluster(size, { electionTicks: 4, heartbeatTicks: 1, maxInflightMsgs: 3, maxMsgBytes: 8, ...overrides });
   let proposals = 0;
   let reads = 0;
+  const readFloor = new Map<number, number>();
+  let readsServed = 0;
+  const checkReads = () => {
+    for (const id of c.ids) {
+      for (const rs of c.readStates.get(id)!.splice(0)) {
+        const floor = readFloor.get(rs.requestId);
+        if (floor === undefined) throw new Error(`read ${rs.requestId} answered twice or never asked`);
+        readFloor.delete(rs.requestId);
+        readsServed++;
+        if (rs.index < floor) throw new Error(`read ${rs.requestId} at ${id} got index ${rs.index} but ${floor} was committed before it began`);
+      }
+    }
+  };
   for (const a of actions) {
     const id = 'node' in a ? c.ids[a.node % size]! : '';
     switch (a.kind) {
@@ -94,6 +108,9 @@ export function run(size: number, preVote: boolean, actions: readonly Action[]):
         }
         break;
       case 'read':
+        // Linearizability of reads (thesis §6.4): the read index must cover every entry that
+        // was committed anywhere (and so possibly acknowledged) before the read began.
+        readFloor.set(reads, Math.max(...c.ids.map((n) => c.node(n).status().commit)));
         c.node(id).readIndex([reads++]);
         break;
       case 'restart':
@@ -107,6 +124,7 @@ export function run(size: number, preVote: boolean, actions: readonly Action[]):
         break;
     }
     c.handleReadies();
+    checkReads();
   }
   // Log Matching (§5.3): if two logs hold an entry with the same index and term, they are
   // identical up to it. Checked on the durable logs.
@@ -131,7 +149,7 @@ export function run(size: number, preVote: boolean, actions: readonly Action[]):
       for (let k = 0; k < n; k++) expect([a[k]!.term, dec(a[k]!.data)]).toEqual([b[k]!.term, dec(b[k]!.data)]);
     }
   }
-  const stats = { terms: c.leaderOfTerm.size, appliedIndexes: c.appliedAt.size };
+  const stats = { terms: c.leaderOfTerm.size, appliedIndexes: c.appliedAt.size, readsServed };
   // Liveness once the network heals: a leader emerges and a new command reaches every node.
   // Like a client, retry if the command was dropped by a change of leader.
   c.heal();

@@ -134,38 +134,62 @@ describe('ReadIndex (thesis §6.4)', () => {
 });
 
 describe('lease reads (thesis §6.4.1, opt-in)', () => {
+  const lease = { readMode: 'lease', electionTicks: 10, leaseDriftTicks: 2 } as const;
+
+  /** With lease reads, nodes refuse votes for one election timeout after starting: tick everyone. */
+  function electAnyone(c: Cluster): string {
+    c.tickUntil(() => c.leader() !== null);
+    return c.leader()!;
+  }
+
   it('are served at the commit index without a heartbeat round while the lease holds', () => {
-    const c = new Cluster(3, { readMode: 'lease', electionTicks: 10, leaseDriftTicks: 2 });
-    c.elect('n1');
+    const c = new Cluster(3, lease);
+    const l = electAnyone(c);
+    const f = c.ids.find((id) => id !== l)!;
     c.tick(); // a heartbeat round: the leader hears from a quorum
     const sentBefore = c.sent.length;
-    c.node('n1').readIndex([1, 2]);
+    c.node(l).readIndex([1, 2]);
     c.handleReadies();
-    expect(c.readStates.get('n1')).toEqual([
+    expect(c.readStates.get(l)).toEqual([
       { requestId: 1, index: 1 },
       { requestId: 2, index: 1 },
     ]);
     expect(c.sent.length).toBe(sentBefore); // no messages at all
     // A follower's read is answered from the lease too (one request, one answer).
-    c.node('n2').readIndex([3]);
+    c.node(f).readIndex([3]);
     c.stabilize();
-    expect(c.readStates.get('n2')).toEqual([{ requestId: 3, index: 1 }]);
+    expect(c.readStates.get(f)).toEqual([{ requestId: 3, index: 1 }]);
     expect(readRounds(c)).toEqual([]);
   });
 
   it('fall back to a ReadIndex round once the lease has expired', () => {
-    const c = new Cluster(3, { readMode: 'lease', electionTicks: 10, leaseDriftTicks: 2, checkQuorum: false });
-    c.elect('n1');
+    const c = new Cluster(3, { ...lease, checkQuorum: false });
+    const l = electAnyone(c);
     c.tick();
-    c.isolate('n1');
-    for (let i = 0; i < 8; i++) c.tick(['n1']); // 8 = electionTicks - leaseDriftTicks ticks since hearing from a quorum
-    c.node('n1').readIndex([1]);
+    c.isolate(l);
+    for (let i = 0; i < 8; i++) c.tick([l]); // 8 = electionTicks - leaseDriftTicks ticks since hearing from a quorum
+    c.node(l).readIndex([1]);
     c.handleReadies();
-    expect(c.readStates.get('n1')).toEqual([]);
+    expect(c.readStates.get(l)).toEqual([]);
     c.heal();
     c.stabilize(); // the round's heartbeats were lost; the next heartbeat carries the round again
-    c.tick(['n1']);
-    expect(c.readStates.get('n1')).toEqual([{ requestId: 1, index: 1 }]);
+    c.tick([l]);
+    expect(c.readStates.get(l)).toEqual([{ requestId: 1, index: 1 }]);
     expect(readRounds(c).length).toBeGreaterThan(0);
+  });
+
+  it('a restarted node refuses to vote for one election timeout, so it cannot cut a lease short', () => {
+    const c = new Cluster(3, { ...lease, preVote: false });
+    const l = electAnyone(c);
+    const [a, b] = c.ids.filter((id) => id !== l) as [string, string];
+    c.restart(b);
+    c.isolate(l);
+    // `a` times out and asks `b`, which has just restarted: no vote for electionTicks ticks.
+    c.tickUntil(() => c.node(a).status().role === 'candidate', 100, [a]);
+    c.stabilize();
+    expect(c.node(b).status()).toMatchObject({ term: 1, vote: l }); // the request was ignored
+    expect(c.node(a).status().role).toBe('candidate');
+    for (let i = 0; i < 10; i++) c.tick([b]);
+    c.tickUntil(() => c.node(a).status().role === 'leader' || c.node(b).status().role === 'leader', 100, [a, b]);
   });
 });

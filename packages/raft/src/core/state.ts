@@ -150,6 +150,10 @@ export class RaftState {
    */
   heardFromLeaderRecently(): boolean {
     if (this.role === 'leader') return true;
+    // With lease reads, a node that just (re)started cannot know whether it had promised some
+    // leader not to vote: it assumes so for one election timeout, so a restart cannot help
+    // elect a new leader while the old one still serves reads from its lease.
+    if (this.cfg.readMode === 'lease' && this.nowTick < this.cfg.electionTicks) return true;
     return this.leader !== null && this.electionElapsed < this.cfg.electionTicks;
   }
 
