@@ -11,6 +11,7 @@ import {
   http,
   killAll,
   run,
+  sigkill,
   sigterm,
   startNode,
   status,
@@ -67,6 +68,38 @@ describe('raft node processes', () => {
 
     // SIGTERM is a graceful stop: exit code 0.
     expect(await Promise.all(procs.map(sigterm))).toEqual([0, 0, 0]);
+  });
+
+  it('`raft put` follows the redirect; without a quorum, writes and reads fail fast with 503 instead of hanging', async () => {
+    const spec = await clusterSpec(3);
+    const procs = spec.nodes.map((n) => startNode(spec, n));
+    await Promise.all(procs.map(waitListening));
+    const leader = await waitLeader(spec);
+    const follower = spec.nodes.find((n) => n !== leader)!;
+    await waitFor('the follower to know the leader', async () => (await status(follower.port))?.leader === leader.id);
+    const put = run(['raft', 'put', '--endpoint', `127.0.0.1:${follower.port}`, 'hello via the CLI']);
+    expect(await put.exited).toBe(0);
+    expect(put.stdout).toMatch(new RegExp(`committed at index \\d+, term \\d+ \\(leader 127.0.0.1:${leader.port}\\)`));
+    const st = run(['raft', 'status', '--endpoint', `127.0.0.1:${leader.port}`, '--json']);
+    expect(await st.exited).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ id: leader.id, role: 'leader' });
+
+    // Kill both followers: the leader can no longer reach a quorum.
+    await Promise.all(spec.nodes.map((n, i) => (n === leader ? null : sigkill(procs[i]!))));
+    // Deadlines of 30 s: a 504 TIMEOUT would mean the request hung until its deadline.
+    const [write, read] = await Promise.all([
+      http(leader.port, 'POST', '/propose?timeoutMs=30000', 'no quorum', 40_000),
+      http(leader.port, 'GET', '/read?timeoutMs=30000', undefined, 40_000),
+    ]);
+    expect(write.status).toBe(503);
+    expect(['LEADERSHIP_LOST', 'NO_LEADER']).toContain(write.body.code);
+    expect(read.status).toBe(503);
+    expect(['LEADERSHIP_LOST', 'NO_LEADER']).toContain(read.body.code);
+    // CheckQuorum (§6.2) has deposed it; later requests are refused at once.
+    await waitFor('the leader to step down', async () => (await status(leader.port))?.role !== 'leader');
+    const later = await http(leader.port, 'POST', '/propose?timeoutMs=30000', 'still no quorum', 40_000);
+    expect(later.status).toBe(503);
+    expect(later.body.code).toBe('NO_LEADER');
   });
 
   it('ws /client answers pipelined msgpack proposals and reads, and closes a connection on a malformed frame', async () => {
