@@ -130,6 +130,18 @@ describe('LevelLogStorage round trip', () => {
     expect(await s.load()).toEqual({ hardState: EMPTY_HARD_STATE, entries: range(1, 3, 1) });
   });
 
+  it('rejects an append whose term is below the stored last entry, also right after reopening', async () => {
+    const s = await openStore();
+    await s.save({ hardState: null, entries: range(1, 3, 4) });
+    await expect(s.save({ hardState: null, entries: [entry(4, 3)] })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await closeAll();
+    const t = await openStore();
+    await expect(t.save({ hardState: null, entries: [entry(4, 3)] })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    // Overwriting a suffix after reopening is still accepted.
+    await t.save({ hardState: null, entries: [entry(3, 4), entry(4, 4)] });
+    expect((await t.load()).entries).toEqual(range(1, 4, 4));
+  });
+
   it('refuses saves after close', async () => {
     const s = await openStore();
     await s.close();
@@ -211,6 +223,23 @@ describe('LevelLogStorage refuses a corrupt store (STORAGE_CORRUPT naming the re
     });
     const s = await openStore();
     await expectCorrupt(s.load(), 'entry record at index 3', rawEntryKey(3).toString('hex'), 'checksum mismatch');
+  });
+
+  it('a corrupt last entry is refused already when opening', async () => {
+    await seed();
+    await withRawDb(async (db) => {
+      const value = Buffer.from((await db.get(rawEntryKey(6)))!);
+      value[value.length - 1]! ^= 0x10;
+      await db.put(rawEntryKey(6), value);
+    });
+    await expectCorrupt(
+      LevelLogStorage.open(dir).then((s) => {
+        open.push(s);
+        return s.load();
+      }),
+      'entry record at index 6',
+      'checksum mismatch',
+    );
   });
 
   it('a torn (truncated) entry value is refused', async () => {

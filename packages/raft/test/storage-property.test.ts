@@ -124,6 +124,24 @@ const impls: Impl[] = [
   },
 ];
 
+describe.each(impls)('$name refuses batches Raft cannot produce, writing nothing', (impl) => {
+  it('a gap, a non-contiguous batch, a falling term', async () => {
+    const { store, cleanup } = await impl.create();
+    try {
+      const e = (index: number, term: number): Entry => ({ index, term, type: 'normal', data: new Uint8Array([index]) });
+      await store.save({ hardState: { term: 2, vote: 'n1', commit: 1 }, entries: [e(1, 1), e(2, 2)] });
+      for (const entries of [[e(4, 2)], [e(3, 2), e(5, 2)], [e(3, 1)], [e(3, 3), e(4, 2)], [e(0, 1)]]) {
+        await expect(store.save({ hardState: { term: 9, vote: null, commit: 2 }, entries })).rejects.toMatchObject({
+          code: 'BAD_REQUEST',
+        });
+      }
+      expect(await store.load()).toEqual({ hardState: { term: 2, vote: 'n1', commit: 1 }, entries: [e(1, 1), e(2, 2)] });
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 describe.each(impls)('$name matches the model log', (impl) => {
   it('after any sequence of appends, suffix overwrites, hard states and restarts', async () => {
     await fc.assert(

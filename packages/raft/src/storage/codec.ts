@@ -200,15 +200,23 @@ export function decodeMeta(dir: string, value: Uint8Array): StorageMeta {
   });
 }
 
+/** Index and term of a log's last entry (0, 0 when empty). */
+export interface LogTail {
+  readonly index: number;
+  readonly term: number;
+}
+
 /**
- * Checks a save batch against the stored last index (both storages share these rules):
- * entries are contiguous, indexes positive, terms non-decreasing, and the first entry either
- * extends the log (lastIndex + 1) or replaces a suffix (index <= lastIndex). A gap would leave a
- * hole in the log: that is a driver bug, so fail loudly before writing anything.
+ * Checks a save batch against the stored log's tail (both storages share these rules): entries
+ * are contiguous, indexes positive, terms non-decreasing (also across an append to the stored
+ * tail), and the first entry either extends the log (lastIndex + 1) or replaces a suffix
+ * (index <= lastIndex). A gap or a falling term would store a log Raft cannot produce: that is a
+ * caller bug, so fail loudly before writing anything.
  */
-export function checkSaveBatch(entries: readonly Entry[], lastIndex: number): void {
+export function checkSaveBatch(entries: readonly Entry[], tail: LogTail): void {
   const first = entries[0];
   if (first === undefined) return;
+  const lastIndex = tail.index;
   if (!Number.isSafeInteger(first.index) || first.index < 1 || first.index > lastIndex + 1) {
     throw new RaftError(
       'BAD_REQUEST',
@@ -223,8 +231,9 @@ export function checkSaveBatch(entries: readonly Entry[], lastIndex: number): vo
     if (!Number.isSafeInteger(e.term) || e.term < 1) {
       throw new RaftError('BAD_REQUEST', `save: entry ${e.index} has invalid term ${e.term}`);
     }
-    if (i > 0 && e.term < entries[i - 1]!.term) {
-      throw new RaftError('BAD_REQUEST', `save: entry ${e.index} has term ${e.term} below its predecessor's`);
+    const prevTerm = i > 0 ? entries[i - 1]!.term : e.index === lastIndex + 1 ? tail.term : 0;
+    if (e.term < prevTerm) {
+      throw new RaftError('BAD_REQUEST', `save: entry ${e.index} has term ${e.term} below its predecessor's ${prevTerm}`);
     }
     if (e.type !== 'normal' && e.type !== 'noop') {
       throw new RaftError('BAD_REQUEST', `save: entry ${e.index} has unknown type ${String(e.type)}`);

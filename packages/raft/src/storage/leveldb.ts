@@ -33,7 +33,7 @@ import {
   encodeHardState,
   encodeMeta,
   entryKey,
-  indexOfEntryKey,
+  type LogTail,
 } from './codec.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -48,9 +48,9 @@ function isLevelCorruption(e: unknown): boolean {
 }
 
 export class LevelLogStorage implements LogStorage {
-  /** Index of the last stored entry (0 = empty log). Kept in memory so save() needs no reads. */
-  private lastIndex = 0;
-  /** Saves run one at a time, in call order, so lastIndex always matches the disk. */
+  /** The last stored entry (0, 0 = empty log). Kept in memory so save() needs no reads. */
+  private tail: LogTail = { index: 0, term: 0 };
+  /** Saves run one at a time, in call order, so `tail` always matches the disk. */
   private queue: Promise<void> = Promise.resolve();
   /** Set when a write failed: the disk state is then unknown, so every later save fails too. */
   private failure: Error | null = null;
@@ -77,7 +77,7 @@ export class LevelLogStorage implements LogStorage {
     }
     const storage = new LevelLogStorage(db, dir);
     try {
-      storage.lastIndex = await storage.findLastIndex();
+      storage.tail = await storage.findTail();
     } catch (e) {
       await db.close();
       throw e;
@@ -85,16 +85,15 @@ export class LevelLogStorage implements LogStorage {
     return storage;
   }
 
-  /** The last entry key decides where the next append goes; load() later verifies everything. */
-  private async findLastIndex(): Promise<number> {
-    const keys = await this.db
-      .keys({ gte: Buffer.from([KEY_PREFIX_ENTRY]), lt: Buffer.from([KEY_PREFIX_ENTRY + 1]), reverse: true, limit: 1 })
+  /** The last entry decides where the next append goes; load() later verifies everything. */
+  private async findTail(): Promise<LogTail> {
+    const last = await this.db
+      .iterator({ gte: Buffer.from([KEY_PREFIX_ENTRY]), lt: Buffer.from([KEY_PREFIX_ENTRY + 1]), reverse: true, limit: 1 })
       .all();
-    const last = keys[0];
-    if (last === undefined) return 0;
-    const index = indexOfEntryKey(last);
-    if (index === null) throw corrupt(this.dir, last, 'malformed entry key');
-    return index;
+    const record = last[0];
+    if (record === undefined) return { index: 0, term: 0 };
+    const entry = decodeEntry(this.dir, record[0], record[1]);
+    return { index: entry.index, term: entry.term };
   }
 
   async load(): Promise<RestoredState> {
@@ -132,7 +131,7 @@ export class LevelLogStorage implements LogStorage {
         `commit index ${hardState.commit} is beyond the last stored entry ${lastIndex} (committed entries are missing)`,
       );
     }
-    this.lastIndex = lastIndex;
+    this.tail = { index: lastIndex, term: entries[lastIndex - 1]?.term ?? 0 };
     return { hardState, entries };
   }
 
@@ -177,7 +176,7 @@ export class LevelLogStorage implements LogStorage {
         this.failure = e as Error;
         throw e;
       }
-      this.lastIndex = ops.newLastIndex;
+      this.tail = ops.newTail;
     };
     const result = this.queue.then(run);
     this.queue = result.catch(() => undefined);
@@ -185,14 +184,14 @@ export class LevelLogStorage implements LogStorage {
   }
 
   /** The batch for a save: hard state, entries, and deletes for a truncated suffix. */
-  private opsFor(batch: SaveBatch): { ops: BatchOp[]; newLastIndex: number } {
+  private opsFor(batch: SaveBatch): { ops: BatchOp[]; newTail: LogTail } {
     const ops: BatchOp[] = [];
-    let newLastIndex = this.lastIndex;
+    let newTail = this.tail;
     if (batch.hardState !== null) {
       ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(batch.hardState) });
     }
     const { entries } = batch;
-    checkSaveBatch(entries, this.lastIndex);
+    checkSaveBatch(entries, this.tail);
     const last = entries[entries.length - 1];
     if (last !== undefined) {
       for (const entry of entries) {
@@ -201,12 +200,12 @@ export class LevelLogStorage implements LogStorage {
       }
       // Entries past the new last index belong to the replaced (conflicting) suffix: delete them
       // in the same batch. Those at or below it were overwritten by the puts above.
-      for (let index = last.index + 1; index <= this.lastIndex; index++) {
+      for (let index = last.index + 1; index <= this.tail.index; index++) {
         ops.push({ type: 'del', key: entryKey(index) });
       }
-      newLastIndex = last.index;
+      newTail = { index: last.index, term: last.term };
     }
-    return { ops, newLastIndex };
+    return { ops, newTail };
   }
 
   async readMeta(): Promise<StorageMeta | null> {

@@ -34,7 +34,8 @@ export class MemoryLogStorage implements LogStorage {
     this.assertOpen();
     const { entries } = batch;
     // Check everything before changing anything: the save is all or nothing.
-    checkSaveBatch(entries, this.entries.length);
+    const lastIndex = this.entries.length;
+    checkSaveBatch(entries, { index: lastIndex, term: this.entries[lastIndex - 1]?.term ?? 0 });
     const first = entries[0];
     if (first !== undefined) {
       // Keep [1, first.index), drop the (possibly conflicting) suffix, append the new entries.
