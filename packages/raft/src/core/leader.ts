@@ -54,9 +54,9 @@ export function stepDownFromLeader(r: RaftState): void {
 }
 
 /**
- * One tick for a leader: CheckQuorum (thesis §6.2: "if an election timeout elapses without a
- * successful round of heartbeats to a majority of its cluster, the leader steps down"), then
- * heartbeats every heartbeatTicks (§5.2).
+ * One tick for a leader: CheckQuorum (thesis §6.2: a leader that completes no round of
+ * heartbeats with a majority within an election timeout steps down, so that clients stuck with
+ * a deposed or isolated leader can retry elsewhere), then heartbeats every heartbeatTicks (§5.2).
  */
 export function tickLeader(r: RaftState): void {
   r.heartbeatElapsed++;

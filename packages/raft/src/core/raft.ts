@@ -80,8 +80,8 @@ export class RaftNode {
   }
 
   /**
-   * §5.1: "If a server receives a request with a higher term, it updates its current term and
-   * reverts to follower state." Two exceptions, both from the thesis:
+   * Figure 2 (§5.1): if a request or response contains a term T > currentTerm, set
+   * currentTerm = T and convert to follower. Two exceptions, both from the thesis:
    *   - pre-vote traffic (§9.6) changes no state: a pre-vote request, and a granted pre-vote
    *     answer (it carries the term the pre-candidate would campaign in);
    *   - disruption protection (§4.2.3): a node that heard from a leader within the minimum
