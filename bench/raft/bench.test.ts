@@ -158,6 +158,7 @@ describe('figures from raw measurements', () => {
     concurrency: 16,
     result: r,
     serverCpuMs: { n1: r.acked / 100, n2: 0 },
+    loadAverage1m: 1,
   });
 
   it('takes medians across rounds', () => {

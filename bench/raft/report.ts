@@ -15,6 +15,8 @@ export interface PhaseRecord {
   readonly result: ClosedLoopResult;
   /** CPU time (ms) each member process used during the measurement window. */
   readonly serverCpuMs: Readonly<Record<string, number>>;
+  /** The machine's 1-minute load average when the phase ended (the machine is shared). */
+  readonly loadAverage1m: number;
 }
 
 export interface ThroughputFigures {

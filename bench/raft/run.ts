@@ -163,7 +163,7 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
 
   progress.stage('fdatasync cost');
-  const fsync = measureFdatasync(workDir);
+  const fsyncStart = measureFdatasync(workDir);
 
   const electionTimeoutMs = s.tickMs * s.electionTicks;
   const clusters: BenchCluster[] = [];
@@ -254,7 +254,7 @@ async function main(): Promise<void> {
           },
         });
         await client.close();
-        phases.push({ system: c.system, round, concurrency, result, serverCpuMs });
+        phases.push({ system: c.system, round, concurrency, result, serverCpuMs, loadAverage1m: loadavg()[0] ?? 0 });
         if (result.errors > 0) progress.note(`${label}: ${result.errors} errors ${JSON.stringify(result.errorsByCode)}`);
       }
     }
@@ -266,6 +266,8 @@ async function main(): Promise<void> {
   }
   progress.stage('stopping clusters');
   for (const c of clusters) await c.stop();
+  progress.stage('fdatasync cost, again');
+  const fsyncEnd = measureFdatasync(workDir);
   progress.stop();
 
   // Report.
@@ -283,10 +285,14 @@ async function main(): Promise<void> {
     `reference: ${etcd.found ? `etcd ${etcd.version}, JSON gateway POST /v3/kv/put, keep-alive HTTP/1.1` : `none (${etcd.reason})`}`,
     `election timeout: Ballot ${s.electionTicks} ticks x ${s.tickMs} ms = ${electionTimeoutMs} ms (randomized per the core)` +
       (etcd.found ? `; etcd --election-timeout ${electionTimeoutMs} --heartbeat-interval ${s.tickMs * s.heartbeatTicks} --pre-vote` : ''),
-    `fdatasync of a ${fsync.writeBytes}-byte write on this disk: median ${formatValue(fsync.latency.p50Ms)} ms, ` +
-      `p99 ${formatValue(fsync.latency.p99Ms)} ms (${fsync.latency.count} samples)`,
+    `fdatasync of a ${fsyncStart.writeBytes}-byte write on this disk (${fsyncStart.latency.count} samples before / after the run): ` +
+      `median ${formatValue(fsyncStart.latency.p50Ms)} / ${formatValue(fsyncEnd.latency.p50Ms)} ms, ` +
+      `p99 ${formatValue(fsyncStart.latency.p99Ms)} / ${formatValue(fsyncEnd.latency.p99Ms)} ms`,
     `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, ` +
       `at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `1-minute load average at the end of each phase: ${formatValue(Math.min(...phases.map((p) => p.loadAverage1m)))}` +
+      `..${formatValue(Math.max(...phases.map((p) => p.loadAverage1m)))}; failed requests inside windows: ` +
+      clusters.map((c) => `${c.system} ${phases.filter((p) => p.system === c.system).reduce((n, p) => n + p.result.errors, 0)}`).join(', '),
     '',
     table,
     '',
@@ -310,7 +316,7 @@ async function main(): Promise<void> {
       loadAverageStart: loadStart,
       loadAverageEnd: loadavg(),
     },
-    fdatasync: fsync,
+    fdatasync: { beforeRun: fsyncStart, afterRun: fsyncEnd },
     reference: etcd,
     clusters: Object.fromEntries(clusters.map((c) => [c.system, c.describe()])),
     figures: {
