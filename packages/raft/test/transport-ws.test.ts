@@ -334,6 +334,16 @@ describe('WsTransport reconnection and bounds', () => {
     expect(t.stats().peers['n2']!.reconnects).toBeGreaterThanOrEqual(1);
   });
 
+  it('a malformed peer address is refused at construction', async () => {
+    const server = await listen();
+    for (const bad of ['localhost', 'a:b', 'h:1/x', 'x:1@y', 'h:99999', '']) {
+      expect(() => new WsTransport({ clusterId: 'c', nodeId: 'n1', peers: { n2: bad }, server })).toThrow(/not "host:port"/);
+    }
+    for (const good of ['127.0.0.1:80', 'node-2.local:9000', '[::1]:5']) {
+      expect(() => new WsTransport({ clusterId: 'c', nodeId: 'n1', peers: { n2: good }, server })).not.toThrow();
+    }
+  });
+
   it('messages to an unknown peer are dropped without throwing', async () => {
     const { nodes } = await cluster(['n1', 'n2']);
     expect(() => nodes['n1']!.transport.send([hb('n1', 'n7', 1), hb('n1', 'n1', 2)])).not.toThrow();

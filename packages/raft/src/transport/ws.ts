@@ -100,6 +100,8 @@ interface PeerLink {
   droppedMsgs: number;
   /** Whether the last drop for a full queue was already logged (reset once the queue drains). */
   dropLogged: boolean;
+  /** Whether the peer's refusal of our hello was logged at error level (reset on success). */
+  refusalLogged: boolean;
 }
 
 /** Per inbound socket: who it is from once the hello passed. */
@@ -108,6 +110,12 @@ interface InboundConn {
   /** Set once we decided to close it: later frames are ignored. */
   dead: boolean;
   helloTimer: NodeJS.Timeout | null;
+}
+
+/** "host:port" (host a name, an IPv4 address or a bracketed IPv6 one), dialled at ws://host:port/raft. */
+function isHostPort(address: string): boolean {
+  const m = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+  return m !== null && Number(m[1]) <= 65535;
 }
 
 function toBuffer(data: RawData): Buffer {
@@ -153,6 +161,9 @@ export class WsTransport implements Transport {
     }
     for (const [id, address] of Object.entries(opts.peers)) {
       if (id === opts.nodeId) continue;
+      if (!isHostPort(address)) {
+        throw new RaftError('BAD_REQUEST', `peer ${id}: address ${JSON.stringify(address)} is not "host:port"`);
+      }
       this.links.set(id, {
         id,
         address,
@@ -168,6 +179,7 @@ export class WsTransport implements Transport {
         sentMsgs: 0,
         droppedMsgs: 0,
         dropLogged: false,
+        refusalLogged: false,
       });
     }
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_INCOMING_FRAME_BYTES });
@@ -259,11 +271,19 @@ export class WsTransport implements Transport {
     if (this.closing !== null) return;
     link.reconnectTimer = null;
     link.dialed++;
-    const ws = new WebSocket(`ws://${link.address}/raft`, {
-      perMessageDeflate: false,
-      maxPayload: MAX_INCOMING_FRAME_BYTES,
-      handshakeTimeout: this.handshakeTimeoutMs,
-    });
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(`ws://${link.address}/raft`, {
+        perMessageDeflate: false,
+        maxPayload: MAX_INCOMING_FRAME_BYTES,
+        handshakeTimeout: this.handshakeTimeoutMs,
+      });
+    } catch (e) {
+      // The address was checked in the constructor; never let a timer callback throw anyway.
+      this.log.error({ peer: link.id, address: link.address, err: (e as Error).message }, 'cannot dial peer');
+      this.scheduleReconnect(link);
+      return;
+    }
     link.ws = ws;
     let acked = false;
     // The HTTP upgrade has its own timeout (handshakeTimeout); this one covers the hello-ack.
@@ -293,6 +313,7 @@ export class WsTransport implements Transport {
       if (link.ws !== ws || this.closing !== null) return;
       link.connected = true;
       link.failedAttempts = 0;
+      link.refusalLogged = false;
       this.log.info({ peer: link.id, address: link.address, attempt: link.dialed }, 'connected to peer');
       this.startPing(link, ws);
       this.flushSoon(link);
@@ -318,8 +339,12 @@ export class WsTransport implements Transport {
       link.dropLogged = false;
       if (this.closing !== null) return;
       const why = { peer: link.id, address: link.address, code, reason: reason.toString() };
-      if (code >= 4001 && code <= 4007) this.log.error(why, 'peer refused our connection');
-      else if (wasConnected) this.log.warn(why, 'lost connection to peer');
+      if (code >= 4001 && code <= 4007) {
+        // A configuration problem: say it loudly once, then keep retrying quietly.
+        if (link.refusalLogged) this.log.debug(why, 'peer refused our connection');
+        else this.log.error(why, 'peer refused our connection');
+        link.refusalLogged = true;
+      } else if (wasConnected) this.log.warn(why, 'lost connection to peer');
       else this.log.debug(why, 'could not connect to peer');
       this.scheduleReconnect(link);
     });
