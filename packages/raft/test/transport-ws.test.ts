@@ -5,6 +5,7 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Packr } from 'msgpackr';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Message, NodeId } from '../src/core/types.js';
@@ -257,6 +258,24 @@ describe('WsTransport malformed frames', () => {
       nodes['n1']!.received.some((m) => m.from === 'n2' && m.type === 'Heartbeat' && m.readRound === 7) &&
       nodes['n2']!.received.some((m) => m.from === 'n1' && m.type === 'Heartbeat' && m.readRound === 8),
     );
+  });
+
+  it('refusals and malformed frames are logged (pino JSON lines)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const { peers } = await cluster(['n1'], { logger }, { spareIds: ['n2'] });
+    const refused = rawClient(peers['n1']!);
+    await refused.opened;
+    refused.ws.send(encodeHello({ clusterId: 'elsewhere', from: 'n2', to: 'n1' }));
+    await refused.closed;
+    const garbled = rawClient(peers['n1']!);
+    await garbled.opened;
+    garbled.ws.send(Buffer.from([0xc1]));
+    await garbled.closed;
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 40, msg: 'refused peer: cluster id mismatch', clusterId: 'elsewhere', code: 4001 }),
+    );
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, msg: 'malformed frame: closing the connection' }));
   });
 
   it('garbage instead of a hello is a malformed frame too', async () => {
