@@ -197,6 +197,22 @@ describe('RaftDriver', () => {
     expect(follower.sm.normalData()).toContain('y');
   });
 
+  it('many concurrent reads at the leader and a follower all pass the barrier after an acknowledged write', async () => {
+    const { nodes } = makeCluster(['n1', 'n2', 'n3']);
+    await Promise.all(nodes.map((n) => n.driver.start()));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    const follower = nodes.find((n) => n !== leader)!;
+    await waitFor('the follower to know the leader', () => follower.driver.status().leader === leader.id);
+    const ack = await leader.driver.propose(enc('w'));
+    const reads = await Promise.all([
+      ...Array.from({ length: 500 }, () => leader.driver.read()),
+      ...Array.from({ length: 500 }, () => follower.driver.read()),
+    ]);
+    for (const r of reads) expect(r.index).toBeGreaterThanOrEqual(ack.index);
+    expect(follower.driver.status().applied).toBeGreaterThanOrEqual(ack.index);
+    expect(leader.driver.status().pendingReads + follower.driver.status().pendingReads).toBe(0);
+  });
+
   it('an isolated leader fails pending proposals and reads with LEADERSHIP_LOST / NO_LEADER instead of hanging', async () => {
     const { net, nodes } = makeCluster(['n1', 'n2', 'n3']);
     await Promise.all(nodes.map((n) => n.driver.start()));

@@ -175,6 +175,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private readonly readQueue: number[] = [];
   /** Every read the driver holds, by request id (queued, waiting for an index, or waiting for apply). */
   private readonly reads = new Map<number, PendingRead>();
+  /** Ids of reads that have a read index and wait for apply to reach it (a subset of `reads`; stale ids are skipped). */
+  private readonly readsAwaitingApply = new Set<number>();
   private nextReadId = 1;
 
   constructor(opts: RaftDriverOptions) {
@@ -425,7 +427,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     // 4. Reads: the core's answers, then every read whose index is now applied.
     for (const rs of ready.readStates) {
       const read = this.reads.get(rs.requestId);
-      if (read) read.index = rs.index;
+      if (read) {
+        read.index = rs.index;
+        this.readsAwaitingApply.add(rs.requestId);
+      }
     }
     for (const fr of ready.failedReads) {
       const read = this.reads.get(fr.requestId);
@@ -509,8 +514,13 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   }
 
   private resolveAppliedReads(): void {
-    for (const [id, read] of this.reads) {
-      if (read.index !== null && read.index <= this.applied) {
+    // Only reads that have their read index are looked at (a small set: one heartbeat round's worth).
+    for (const id of this.readsAwaitingApply) {
+      const read = this.reads.get(id);
+      if (read === undefined) {
+        this.readsAwaitingApply.delete(id); // failed or expired meanwhile
+      } else if (read.index !== null && read.index <= this.applied) {
+        this.readsAwaitingApply.delete(id);
         this.reads.delete(id);
         read.resolve({ index: read.index });
       }
@@ -586,6 +596,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.appended.clear();
     for (const r of this.reads.values()) r.reject(err);
     this.reads.clear();
+    this.readsAwaitingApply.clear();
     this.readQueue.length = 0;
   }
 
