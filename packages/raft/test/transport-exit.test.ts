@@ -4,7 +4,7 @@
 // peers stay up, and must exit on its own — no process.exit() — with code 0.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,7 +53,11 @@ let child: ChildProcess | null = null;
 
 beforeAll(async () => {
   // The child runs the real transport code, transpiled (types stripped) from src.
-  for (const file of ['core/errors.ts', 'core/types.ts', 'transport/types.ts', 'transport/codec.ts', 'transport/ws.ts']) {
+  // Whole directories, so an import added to any of these files later still resolves.
+  const files = (await Promise.all(['core', 'transport'].map(async (d) => (await readdir(join(srcDir, d))).map((f) => `${d}/${f}`))))
+    .flat()
+    .filter((f) => f.endsWith('.ts'));
+  for (const file of files) {
     const source = await readFile(join(srcDir, file), 'utf8');
     const out = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
