@@ -64,7 +64,7 @@ function round(c: Cluster, a: Extract<Action, { kind: 'round' }>): void {
   }
   c.inFlight = later;
   for (const m of deliver) {
-    c.node(m.to).step(m);
+    c.stepMessage(m);
     c.handleReadies();
   }
 }
@@ -77,6 +77,17 @@ export interface RunStats {
 
 export function run(size: number, overrides: ConfigOverrides, actions: readonly Action[]): RunStats {
   const c = new Cluster(size, { electionTicks: 4, heartbeatTicks: 1, maxInflightMsgs: 3, maxMsgBytes: 8, ...overrides });
+  try {
+    return runOn(c, actions);
+  } catch (e) {
+    // Make a failure readable: where every node stands, and the last messages delivered.
+    if (e instanceof Error && !e.message.includes('messages delivered')) e.message += `\n${c.describeState()}`;
+    throw e;
+  }
+}
+
+function runOn(c: Cluster, actions: readonly Action[]): RunStats {
+  const size = c.ids.length;
   let proposals = 0;
   let reads = 0;
   const readFloor = new Map<number, number>();

@@ -121,7 +121,7 @@ export class Cluster {
     this.failedReads.get(id)!.push(...rd.failedReads);
     if (rd.softState?.role === 'leader') {
       const prev = this.leaderOfTerm.get(rd.softState.term);
-      if (prev !== undefined && prev !== id) throw new Error(`two leaders in term ${rd.softState.term}: ${prev} and ${id}`);
+      if (prev !== undefined && prev !== id) throw new Error(`two leaders in term ${rd.softState.term}: ${prev} and ${id}\n${this.describeState()}`);
       this.leaderOfTerm.set(rd.softState.term, id);
     }
     node.advance(rd);
@@ -150,9 +150,20 @@ export class Cluster {
       const other = this.appliedAt.get(e.index);
       if (other === undefined) this.appliedAt.set(e.index, e);
       else if (other.term !== e.term || dec(other.data) !== dec(e.data)) {
-        throw new Error(`${id} applied ${describe(e)} at ${e.index}, another node applied ${describe(other)}`);
+        throw new Error(`${id} applied ${describe(e)} at ${e.index}, another node applied ${describe(other)}\n${this.describeState()}`);
       }
     }
+  }
+
+  /** The last deliveries, as readable lines, for failure messages (bounded: maxTraceLines). */
+  readonly trace: string[] = [];
+  static readonly maxTraceLines = 40;
+
+  /** Delivers one message to its destination (and records it in the trace). */
+  stepMessage(m: Message): void {
+    this.trace.push(formatMessage(m));
+    if (this.trace.length > Cluster.maxTraceLines) this.trace.shift();
+    this.node(m.to).step(m);
   }
 
   /** Handles every pending Ready of every node (a node may produce several in a row). */
@@ -169,7 +180,7 @@ export class Cluster {
     this.handleReadies();
     const now = this.inFlight.filter(filter);
     this.inFlight = this.inFlight.filter((m) => !filter(m));
-    for (const m of now) this.node(m.to).step(m);
+    for (const m of now) this.stepMessage(m);
     this.handleReadies();
     return now.length;
   }
@@ -178,7 +189,7 @@ export class Cluster {
   deliverAt(i: number): void {
     const [m] = this.inFlight.splice(i, 1);
     if (m === undefined) throw new Error(`no message in flight at ${i}`);
-    this.node(m.to).step(m);
+    this.stepMessage(m);
     this.handleReadies();
   }
 
@@ -234,13 +245,41 @@ export class Cluster {
     return this.sent.filter((m) => m.type === type && pred(m)).length;
   }
 
+  /** Every node's state, then the last messages delivered. */
   describeState(): string {
+    return `${this.describeNodes()}\nlast ${this.trace.length} messages delivered:\n  ${this.trace.join('\n  ')}`;
+  }
+
+  describeNodes(): string {
     return this.ids
       .map((id) => {
         const s = this.node(id).status();
         return `${id}: ${s.role} term=${s.term} vote=${s.vote} leader=${s.leader} commit=${s.commit} last=${s.lastIndex}@${s.lastTerm}`;
       })
       .join('\n');
+  }
+}
+
+/** One line per message, e.g. `n1→n2 AppendEntries t3 prev=4@2 [5@3 6@3] commit=4`. */
+export function formatMessage(m: Message): string {
+  const head = `${m.from}→${m.to} ${m.type} t${m.term}`;
+  switch (m.type) {
+    case 'RequestVote':
+      return `${head}${m.preVote ? ' pre' : ''} last=${m.lastLogIndex}@${m.lastLogTerm}`;
+    case 'RequestVoteResponse':
+      return `${head}${m.preVote ? ' pre' : ''} ${m.granted ? 'granted' : 'refused'}`;
+    case 'AppendEntries':
+      return `${head} prev=${m.prevLogIndex}@${m.prevLogTerm} [${m.entries.map((e) => `${e.index}@${e.term}`).join(' ')}] commit=${m.leaderCommit}`;
+    case 'AppendEntriesResponse':
+      return m.success ? `${head} ok index=${m.index}` : `${head} reject index=${m.index} hint=${m.conflictIndex}@${m.conflictTerm}`;
+    case 'Heartbeat':
+      return `${head} commit=${m.commit} round=${m.readRound}`;
+    case 'HeartbeatResponse':
+      return `${head} round=${m.readRound}`;
+    case 'ReadIndex':
+      return `${head} ids=[${m.requestIds.join(',')}]`;
+    case 'ReadIndexResponse':
+      return `${head} ids=[${m.requestIds.join(',')}] index=${m.index}`;
   }
 }
 

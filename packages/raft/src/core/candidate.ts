@@ -21,7 +21,7 @@ export function startElection(r: RaftState): void {
 
 /** Thesis §9.6: ask for pre-votes for term + 1, without changing term or vote. */
 function becomePreCandidate(r: RaftState): void {
-  leaveLeader(r);
+  forgetLeader(r);
   r.role = 'pre-candidate';
   r.votes.clear();
   r.resetElectionTimer();
@@ -30,7 +30,7 @@ function becomePreCandidate(r: RaftState): void {
 
 /** §5.2: increment the term, vote for itself, and ask every other server for its vote. */
 function becomeCandidate(r: RaftState): void {
-  leaveLeader(r);
+  forgetLeader(r);
   r.term++;
   r.vote = r.id;
   r.role = 'candidate';
@@ -40,7 +40,7 @@ function becomeCandidate(r: RaftState): void {
 }
 
 /** A campaigning node follows no leader; reads it forwarded to the old one are failed. */
-function leaveLeader(r: RaftState): void {
+function forgetLeader(r: RaftState): void {
   if (r.leader !== null) {
     r.failForwardedReads('LEADERSHIP_LOST', `${r.id} lost contact with leader ${r.leader} and started an election`);
   }
