@@ -200,6 +200,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     if (this.state !== 'new') throw new RaftError('BAD_REQUEST', `driver cannot start: it is ${this.state}`);
     this.state = 'starting';
     const restored = this.opts.restored ?? (await this.opts.storage.load());
+    if (this.stopRequested()) return;
     const core = new RaftNode(this.opts.config, restored);
     this.core = core;
     this.savedHardState = restored.hardState;
@@ -211,6 +212,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
       this.schedule();
     });
     await this.opts.transport.start();
+    if (this.stopRequested()) return; // stop() was called while starting
     this.state = 'running';
     this.ticker = setInterval(() => this.onTick(), this.tickMs);
     this.log.info(
@@ -318,6 +320,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
       pendingReads: this.reads.size,
       running: this.state === 'running',
     };
+  }
+
+  private stopRequested(): boolean {
+    return this.stopping !== null;
   }
 
   get role(): Role {
