@@ -158,6 +158,7 @@ export class SimCluster {
   private readonly stats = { count: 0, bytes: 0, byType: {} as Record<string, MessageTypeStats> };
   private readonly reads: ReadResult[] = [];
   private readonly amnesia: boolean;
+  private persistHook: ((id: NodeId, ready: Ready) => void) | null = null;
   private steps = 0;
 
   constructor(opts: SimClusterOptions) {
@@ -207,7 +208,12 @@ export class SimCluster {
       proposals: new Map(),
     }));
     for (const n of this.nodes) this.byId.set(n.id, n);
-    this.trace(`START ${opts.nodes} nodes, seed ${opts.seed}, tick ${this.tickMs}ms, election ${this.electionTicks} ticks`);
+    const flag = (v: boolean | undefined): string => (v === undefined ? 'default' : String(v));
+    this.trace(
+      `START ${opts.nodes} nodes, seed ${opts.seed}, tick ${this.tickMs}ms, election ${this.electionTicks} ticks, ` +
+        `preVote=${flag(opts.preVote)} checkQuorum=${flag(opts.checkQuorum)} readMode=${opts.readMode ?? 'default'}` +
+        (opts.raft && Object.keys(opts.raft).length > 0 ? ` ${JSON.stringify(opts.raft)}` : ''),
+    );
     for (const n of this.nodes) this.boot(n);
   }
 
@@ -247,6 +253,15 @@ export class SimCluster {
   schedule(delayMs: number, fn: () => void): void {
     if (!(delayMs >= 0)) throw new RangeError(`schedule: delayMs must be >= 0, got ${delayMs}`);
     this.queue.push(this.nowMs + delayMs, { kind: 'call', fn });
+  }
+
+  /**
+   * Called each time a node has synced a Ready, sent its messages, applied its entries and
+   * advanced — a crash point: the hook may crash (and schedule the restart of) that node, e.g.
+   * right after it made a vote durable. null removes it.
+   */
+  onPersisted(hook: ((id: NodeId, ready: Ready) => void) | null): void {
+    this.persistHook = hook;
   }
 
   /** Events processed so far. */
@@ -695,6 +710,8 @@ export class SimCluster {
       this.coreThrew(n, 'advance', e);
     }
     this.afterInput(n);
+    // A crash point: the hook may crash this node right after its Ready was synced and sent.
+    this.persistHook?.(n.id, rd);
   }
 
   private applyToStateMachine(n: SimNode, e: Entry, term: number, fromCore: boolean): void {

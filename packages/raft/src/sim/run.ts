@@ -9,7 +9,16 @@ import { createHash } from 'node:crypto';
 import { isRaftError } from '../core/errors.js';
 import type { NodeId } from '../core/types.js';
 import { SimCluster, type SimClusterOptions } from './cluster.js';
-import { applyFault, currentLeader, describeFault, generateFaultSchedule, healAll, sortSchedule, type FaultSchedule } from './faults.js';
+import {
+  applyFault,
+  currentLeader,
+  describeFault,
+  generateFaultSchedule,
+  healAll,
+  scheduleProfile,
+  sortSchedule,
+  type FaultSchedule,
+} from './faults.js';
 import { InvariantViolation, type InvariantName } from './invariants.js';
 import { SimRandom, deriveSeed } from './random.js';
 
@@ -27,8 +36,59 @@ export interface SimOptions {
   readonly livenessBoundMs?: number;
   /** Return the kept trace lines in the result (for --trace). */
   readonly keepTrace?: boolean;
-  /** Cluster settings besides nodes and seed. */
+  /** Cluster settings besides nodes and seed (they override the seed's variant). */
   readonly cluster?: Omit<SimClusterOptions, 'nodes' | 'seed'>;
+  /**
+   * Let the seed also choose the core's configuration and crash points (see simVariant). Default
+   * true; false runs the core's defaults with crashes only where the schedule puts them.
+   */
+  readonly variants?: boolean;
+}
+
+/**
+ * What a seed varies besides its fault schedule: the core's options (PreVote and CheckQuorum on
+ * or off, tiny messages that split a leader's new entries from its no-op, a short pipeline) and
+ * crash points — crashing a node right after it made a vote durable (then restarting it within
+ * ms, mid-election), or right after it appended entries.
+ */
+export interface SimVariant {
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly maxMsgBytes: number | undefined;
+  readonly maxInflightMsgs: number | undefined;
+  /** Probability that a node crashes right after syncing a vote for another node. */
+  readonly voteCrashProbability: number;
+  /** Probability that a node crashes right after syncing appended entries. */
+  readonly appendCrashProbability: number;
+}
+
+export const DEFAULT_VARIANT: SimVariant = {
+  preVote: true,
+  checkQuorum: true,
+  maxMsgBytes: undefined,
+  maxInflightMsgs: undefined,
+  voteCrashProbability: 0,
+  appendCrashProbability: 0,
+};
+
+export function simVariant(seed: number): SimVariant {
+  const rng = new SimRandom(deriveSeed(seed, 10));
+  const profile = scheduleProfile(seed);
+  return {
+    preVote: rng.chance(0.75),
+    checkQuorum: rng.chance(0.75),
+    maxMsgBytes: rng.chance(0.25) ? rng.pick([1, 64, 512]) : undefined,
+    maxInflightMsgs: rng.chance(0.25) ? rng.pick([1, 2, 8]) : undefined,
+    voteCrashProbability: profile === 'crash-storm' ? 0.3 : profile === 'mixed' ? 0.05 : 0,
+    appendCrashProbability: profile === 'crash-storm' ? 0.003 : profile === 'mixed' ? 0.0005 : 0,
+  };
+}
+
+function describeVariant(v: SimVariant): string {
+  return (
+    `preVote=${v.preVote} checkQuorum=${v.checkQuorum} maxMsgBytes=${v.maxMsgBytes ?? 'default'} ` +
+    `maxInflightMsgs=${v.maxInflightMsgs ?? 'default'} crash points: vote p=${v.voteCrashProbability} append p=${v.appendCrashProbability}`
+  );
 }
 
 export interface SimViolation {
@@ -144,16 +204,51 @@ class Client {
   }
 }
 
+/** Crash points (see SimVariant): crash a node right after it synced a new vote, or appended entries; restart it within 20ms. */
+function installCrashPoints(c: SimCluster, v: SimVariant, rng: SimRandom): void {
+  if (v.voteCrashProbability <= 0 && v.appendCrashProbability <= 0) return;
+  const lastVote = new Map<NodeId, string>();
+  c.onPersisted((id, rd) => {
+    const hs = rd.hardState;
+    let what: string | null = null;
+    if (hs !== null && hs.vote !== null && hs.vote !== id && lastVote.get(id) !== `${hs.term}:${hs.vote}`) {
+      lastVote.set(id, `${hs.term}:${hs.vote}`);
+      if (rng.chance(v.voteCrashProbability)) what = `its vote for ${hs.vote} in term ${hs.term}`;
+    }
+    if (what === null && rd.entries.length > 0 && rng.chance(v.appendCrashProbability)) what = `${rd.entries.length} entries`;
+    if (what === null) return;
+    c.trace(`CRASH POINT ${id} right after syncing ${what}`);
+    c.crash(id);
+    c.schedule(rng.between([0, 20]), () => {
+      if (!c.isUp(id)) c.restart(id);
+    });
+  });
+}
+
 export function runSimulation(opts: SimOptions): SimResult {
   const nodes = opts.nodes ?? 5;
   const durationMs = opts.durationMs ?? 3000;
   const schedule = sortSchedule(opts.schedule ?? generateFaultSchedule(opts.seed, { nodes, durationMs }));
+  const variant = opts.variants === false ? DEFAULT_VARIANT : simVariant(opts.seed);
   let cluster: SimCluster | null = null;
   let violation: SimViolation | null = null;
   let report: string | null = null;
   try {
-    cluster = new SimCluster({ ...opts.cluster, nodes, seed: opts.seed });
+    cluster = new SimCluster({
+      preVote: variant.preVote,
+      checkQuorum: variant.checkQuorum,
+      ...opts.cluster,
+      raft: {
+        ...(variant.maxMsgBytes !== undefined ? { maxMsgBytes: variant.maxMsgBytes } : {}),
+        ...(variant.maxInflightMsgs !== undefined ? { maxInflightMsgs: variant.maxInflightMsgs } : {}),
+        ...opts.cluster?.raft,
+      },
+      nodes,
+      seed: opts.seed,
+    });
     const c = cluster;
+    c.trace(`VARIANT ${describeVariant(variant)}`);
+    installCrashPoints(c, variant, new SimRandom(deriveSeed(opts.seed, 9)));
     const electionTimeoutMs = c.electionTicks * c.tickMs;
     const livenessBoundMs = opts.livenessBoundMs ?? 40 * electionTimeoutMs;
 
@@ -174,6 +269,7 @@ export function runSimulation(opts: SimOptions): SimResult {
     }
     c.runFor(Math.max(0, durationMs - c.now()));
     for (const cl of clients) cl.stopped = true;
+    c.onPersisted(null);
 
     // Heal, then liveness: a leader, and a new proposal committed, within the bound.
     c.trace('FAULT PHASE OVER: heal, reliable links, restart every crashed node');
