@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { RaftNode } from '../src/core/raft.js';
+import type { Entry } from '../src/core/types.js';
 import { Cluster, enc } from './core-helpers.js';
 
 describe('election', () => {
@@ -81,6 +82,22 @@ describe('election', () => {
     c.heal();
     c.tickUntil(() => c.leader() !== null && c.node(c.leader()!).status().term > 2);
     expect(c.leader()).not.toBe('n3');
+  });
+
+  it('a stale candidate campaigning again and again does not hold back the nodes that can win (Figure 2 timer rule)', () => {
+    // n1 has a stale log and a clock running twice as fast, so it always times out first.
+    // n2 and n3 refuse it; adopting its term must not restart their election timers.
+    const c = new Cluster(3, { preVote: false, checkQuorum: false, electionTicks: 10 });
+    const e = (index: number): Entry => ({ index, term: 1, type: 'normal', data: enc(String(index)) });
+    c.load('n1', { hardState: { term: 1, vote: null, commit: 1 }, entries: [e(1)] });
+    c.load('n2', { hardState: { term: 1, vote: null, commit: 2 }, entries: [e(1), e(2)] });
+    c.load('n3', { hardState: { term: 1, vote: null, commit: 2 }, entries: [e(1), e(2)] });
+    const ticks = c.tickUntil(() => {
+      c.tick(['n1']); // n1 ticks twice per round
+      return c.leader() !== null;
+    }, 200);
+    expect(c.leader()).not.toBe('n1');
+    expect(ticks).toBeLessThan(60);
   });
 });
 

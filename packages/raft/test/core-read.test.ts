@@ -53,8 +53,7 @@ describe('ReadIndex (thesis §6.4)', () => {
     expect(c.readStates.get('n1')).toEqual([]);
     expect(readRounds(c)).toEqual([]);
     c.dropIf = null;
-    c.tick();
-    expect(c.node('n1').status().commit).toBe(1);
+    c.tickUntil(() => c.node('n1').status().commit === 1, 10);
     expect(c.readStates.get('n1')).toEqual([{ requestId: 1, index: 1 }]);
   });
 

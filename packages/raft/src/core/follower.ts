@@ -10,8 +10,13 @@ import type { AppendEntries, Heartbeat, Message, NodeId, ReadIndexResponse } fro
 /**
  * Becomes a follower in `term` (which never goes down), following `leader` if known.
  * A higher term clears the vote: one vote per term (§5.2).
+ *
+ * The election timer restarts, except with `keepElectionTimer`: a node that adopts a higher
+ * term from a vote request it may well refuse must keep counting (Figure 2: only hearing from
+ * the current leader or granting a vote restarts it). Otherwise a candidate with a stale log,
+ * campaigning again and again, would hold back every node that could win.
  */
-export function becomeFollower(r: RaftState, term: number, leader: NodeId | null): void {
+export function becomeFollower(r: RaftState, term: number, leader: NodeId | null, keepElectionTimer = false): void {
   invariant(term >= r.term, `becomeFollower(${term}) below current term ${r.term}`);
   if (term > r.term) {
     r.term = term;
@@ -24,7 +29,7 @@ export function becomeFollower(r: RaftState, term: number, leader: NodeId | null
   r.role = 'follower';
   r.leader = leader;
   r.votes.clear();
-  r.resetElectionTimer();
+  if (!keepElectionTimer) r.resetElectionTimer();
 }
 
 /**

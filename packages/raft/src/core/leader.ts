@@ -127,8 +127,23 @@ function sendAppend(r: RaftState, to: NodeId, pr: Progress, sendIfEmpty: boolean
     prevLogIndex, prevLogTerm: log.termAt(prevLogIndex), entries, leaderCommit: log.committed,
   });
   pr.sentAppend(entries.length, prevLogIndex + entries.length);
-  pr.sentCommit = log.committed;
+  pr.sentCommit = Math.max(pr.sentCommit, Math.min(log.committed, prevLogIndex + entries.length));
   return true;
+}
+
+/**
+ * Tells a follower a new commit index with an empty AppendEntries at its match index, which its
+ * log is known to hold, so it is never rejected however the network reorders it (an empty
+ * append at nextIndex - 1 could overtake the entries before it and be refused). Flow control
+ * is untouched: nothing new is in flight.
+ */
+function sendCommit(r: RaftState, to: NodeId, pr: Progress): void {
+  const log = r.log;
+  r.send({
+    type: 'AppendEntries', from: r.id, to, term: r.term,
+    prevLogIndex: pr.match, prevLogTerm: log.termAt(pr.match), entries: [], leaderCommit: log.committed,
+  });
+  pr.sentCommit = Math.min(log.committed, pr.match);
 }
 
 /** Sends `to` as many AppendEntries as its progress allows: one in probe state, up to the inflight bound in replicate. */
@@ -170,22 +185,31 @@ function nextIndexFromHint(r: RaftState, m: AppendEntriesResponse): number {
   return ourLast > 0 ? ourLast + 1 : m.conflictIndex;
 }
 
+/**
+ * A follower that answers this many heartbeats in a row while replication to it makes no
+ * progress has probably lost some AppendEntries (or their answers). Waiting for several answers,
+ * not one, keeps a merely slow or reordered AppendEntries from being sent twice.
+ */
+const STALL_HEARTBEAT_ANSWERS = 3;
+
 function handleHeartbeatResponse(r: RaftState, m: HeartbeatResponse, pr: Progress): void {
-  // The follower is reachable: let a stuck probe go again, and if the pipeline is full
-  // (answers lost?) free one slot so that replication can resume at a trickle.
-  pr.probeSent = false;
-  if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
   if (m.readRound > pr.ackedReadRound) {
     pr.ackedReadRound = m.readRound;
     maybeConfirmReads(r);
   }
-  if (pr.match < r.log.lastIndex()) {
-    // The follower lags. Send what is new; if everything was already sent (and the tail of
-    // the pipeline may have been lost), an empty AppendEntries at nextIndex - 1 checks it:
-    // a success raises match, a rejection sends the follower back to probe.
+  if (pr.match >= r.log.lastIndex()) return; // the follower is up to date
+  pr.heartbeatAnswersSinceProgress++;
+  if (pr.heartbeatAnswersSinceProgress >= STALL_HEARTBEAT_ANSWERS) {
+    // The follower is reachable but replication is stuck: what we sent was lost. Let a probe
+    // go again; free a slot of a full pipeline; and if everything was sent already, check the
+    // pipeline's tail with an empty AppendEntries at nextIndex - 1 (a success raises match, a
+    // rejection sends the follower back to probe, from where the hint says).
+    pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
     if (!sendAppend(r, m.from, pr, false)) sendAppend(r, m.from, pr, true);
-    replicateTo(r, m.from, pr);
+    pr.heartbeatAnswersSinceProgress = 0;
   }
+  replicateTo(r, m.from, pr);
 }
 
 /**
@@ -216,6 +240,7 @@ function broadcastHeartbeat(r: RaftState): void {
     // Only what the follower is known to hold may be declared committed to it.
     const commit = Math.min(r.log.committed, pr.match);
     r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit, readRound });
+    pr.sentCommit = Math.max(pr.sentCommit, commit);
   }
 }
 
@@ -234,7 +259,9 @@ export function flushLeader(r: RaftState): void {
   }
   for (const [to, pr] of tracker(r).followers) {
     replicateTo(r, to, pr);
-    if (pr.sentCommit < log.committed) sendAppend(r, to, pr, true);
+    // A follower in replicate state hears of a new commit index at once (a lagging or
+    // probing one learns it from later AppendEntries and heartbeats).
+    if (pr.state === 'replicate' && pr.sentCommit < Math.min(log.committed, pr.match)) sendCommit(r, to, pr);
   }
 }
 

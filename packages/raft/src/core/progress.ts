@@ -72,8 +72,18 @@ export class Progress {
   lastHeardTick = Number.NEGATIVE_INFINITY;
   /** Highest read round this follower has acknowledged (see read-only.ts). */
   ackedReadRound = 0;
-  /** Highest commit index sent in an AppendEntries (to know when a commit needs announcing). */
+  /**
+   * The highest commit index this follower can have learned from us: a message's commit is
+   * capped by what the follower is known to hold (min(leaderCommit, last index the message
+   * covers)). Tells the leader when a new commit index is worth announcing.
+   */
   sentCommit = 0;
+  /**
+   * Heartbeat answers received since replication last made progress (match rose, a rejection
+   * moved nextIndex, or entries were sent). A follower that answers heartbeats but not our
+   * AppendEntries for STALL_HEARTBEAT_ANSWERS of them has probably lost some: see leader.ts.
+   */
+  heartbeatAnswersSinceProgress = 0;
 
   constructor(next: number, maxInflightMsgs: number) {
     this.next = next;
@@ -101,6 +111,7 @@ export class Progress {
 
   /** An AppendEntries carrying entries up to `lastIndex` (or none, when lastIndex is next - 1) was sent. */
   sentAppend(entryCount: number, lastIndex: number): void {
+    if (entryCount > 0) this.heartbeatAnswersSinceProgress = 0;
     if (this.state === 'probe') {
       this.probeSent = true;
     } else if (entryCount > 0) {
@@ -115,6 +126,7 @@ export class Progress {
     this.probeSent = false;
     if (index <= this.match) return false;
     this.match = index;
+    this.heartbeatAnswersSinceProgress = 0;
     if (this.next <= index) this.next = index + 1;
     return true;
   }
@@ -133,6 +145,7 @@ export class Progress {
     // Resume no lower than just after the match, and strictly before the rejected position.
     const next = Math.max(this.match + 1, Math.min(hintNext, rejected));
     this.becomeProbe(next);
+    this.heartbeatAnswersSinceProgress = 0;
     return true;
   }
 

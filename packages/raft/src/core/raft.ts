@@ -94,7 +94,7 @@ export class RaftNode {
     if (m.type === 'RequestVote') {
       if (m.preVote) return true; // answered by handleVoteRequest without changing state
       if ((r.cfg.checkQuorum || r.cfg.readMode === 'lease') && r.heardFromLeaderRecently()) return false;
-      becomeFollower(r, m.term, null);
+      becomeFollower(r, m.term, null, true); // the timer restarts only if we grant the vote
       return true;
     }
     if (m.type === 'RequestVoteResponse' && m.preVote && m.granted) return true;
