@@ -160,6 +160,21 @@ describe('InvariantChecker reports broken histories', () => {
     expectViolation('durability', () => c.checkAcknowledgedApplied(new Map([['n1', [e(1, 1, 'acked')]], ['n2', []]])), /never applied by n2/);
   });
 
+  it('a read answered below a write acknowledged before it was issued (linearizable read)', () => {
+    const c = new InvariantChecker();
+    c.observeApply('n1', e(1, 1), 1);
+    c.observeApply('n1', e(2, 1), 1);
+    c.observeReadIssued('n2', 1); // before the ack: index 1 is fine for it
+    c.recordAck({ node: 'n1', index: 2, term: 1, data: enc.encode('x2.1'), timeMs: 4 });
+    c.observeReadIssued('n3', 2);
+    c.observeReadIndex('n2', 1, 1);
+    expectViolation('linearizable-read', () => c.observeReadIndex('n3', 2, 1), /write at index 2 was acknowledged before/);
+    // A failed read, or one lost in a crash, is not checked.
+    c.observeReadIssued('n3', 3);
+    c.forgetRead('n3', 3);
+    c.observeReadIndex('n3', 3, 0);
+  });
+
   it('an acknowledgement for an entry that is not the committed one', () => {
     const c = new InvariantChecker();
     c.observeApply('n1', e(1, 1, 'a'), 1);

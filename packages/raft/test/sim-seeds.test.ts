@@ -37,12 +37,19 @@ describe('runSimulation / runSeeds', () => {
     expect(summary.traceHash).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  // Known core bug (reported in /work/brief/core-bugs.md): with PreVote off and a ~2x fast clock,
-  // seeds 1039 (3 nodes) and 952 (5 nodes) lose liveness after healing. CI runs other ranges.
+  // Regression seeds: with PreVote off and a ~2x fast clock, a stale node's rejected campaigns
+  // kept resetting the others' election timers, so no leader was elected after healing (core
+  // fixed in ad62a48: adopting a term from a refused RequestVote keeps the timer, Figure 2).
+  it('regression seeds 1039 (3 nodes) and 952 (5 nodes) are live', () => {
+    const a = runSimulation({ seed: 1039, nodes: 3, durationMs: 2000 });
+    const b = runSimulation({ seed: 952, nodes: 5, durationMs: 3000 });
+    expect(failures([a, b])).toBe('');
+  });
+
   it('3-node and 7-node clusters survive their schedules too', () => {
     for (const nodes of [3, 7]) {
       const failed: SimResult[] = [];
-      const summary = runSeeds({ seeds: 40, firstSeed: 2001, nodes, durationMs: 2000, onResult: (r) => (r.ok ? undefined : failed.push(r)) });
+      const summary = runSeeds({ seeds: 40, firstSeed: 1001, nodes, durationMs: 2000, onResult: (r) => (r.ok ? undefined : failed.push(r)) });
       expect(failures(failed)).toBe('');
       expect(summary.violations).toBe(0);
     }

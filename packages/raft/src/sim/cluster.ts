@@ -460,6 +460,8 @@ export class SimCluster {
       for (const requestId of requestIds) this.recordRead({ ok: false, node: id, requestId, code: 'NO_LEADER', timeMs: this.nowMs });
       return;
     }
+    for (const requestId of requestIds) this.checker.observeReadIssued(id, requestId);
+    this.trace(`${id} read ${requestIds.length === 1 ? String(requestIds[0]) : `${requestIds[0]}..${requestIds[requestIds.length - 1]}`} issued`);
     try {
       n.core.readIndex(requestIds);
     } catch (e) {
@@ -700,8 +702,14 @@ export class SimCluster {
     if (rd.committedEntries.length > 0) this.trace(`${n.id} apply ${formatEntries(rd.committedEntries)}`);
 
     // 4. Reads.
-    for (const r of rd.readStates) this.recordRead({ ok: true, node: n.id, requestId: r.requestId, index: r.index, timeMs: this.nowMs });
-    for (const f of rd.failedReads) this.recordRead({ ok: false, node: n.id, requestId: f.requestId, code: f.code, timeMs: this.nowMs });
+    for (const r of rd.readStates) {
+      this.recordRead({ ok: true, node: n.id, requestId: r.requestId, index: r.index, timeMs: this.nowMs });
+      this.checker.observeReadIndex(n.id, r.requestId, r.index);
+    }
+    for (const f of rd.failedReads) {
+      this.recordRead({ ok: false, node: n.id, requestId: f.requestId, code: f.code, timeMs: this.nowMs });
+      this.checker.forgetRead(n.id, f.requestId);
+    }
 
     // 5. Advance, then take the next Ready.
     try {

@@ -14,6 +14,8 @@
 //  - The commit index of a node never decreases while it is up, and a restarted node starts no lower
 //    than the commit index it had made durable.
 //  - Durability (the client's view): every acknowledged proposal is eventually applied by every node.
+//  - Linearizable reads (thesis §6.4): a read's index is at least the index of every write that was
+//    acknowledged before the read was issued, so serving it at that index sees those writes.
 //
 // The checker is independent of the simulator so that tests can feed it deliberately broken
 // histories and show each property can fail.
@@ -28,6 +30,8 @@ export type InvariantName =
   | 'state-machine-safety'
   | 'commit-monotonic'
   | 'durability'
+  /** A ReadIndex answer below the index of a write acknowledged before the read was issued (thesis §6.4). */
+  | 'linearizable-read'
   | 'liveness'
   /** The core broke the Ready contract (core/types.ts), e.g. a gap in appended or applied entries. */
   | 'driver-contract'
@@ -135,6 +139,9 @@ export class InvariantChecker {
   /** Leaders whose durable log already holds an entry of their own term: their log must keep every committed entry. */
   private readonly verifiedLeaders = new Map<NodeId, number>();
   private readonly acks: AcknowledgedProposal[] = [];
+  private maxAckedIndex = 0;
+  /** Reads waiting for their index: "node:requestId" → the highest acknowledged write index when issued. */
+  private readonly pendingReads = new Map<string, { floor: number; issuedAtMs: number }>();
 
   constructor(private readonly ctx: ViolationContext = {}) {}
 
@@ -292,6 +299,7 @@ export class InvariantChecker {
   }
 
   observeCrash(node: NodeId): void {
+    this.forgetReadsOf(node);
     this.lastCommit.delete(node);
     this.verifiedLeaders.delete(node);
     this.role.delete(node);
@@ -313,6 +321,37 @@ export class InvariantChecker {
       this.fail('durability', `${ack.node} acknowledged (${ack.index},${ack.term}) but that is not the committed entry at ${ack.index}`);
     }
     this.acks.push(ack);
+    this.maxAckedIndex = Math.max(this.maxAckedIndex, ack.index);
+  }
+
+  // ----- reads: linearizability of ReadIndex answers -----
+
+  /** A client asked `node` for a linearizable read `requestId` now. */
+  observeReadIssued(node: NodeId, requestId: number): void {
+    this.pendingReads.set(`${node}:${requestId}`, { floor: this.maxAckedIndex, issuedAtMs: this.ctx.now?.() ?? 0 });
+  }
+
+  /** `node` answered read `requestId` with read index `index`. */
+  observeReadIndex(node: NodeId, requestId: number, index: number): void {
+    const key = `${node}:${requestId}`;
+    const p = this.pendingReads.get(key);
+    if (p === undefined) return; // not issued through the checker (or issued before a crash)
+    this.pendingReads.delete(key);
+    if (index < p.floor) {
+      this.fail(
+        'linearizable-read',
+        `${node} answered read ${requestId} (issued at ${formatTime(p.issuedAtMs)}) with index ${index}, but a write at index ${p.floor} was acknowledged before the read was issued: a stale read`,
+      );
+    }
+  }
+
+  /** The read failed, or its node crashed: nothing to check. */
+  forgetRead(node: NodeId, requestId: number): void {
+    this.pendingReads.delete(`${node}:${requestId}`);
+  }
+
+  forgetReadsOf(node: NodeId): void {
+    for (const key of [...this.pendingReads.keys()]) if (key.startsWith(`${node}:`)) this.pendingReads.delete(key);
   }
 
   /** End of run: every acknowledged proposal must be applied, unchanged, by every node. */

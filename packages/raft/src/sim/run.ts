@@ -32,6 +32,8 @@ export interface SimOptions {
   readonly schedule?: FaultSchedule;
   /** Concurrent clients, each with at most one proposal outstanding. Default 3. */
   readonly clients?: number;
+  /** Share of client operations that are linearizable reads (checked against acknowledged writes). Default 0.2. */
+  readonly readFraction?: number;
   /** After the final heal: simulated ms allowed to elect a leader and commit a new proposal (and again to catch every node up). Default 40 election timeouts. */
   readonly livenessBoundMs?: number;
   /** Return the kept trace lines in the result (for --trace). */
@@ -159,6 +161,10 @@ class Client {
     private readonly name: string,
     private readonly rng: SimRandom,
     private readonly idleMs: readonly [number, number],
+    /** Share of operations that are reads rather than proposals. */
+    private readonly readFraction = 0,
+    /** Read request ids, shared by a run's clients so that they are unique. */
+    private readonly readIds = { next: 1 },
   ) {
     this.target = rng.pick(cluster.ids);
   }
@@ -186,6 +192,13 @@ class Client {
         c.schedule(CLIENT_POLL_MS, () => this.act());
         return;
       }
+    }
+    if (this.readFraction > 0 && this.rng.chance(this.readFraction)) {
+      // A linearizable read at a random node (followers forward it to the leader); the cluster's
+      // checker verifies its index covers every write acknowledged before now.
+      c.readIndex(this.rng.pick(c.ids), [this.readIds.next++]);
+      c.schedule(this.rng.between(this.idleMs), () => this.act());
+      return;
     }
     const data = new TextEncoder().encode(`${this.name}-${this.seq++}`);
     const r = c.propose(this.target, data);
@@ -254,9 +267,10 @@ export function runSimulation(opts: SimOptions): SimResult {
 
     // Clients run through the fault phase.
     const clientRng = new SimRandom(deriveSeed(opts.seed, 5));
+    const readIds = { next: 1 };
     const clients = Array.from(
       { length: opts.clients ?? 3 },
-      (_, i) => new Client(c, `c${i + 1}`, new SimRandom(deriveSeed(opts.seed, 6, i)), [2, 30]),
+      (_, i) => new Client(c, `c${i + 1}`, new SimRandom(deriveSeed(opts.seed, 6, i)), [2, 30], opts.readFraction ?? 0.2, readIds),
     );
     for (const cl of clients) cl.start(clientRng.between([0, 50]));
 
