@@ -139,10 +139,13 @@ describe('raft node processes under SIGKILL and corruption', () => {
     await load.stop();
     const acks = [...load.acks];
     procs = await startAll(spec);
-    const leader = await waitLeader(spec);
     // The new leader's no-op commits its whole log (§5.4.2); one more write shows it is serving.
-    const after = await http(leader.port, 'POST', '/propose', 'after restart');
-    expect(after.status).toBe(200);
+    // (Leadership may still move right after the restart: retry until some leader takes it.)
+    const after = await waitFor('a write after the restart', async () => {
+      const leader = await waitLeader(spec);
+      const r = await http(leader.port, 'POST', '/propose', 'after restart').catch(() => null);
+      return r?.status === 200 ? r : null;
+    });
     await waitConverged(spec, Math.max(after.body.index as number, ...acks.map((a) => a.index)));
     for (const p of procs) expect(await sigterm(p)).toBe(0);
     await checkAckedOnDisk(spec, acks);
