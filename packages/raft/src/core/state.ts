@@ -81,7 +81,11 @@ export class RaftState {
   // Volatile state.
   role: Role = 'follower';
   leader: NodeId | null = null;
-  /** Ticks since this node last heard from a leader (follower), started campaigning, or (leader) last checked its quorum. */
+  /**
+   * Ticks since this node last heard from its leader or granted a vote (follower), or started
+   * campaigning ((pre-)candidate). A leader does not use it: CheckQuorum counts from the ticks
+   * it last heard from each follower (see leader.ts).
+   */
   electionElapsed = 0;
   /** Ticks since the leader last sent heartbeats. */
   heartbeatElapsed = 0;
