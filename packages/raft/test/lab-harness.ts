@@ -510,6 +510,20 @@ export function labSeeds(defaults: readonly number[]): readonly number[] {
   return env.split(',').map((s) => Number(s.trim()));
 }
 
+/**
+ * Extra SimCluster options from `LAB_SIM` (JSON), to explore by hand with harsher settings, e.g.
+ * `LAB_SIM='{"fsyncDelayMs":[1,20],"linkDelayMs":[1,10]}'`. Unset in CI.
+ */
+function simOverridesFromEnv(): LabOptions {
+  const env = process.env.LAB_SIM;
+  if (env === undefined || env.trim() === '') return {};
+  const parsed: unknown = JSON.parse(env);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new LabFailure(`LAB_SIM must be a JSON object of SimCluster options, got ${env}`);
+  }
+  return parsed as LabOptions;
+}
+
 /** The seeds 1..count. */
 export function firstSeeds(count: number): number[] {
   return Array.from({ length: count }, (_, k) => k + 1);
@@ -542,7 +556,7 @@ export function forSeeds(defaults: readonly number[], body: (seed: number) => vo
  * failing seed can be replayed and read.
  */
 export function withLab(servers: number, seed: number, options: LabOptions, body: (lab: Lab) => void): void {
-  const lab = new Lab(servers, seed, options);
+  const lab = new Lab(servers, seed, { ...options, ...simOverridesFromEnv() });
   try {
     body(lab);
   } catch (err) {
