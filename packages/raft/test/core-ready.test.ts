@@ -3,6 +3,7 @@
 // protocol is broken.
 
 import { describe, expect, it } from 'vitest';
+import { MAX_COMMITTED_BYTES_PER_READY } from '../src/core/log.js';
 import { RaftNode } from '../src/core/raft.js';
 import type { Entry } from '../src/core/types.js';
 import { Cluster, enc } from './core-helpers.js';
@@ -93,6 +94,19 @@ describe('Ready / advance', () => {
     expect(() => n.advance({ ...rd })).toThrow(/not handed out/);
     n.advance(rd);
     expect(() => n.advance(rd)).toThrow(/not handed out/);
+  });
+
+  it('hands out at most MAX_COMMITTED_BYTES_PER_READY of committed entries per Ready (always at least one)', () => {
+    const big = (index: number): Entry => ({ index, term: 1, type: 'normal', data: new Uint8Array(9 * 1024 * 1024) });
+    const n = new RaftNode({ id: 'a', peers: ['a'], randomSeed: 1 }, { hardState: { term: 1, vote: 'a', commit: 3 }, entries: [big(1), big(2), big(3)] });
+    const batches: number[][] = [];
+    while (n.hasReady()) {
+      const rd = n.ready();
+      batches.push(rd.committedEntries.map((e) => e.index));
+      n.advance(rd);
+    }
+    expect(MAX_COMMITTED_BYTES_PER_READY).toBeLessThan(2 * 9 * 1024 * 1024);
+    expect(batches).toEqual([[1], [2], [3]]);
   });
 
   it('a restarted node hands out its committed log again (its state machine starts empty)', () => {

@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { isRaftError, RaftError } from '../src/core/errors.js';
+import { ENTRY_OVERHEAD_BYTES } from '../src/core/log.js';
 import type { AppendEntries, Entry, Message } from '../src/core/types.js';
 import { Cluster, enc } from './core-helpers.js';
 
@@ -223,6 +224,17 @@ describe('flow control and bounds', () => {
       .map((m) => m.entries.map((e) => e.data.byteLength));
     expect(batches).toEqual([[0], [100, 100], [100], [1000], [10]]);
     expect(c.node('n2').status().lastIndex).toBe(6);
+  });
+
+  it('empty entries count ENTRY_OVERHEAD_BYTES each against maxMsgBytes, so their batches are bounded too', () => {
+    const c = new Cluster(3, { maxMsgBytes: 4 * ENTRY_OVERHEAD_BYTES });
+    c.elect('n1');
+    c.node('n1').propose(Array.from({ length: 10 }, () => new Uint8Array(0)));
+    c.stabilize();
+    const counts = c.sent
+      .filter((m): m is AppendEntries => m.type === 'AppendEntries' && m.to === 'n2' && m.entries.length > 0)
+      .map((m) => m.entries.length);
+    expect(counts).toEqual([1, 4, 4, 2]); // the no-op alone, then ten empty commands
   });
 
   it('a lost tail of the pipeline is noticed through heartbeat answers and sent again', () => {

@@ -112,7 +112,8 @@ export function stepLeader(r: RaftState, m: Message): void {
 // ---- Log replication (§5.3) ----
 
 /**
- * Sends `to` one AppendEntries from its nextIndex, unless its progress is paused. Returns
+ * Sends `to` one AppendEntries from its nextIndex, unless its progress is paused: as many entries
+ * as fit in maxMsgBytes (payload plus ENTRY_OVERHEAD_BYTES each; always at least one). Returns
  * whether a message was sent. Without `sendIfEmpty`, a message with no entries is not sent.
  */
 function sendAppend(r: RaftState, to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {

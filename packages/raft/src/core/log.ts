@@ -24,6 +24,19 @@ export function invariant(condition: boolean, message: string): asserts conditio
   if (!condition) throw new Error(`raft invariant violated: ${message}`);
 }
 
+/**
+ * What an entry counts for against a byte bound: its payload plus a fixed allowance for index,
+ * term and type, so that a batch of empty entries (no-ops) is bounded too.
+ */
+export const ENTRY_OVERHEAD_BYTES = 16;
+
+export function entrySizeBytes(entry: Entry): number {
+  return entry.data.byteLength + ENTRY_OVERHEAD_BYTES;
+}
+
+/** Bound on the committed entries handed out in one Ready (at least one is always handed out). */
+export const MAX_COMMITTED_BYTES_PER_READY = 16 * 1024 * 1024;
+
 export class RaftLog {
   /** entries[i] is the entry at index i + 1. */
   private readonly entries: Entry[] = [];
@@ -75,8 +88,8 @@ export class RaftLog {
   }
 
   /**
-   * Entries [from, to], cut short once their payload passes `maxBytes`; at least one entry is
-   * returned whenever from <= to, so that a single large entry still makes progress.
+   * Entries [from, to], cut short once their size (entrySizeBytes) passes `maxBytes`; at least
+   * one entry is returned whenever from <= to, so that a single large entry still makes progress.
    */
   slice(from: number, to: number, maxBytes = Infinity): Entry[] {
     invariant(from >= 1 && to <= this.lastIndex(), `slice(${from}, ${to}) outside the log [1, ${this.lastIndex()}]`);
@@ -84,7 +97,7 @@ export class RaftLog {
     let bytes = 0;
     for (let i = from; i <= to; i++) {
       const entry = this.entryAt(i);
-      bytes += entry.data.byteLength;
+      bytes += entrySizeBytes(entry);
       if (out.length > 0 && bytes > maxBytes) break;
       out.push(entry);
     }
@@ -193,10 +206,13 @@ export class RaftLog {
     return this._handedOut < this.lastIndex();
   }
 
-  /** Committed entries that may be applied now: handed out for persisting, not yet handed out for applying. */
+  /**
+   * Committed entries that may be applied now: handed out for persisting, not yet handed out for
+   * applying; at most MAX_COMMITTED_BYTES_PER_READY of them (the rest go in the next Ready).
+   */
   nextCommittedEntries(): Entry[] {
     const to = Math.min(this._committed, this._handedOut);
-    return to > this._applying ? this.entries.slice(this._applying, to) : [];
+    return to > this._applying ? this.slice(this._applying + 1, to, MAX_COMMITTED_BYTES_PER_READY) : [];
   }
 
   hasCommittedEntries(): boolean {
