@@ -125,8 +125,8 @@ function handleReadIndexResponse(r: RaftState, m: ReadIndexResponse): void {
 }
 
 /**
- * A read at a follower (thesis §6.4: "followers ... request the current read index from the
- * leader"): forward it to the leader, or fail it at once when no leader is known.
+ * A read at a follower (thesis §6.4: a follower can serve reads too, after asking the leader for
+ * the current read index): forward it to the leader, or fail it at once when no leader is known.
  */
 export function followerReadIndex(r: RaftState, requestIds: readonly number[]): void {
   if (r.leader === null) {
