@@ -254,6 +254,56 @@ describe('SimCluster', () => {
     expect(r === undefined || !r.ok).toBe(true);
   });
 
+  // Figure 8 of the paper (§5.4.2), driven step by step: S1 replicates e (term 1) to S2 only and
+  // crashes; S5 leads term 2 alone and syncs a no-op at e's index; S1 or S2 leads term 3 and
+  // re-replicates e one entry per message. If it counted replicas of e (an older term) to commit
+  // it, S5 could then win term 4 and overwrite it. The rule: e is applied only once an entry of
+  // term 3 is committed, and then e survives. (With the rule removed from leader.ts, this same
+  // scenario reports "leader-completeness: leader n4 of term 4 lacks (3,1) "e"".)
+  it.each([1, 2, 3, 4])('Figure 8: an old-term entry is committed only with a current-term one (seed %i)', (seed) => {
+    const c = new SimCluster({ nodes: 5, seed, raft: { maxMsgBytes: 1 } });
+    const leaderAmong = (ids: readonly string[]): string | undefined => {
+      const top = Math.max(...ids.map((id) => c.status(id).term));
+      return c.leaders().find((id) => ids.includes(id) && c.status(id).term === top);
+    };
+    const s1 = electedLeader(c);
+    const base = proposeOk(c, s1, 'base');
+    expect(c.runUntil(() => c.nCommitted(base.firstIndex).count === 5, 1000)).toBe(true);
+    const [s2, ...others] = c.ids.filter((id) => id !== s1) as [string, ...string[]];
+    // (a) e reaches S2 only; S1 crashes.
+    c.partition([[s1, s2], others]);
+    const e = proposeOk(c, s1, 'e');
+    expect(c.runUntil(() => c.durableLog(s2).length >= e.firstIndex, 200)).toBe(true);
+    c.crash(s1);
+    // (b) S5 leads a term alone and syncs its no-op at e's index, then crashes.
+    expect(c.runUntil(() => leaderAmong(others) !== undefined, 3000)).toBe(true);
+    const s5 = leaderAmong(others) as string;
+    c.partition([[s5], [s2, ...others.filter((id) => id !== s5)]]);
+    expect(c.runUntil(() => c.durableLog(s5).length >= e.firstIndex, 100)).toBe(true);
+    expect(c.durableLog(s5)[e.firstIndex - 1]?.term).toBeGreaterThan(e.term);
+    c.crash(s5);
+    // (c) S1 returns; S1 or S2 (the logs holding e) leads the next term and replicates e.
+    c.restart(s1);
+    const four = c.ids.filter((id) => id !== s5);
+    c.partition([four]);
+    expect(c.runUntil(() => leaderAmong(four) !== undefined, 3000)).toBe(true);
+    const l3 = leaderAmong(four) as string;
+    expect(c.runUntil(() => c.appliedLog(l3).length >= e.firstIndex, 1000)).toBe(true);
+    // The Figure 8 rule: when e is applied, an entry of the leader's own term is committed too.
+    expect(c.status(l3).commit).toBeGreaterThan(e.firstIndex);
+    // (d) The leader crashes; S5 returns with a fast clock and campaigns first.
+    c.crash(l3);
+    c.restart(s5);
+    for (const id of c.ids) c.setClockRate(id, id === s5 ? 2 : 0.5);
+    c.partition([c.ids.filter((id) => id !== l3)]);
+    c.runFor(2000);
+    c.heal();
+    c.restart(l3);
+    expect(c.runUntil(() => c.ids.every((id) => c.appliedLog(id).length >= e.firstIndex), 5000)).toBe(true);
+    expect(c.appliedEntries(s5).map((x) => dec.decode(x.data))).toEqual(['base', 'e']);
+    c.checkInvariants();
+  });
+
   it('with a disk that forgets on crash (unsafe test mode) the invariants catch the damage', () => {
     const c = new SimCluster({ nodes: 3, seed: 22, unsafeAmnesiaOnCrash: true });
     const leader = electedLeader(c);

@@ -35,7 +35,6 @@ import type {
   RaftConfig,
   RaftStatus,
   ReadMode,
-  ReadState,
   Ready,
   Role,
 } from '../core/types.js';
@@ -781,4 +780,3 @@ export class SimCluster {
 
 export type { AcknowledgedProposal } from './invariants.js';
 export type { UnreliableOptions } from './network.js';
-export type { ReadState };

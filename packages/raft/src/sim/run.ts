@@ -62,6 +62,8 @@ export interface SimVariant {
   readonly voteCrashProbability: number;
   /** Probability that a node crashes right after syncing appended entries. */
   readonly appendCrashProbability: number;
+  /** Probability that a leader crashes right after syncing its no-op (a quarter of it: after a commit advance). */
+  readonly leaderCrashProbability: number;
 }
 
 export const DEFAULT_VARIANT: SimVariant = {
@@ -71,6 +73,7 @@ export const DEFAULT_VARIANT: SimVariant = {
   maxInflightMsgs: undefined,
   voteCrashProbability: 0,
   appendCrashProbability: 0,
+  leaderCrashProbability: 0,
 };
 
 export function simVariant(seed: number): SimVariant {
@@ -83,13 +86,15 @@ export function simVariant(seed: number): SimVariant {
     maxInflightMsgs: rng.chance(0.25) ? rng.pick([1, 2, 8]) : undefined,
     voteCrashProbability: profile === 'crash-storm' ? 0.3 : profile === 'mixed' ? 0.05 : 0,
     appendCrashProbability: profile === 'crash-storm' ? 0.003 : profile === 'mixed' ? 0.0005 : 0,
+    leaderCrashProbability: profile === 'crash-storm' ? 0.3 : profile === 'mixed' ? 0.03 : 0,
   };
 }
 
 function describeVariant(v: SimVariant): string {
   return (
     `preVote=${v.preVote} checkQuorum=${v.checkQuorum} maxMsgBytes=${v.maxMsgBytes ?? 'default'} ` +
-    `maxInflightMsgs=${v.maxInflightMsgs ?? 'default'} crash points: vote p=${v.voteCrashProbability} append p=${v.appendCrashProbability}`
+    `maxInflightMsgs=${v.maxInflightMsgs ?? 'default'} crash points: vote p=${v.voteCrashProbability} append p=${v.appendCrashProbability} ` +
+    `leader p=${v.leaderCrashProbability}`
   );
 }
 
@@ -217,22 +222,39 @@ class Client {
   }
 }
 
-/** Crash points (see SimVariant): crash a node right after it synced a new vote, or appended entries; restart it within 20ms. */
+/**
+ * Crash points (see SimVariant): crash a node right after it synced a new vote, appended entries,
+ * or — as a leader — synced its election no-op or a commit advance (the moments Figure 8 of the
+ * paper turns on); restart it after up to `leaderDownMs` (leaders) or 20 ms (others).
+ */
 function installCrashPoints(c: SimCluster, v: SimVariant, rng: SimRandom): void {
-  if (v.voteCrashProbability <= 0 && v.appendCrashProbability <= 0) return;
+  if (v.voteCrashProbability <= 0 && v.appendCrashProbability <= 0 && v.leaderCrashProbability <= 0) return;
   const lastVote = new Map<NodeId, string>();
+  const lastCommit = new Map<NodeId, number>();
   c.onPersisted((id, rd) => {
     const hs = rd.hardState;
     let what: string | null = null;
+    let downMs: readonly [number, number] = [0, 20];
     if (hs !== null && hs.vote !== null && hs.vote !== id && lastVote.get(id) !== `${hs.term}:${hs.vote}`) {
       lastVote.set(id, `${hs.term}:${hs.vote}`);
       if (rng.chance(v.voteCrashProbability)) what = `its vote for ${hs.vote} in term ${hs.term}`;
+    }
+    if (what === null && v.leaderCrashProbability > 0 && c.isUp(id)) {
+      const s = c.status(id);
+      const commitUp = hs !== null && hs.commit > (lastCommit.get(id) ?? 0);
+      if (hs !== null) lastCommit.set(id, hs.commit);
+      if (s.role === 'leader') {
+        const noop = rd.entries.find((e) => e.type === 'noop' && e.term === s.term);
+        if (noop !== undefined && rng.chance(v.leaderCrashProbability)) what = `its no-op (${noop.index},${noop.term}) as leader`;
+        else if (commitUp && rng.chance(v.leaderCrashProbability / 4)) what = `commit index ${hs?.commit} as leader`;
+        if (what !== null) downMs = [0, 300];
+      }
     }
     if (what === null && rd.entries.length > 0 && rng.chance(v.appendCrashProbability)) what = `${rd.entries.length} entries`;
     if (what === null) return;
     c.trace(`CRASH POINT ${id} right after syncing ${what}`);
     c.crash(id);
-    c.schedule(rng.between([0, 20]), () => {
+    c.schedule(rng.between(downMs), () => {
       if (!c.isUp(id)) c.restart(id);
     });
   });
