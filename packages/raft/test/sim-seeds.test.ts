@@ -102,6 +102,7 @@ describe('runSimulation / runSeeds', () => {
       nodes: 3,
       durationMs: 1000,
       schedule: [{ atMs: 500, action: { kind: 'crash', target: 'leader' } }],
+      variants: false,
       cluster: { unsafeAmnesiaOnCrash: true },
     });
     expect(r.ok).toBe(false);
