@@ -225,7 +225,7 @@ class Client {
 /**
  * Crash points (see SimVariant): crash a node right after it synced a new vote, appended entries,
  * or — as a leader — synced its election no-op or a commit advance (the moments Figure 8 of the
- * paper turns on); restart it after up to `leaderDownMs` (leaders) or 20 ms (others).
+ * paper turns on); restart it within 300 ms (leaders) or 20 ms (others).
  */
 function installCrashPoints(c: SimCluster, v: SimVariant, rng: SimRandom): void {
   if (v.voteCrashProbability <= 0 && v.appendCrashProbability <= 0 && v.leaderCrashProbability <= 0) return;
