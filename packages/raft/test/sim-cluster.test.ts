@@ -259,7 +259,8 @@ describe('SimCluster', () => {
   // re-replicates e one entry per message. If it counted replicas of e (an older term) to commit
   // it, S5 could then win term 4 and overwrite it. The rule: e is applied only once an entry of
   // term 3 is committed, and then e survives. (With the rule removed from leader.ts, this same
-  // scenario reports "leader-completeness: leader n4 of term 4 lacks (3,1) "e"".)
+  // scenario reports "commit-rule: leader n1 of term 3 moved its commit index from 2 to 3, an entry
+  // of term 1"; without that check, "leader-completeness: leader n4 of term 4 lacks (3,1) "e"".)
   it.each([1, 2, 3, 4])('Figure 8: an old-term entry is committed only with a current-term one (seed %i)', (seed) => {
     const c = new SimCluster({ nodes: 5, seed, raft: { maxMsgBytes: 1 } });
     const leaderAmong = (ids: readonly string[]): string | undefined => {

@@ -132,6 +132,13 @@ describe('InvariantChecker reports broken histories', () => {
     expectViolation('leader-completeness', () => c.observeDurable('n1', [e(1, 1), e(2, 2)], 2, hs(2, 2)), /overwrote committed/);
   });
 
+  it('a leader committing an entry of an earlier term by counting replicas (commit rule, Figure 8)', () => {
+    const c = new InvariantChecker();
+    c.observeLeaderCommit('n1', 3, 1, 3, noop(3, 3)); // its own no-op: fine
+    expectViolation('commit-rule', () => c.observeLeaderCommit('n1', 3, 3, 4, e(4, 2)), /an entry of term 2.*Figure 8/);
+    expectViolation('commit-rule', () => c.observeLeaderCommit('n2', 4, 0, 9, undefined), /beyond its durable log/);
+  });
+
   it('a commit index going down while up, and a restart below the durable commit', () => {
     const c = new InvariantChecker();
     c.observeCommit('n1', 5);

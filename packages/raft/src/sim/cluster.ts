@@ -117,6 +117,8 @@ interface SimNode {
   lastRole: Role | null;
   lastTerm: number;
   lastLeader: NodeId | null;
+  /** Commit index at the last observation (0 after a crash). */
+  lastCommit: number;
   /** Proposals made at this node, waiting to be applied here, by index. Cleared by a crash (the clients are gone). */
   readonly proposals: Map<number, PendingProposal>;
 }
@@ -204,6 +206,7 @@ export class SimCluster {
       lastRole: null,
       lastTerm: 0,
       lastLeader: null,
+      lastCommit: 0,
       proposals: new Map(),
     }));
     for (const n of this.nodes) this.byId.set(n.id, n);
@@ -341,6 +344,7 @@ export class SimCluster {
     n.proposals.clear();
     n.lastRole = null;
     n.lastLeader = null;
+    n.lastCommit = 0;
     this.checker.observeCrash(id);
     const lostParts: string[] = [];
     if (lost?.hardState) lostParts.push(`hardState ${formatHardState(lost.hardState)}`);
@@ -382,6 +386,12 @@ export class SimCluster {
       lastIndex: last?.index ?? 0,
       lastTerm: last?.term ?? 0,
       progress: {},
+      // A crashed node: the bootstrap configuration (issue 3 status fields; membership is not simulated yet).
+      config: { voters: [...this.ids], learners: [] },
+      configIndex: 0,
+      snapshotIndex: 0,
+      firstIndex: 1,
+      transferee: null,
     };
   }
 
@@ -650,6 +660,10 @@ export class SimCluster {
     }
     this.checker.observeRole(n.id, s.role, s.term);
     this.checker.observeCommit(n.id, s.commit);
+    if (s.role === 'leader' && s.commit > n.lastCommit) {
+      this.checker.observeLeaderCommit(n.id, s.term, n.lastCommit, s.commit, n.durable.log[s.commit - 1]);
+    }
+    n.lastCommit = s.commit;
   }
 
   /** The in-flight Ready reached the disk: persist, send, apply, answer reads, advance. */

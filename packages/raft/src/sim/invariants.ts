@@ -13,6 +13,9 @@
 //  - State Machine Safety (§5.4.3): no two nodes apply different entries at one index.
 //  - The commit index of a node never decreases while it is up, and a restarted node starts no lower
 //    than the commit index it had made durable.
+//  - The commit rule (§5.4.2, Figure 8): when a leader advances its commit index, the entry there is
+//    of the leader's own term (earlier entries are committed only indirectly), and durable at the
+//    leader (it counts its own log only once synced).
 //  - Durability (the client's view): every acknowledged proposal is eventually applied by every node.
 //  - Linearizable reads (thesis §6.4): a read's index is at least the index of every write that was
 //    acknowledged before the read was issued, so serving it at that index sees those writes.
@@ -29,6 +32,8 @@ export type InvariantName =
   | 'leader-completeness'
   | 'state-machine-safety'
   | 'commit-monotonic'
+  /** §5.4.2: a leader commits by counting replicas only an entry of its own term (Figure 8). */
+  | 'commit-rule'
   | 'durability'
   /** A ReadIndex answer below the index of a write acknowledged before the read was issued (thesis §6.4). */
   | 'linearizable-read'
@@ -296,6 +301,23 @@ export class InvariantChecker {
       this.fail('commit-monotonic', `${node}'s commit index went from ${last} down to ${commit}`);
     }
     this.lastCommit.set(node, commit);
+  }
+
+  /**
+   * Leader `node` of `term` moved its commit index from `oldCommit` up to `newCommit`; its durable
+   * log holds `atCommit` there (undefined: it does not hold that index durably).
+   */
+  observeLeaderCommit(node: NodeId, term: number, oldCommit: number, newCommit: number, atCommit: Entry | undefined): void {
+    if (atCommit === undefined) {
+      this.fail('commit-rule', `leader ${node} of term ${term} moved its commit index to ${newCommit}, beyond its durable log`);
+    }
+    if (atCommit.term !== term) {
+      this.fail(
+        'commit-rule',
+        `leader ${node} of term ${term} moved its commit index from ${oldCommit} to ${newCommit}, an entry of term ${atCommit.term}: ` +
+          `only entries of the leader's own term may be committed by counting replicas (§5.4.2, Figure 8)`,
+      );
+    }
   }
 
   observeCrash(node: NodeId): void {

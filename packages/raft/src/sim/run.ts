@@ -82,7 +82,9 @@ export function simVariant(seed: number): SimVariant {
   return {
     preVote: rng.chance(0.75),
     checkQuorum: rng.chance(0.75),
-    maxMsgBytes: rng.chance(0.25) ? rng.pick([1, 64, 512]) : undefined,
+    // Crash storms also split a leader's appends one entry per message half the time: the
+    // Figure 8 window (an old-term entry replicated apart from the new leader's no-op).
+    maxMsgBytes: rng.chance(profile === 'crash-storm' ? 0.5 : 0.25) ? rng.pick([1, 1, 64, 512]) : undefined,
     maxInflightMsgs: rng.chance(0.25) ? rng.pick([1, 2, 8]) : undefined,
     voteCrashProbability: profile === 'crash-storm' ? 0.3 : profile === 'mixed' ? 0.05 : 0,
     appendCrashProbability: profile === 'crash-storm' ? 0.003 : profile === 'mixed' ? 0.0005 : 0,
