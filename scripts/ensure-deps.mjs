@@ -10,8 +10,10 @@ const marker = join(root, 'node_modules', '.package-lock.json');
 const lock = join(root, 'package-lock.json');
 const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs);
 if (stale) {
-  console.error('[ballot] installing dependencies (npm ci)...');
-  execSync(existsSync(lock) ? 'npm ci --no-audit --no-fund' : 'npm install --no-audit --no-fund', {
+  // `npm install` rather than `npm ci`: it installs the locked versions too, and npm 11 writes lock
+  // files without other platforms' optional binaries (turbo's), which `npm ci` then rejects.
+  console.error('[ballot] installing dependencies (npm install)...');
+  execSync('npm install --no-audit --no-fund', {
     cwd: root,
     stdio: 'inherit',
   });
