@@ -7,13 +7,28 @@
 // The cluster also checks, after every Ready, the safety properties a test must never see
 // broken: at most one leader per term (Election Safety) and no two nodes applying different
 // entries at one index (State Machine Safety), and that applied entries were durable first.
+//
+// Snapshots (issue 3) are simulated the way a driver must handle them: a node's "state machine"
+// is the list of entries it applied, so a snapshot's data is simply that list up to its index.
+// compact() saves one and compacts the log; an InstallSnapshot a node sends carries (beside the
+// message) its saved snapshot's data; the receiver's driver holds the data before the message is
+// stepped, and the sender's driver reports the outcome (reportSnapshot): 'ok' on delivery,
+// 'failed' when the message is lost. New nodes can join (addNode) as non-members.
 
 import { RaftNode } from '../src/core/raft.js';
-import type { Entry, FailedRead, HardState, Message, NodeId, RaftConfig, ReadState, Ready } from '../src/core/types.js';
+import type { Entry, FailedRead, HardState, Message, NodeId, RaftConfig, ReadState, Ready, SnapshotMeta } from '../src/core/types.js';
+
+/** A saved snapshot: its metadata and the state machine's data (the applied entries up to meta.index). */
+export interface StoredSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: readonly Entry[];
+}
 
 export interface Disk {
   hardState: HardState;
+  /** entries[i] is the entry at index i + 1; compacted entries are holes (sparse array). */
   entries: Entry[];
+  snapshot?: StoredSnapshot;
 }
 
 export type ConfigOverrides = Partial<Omit<RaftConfig, 'id' | 'peers'>>;
@@ -22,7 +37,10 @@ export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 export class Cluster {
-  readonly ids: readonly NodeId[];
+  /** Every node, members or not (addNode appends). */
+  ids: readonly NodeId[];
+  /** The bootstrap voters (RaftConfig.peers of every node, including ones that join later). */
+  readonly bootstrap: readonly NodeId[];
   readonly nodes = new Map<NodeId, RaftNode>();
   readonly disks = new Map<NodeId, Disk>();
   /** What each node's state machine applied, in order, since its last (re)start. */
@@ -44,15 +62,39 @@ export class Cluster {
   /** The entry applied at each index by anyone (State Machine Safety check). */
   readonly appliedAt = new Map<number, Entry>();
   private readonly configs = new Map<NodeId, RaftConfig>();
+  /** The snapshot data each InstallSnapshot message carries beside it (by message identity). */
+  private readonly snapshotPayload = new WeakMap<Message, readonly Entry[]>();
+  /** Snapshot data a node's driver has received in full, by snapshot index, not yet switched in. */
+  private readonly receivedSnapshots = new Map<NodeId, Map<number, readonly Entry[]>>();
+  /** Highest index each node's state machine ever reached, and per node lifetime (see checkApplied). */
+  readonly maxApplied = new Map<NodeId, number>();
+  /** Snapshots switched in from a leader (Ready.snapshot), for tests to inspect. */
+  readonly installed: { readonly id: NodeId; readonly meta: SnapshotMeta }[] = [];
+  private readonly overrides: ConfigOverrides;
 
   constructor(size: number, overrides: ConfigOverrides = {}, perNode: Record<NodeId, ConfigOverrides> = {}) {
     this.ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+    this.bootstrap = this.ids;
+    this.overrides = overrides;
     this.ids.forEach((id, i) => {
       const config: RaftConfig = { id, peers: this.ids, randomSeed: 1000 + i, ...overrides, ...perNode[id] };
       this.configs.set(id, config);
       this.disks.set(id, { hardState: { term: 0, vote: null, commit: 0 }, entries: [] });
       this.start(id);
     });
+  }
+
+  /**
+   * Starts a new node that is not in the bootstrap configuration (RaftConfig.joining): it waits,
+   * never campaigning, until a leader adds it and replicates to it.
+   */
+  addNode(id: NodeId, overrides: ConfigOverrides = {}): void {
+    if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
+    const config: RaftConfig = { id, peers: this.bootstrap, joining: true, randomSeed: 1000 + this.ids.length, ...this.overrides, ...overrides };
+    this.ids = [...this.ids, id];
+    this.configs.set(id, config);
+    this.disks.set(id, { hardState: { term: 0, vote: null, commit: 0 }, entries: [] });
+    this.start(id);
   }
 
   node(id: NodeId): RaftNode {
@@ -63,8 +105,15 @@ export class Cluster {
 
   private start(id: NodeId): void {
     const disk = this.disks.get(id)!;
-    this.nodes.set(id, new RaftNode(this.configs.get(id)!, { hardState: disk.hardState, entries: [...disk.entries] }));
-    this.applied.set(id, []);
+    // A sparse array's filter skips the holes left by compaction.
+    const entries = disk.entries.filter((e) => e !== undefined);
+    const restored = disk.snapshot === undefined ? { hardState: disk.hardState, entries } : { hardState: disk.hardState, entries, snapshot: disk.snapshot.meta };
+    const node = new RaftNode(this.configs.get(id)!, restored);
+    this.nodes.set(id, node);
+    // The state machine restarts from the saved snapshot (or empty) and re-applies the rest.
+    this.applied.set(id, [...(disk.snapshot?.data ?? [])]);
+    if (node.status().applied !== this.applied.get(id)!.length) throw new Error(`${id} restarted at applied ${node.status().applied}, its snapshot holds ${this.applied.get(id)!.length}`);
+    this.receivedSnapshots.set(id, new Map());
     this.readStates.set(id, []);
     this.failedReads.set(id, []);
   }
@@ -77,8 +126,37 @@ export class Cluster {
 
   /** Crash and restart a node from its disk (everything it had advanced is there). */
   restart(id: NodeId, { dropItsMessages = true } = {}): void {
-    if (dropItsMessages) this.inFlight = this.inFlight.filter((m) => m.to !== id && m.from !== id);
+    if (dropItsMessages) {
+      for (const m of this.inFlight) if (m.to === id || m.from === id) this.lose(m);
+      this.inFlight = this.inFlight.filter((m) => m.to !== id && m.from !== id);
+    }
     this.start(id);
+  }
+
+  /**
+   * A message was lost. For an InstallSnapshot, the sender's driver learns that its stream
+   * failed (a real driver sees the connection break or time out) and tells its core.
+   */
+  lose(m: Message): void {
+    if (m.type === 'InstallSnapshot') this.nodes.get(m.from)?.reportSnapshot(m.to, 'failed');
+  }
+
+  /**
+   * The driver side of compaction: save a snapshot of `id`'s state machine at `index` (default:
+   * everything applied), then let the core compact its log, keeping `keepEntries` entries before
+   * the snapshot for slow followers; the stored entries the core discarded are deleted.
+   */
+  compact(id: NodeId, index?: number, keepEntries = 0): SnapshotMeta | null {
+    const node = this.node(id);
+    const at = index ?? node.status().applied;
+    const disk = this.disks.get(id)!;
+    if (at <= (disk.snapshot?.meta.index ?? 0)) return null;
+    const meta = node.snapshotMetaAt(at);
+    disk.snapshot = { meta, data: this.applied.get(id)!.slice(0, at) };
+    const discardUpTo = Math.max(0, at - keepEntries);
+    node.compact(at, discardUpTo);
+    for (let i = 0; i < discardUpTo; i++) delete disk.entries[i];
+    return meta;
   }
 
   isolate(id: NodeId): void {
@@ -109,10 +187,23 @@ export class Cluster {
   handleReady(id: NodeId): boolean {
     const node = this.node(id);
     if (!node.hasReady()) return false;
+    const appliedBefore = node.status().applied;
     const rd = node.ready();
     this.persist(id, rd);
+    const lost: Message[] = [];
     for (const m of rd.messages) {
-      if (!this.linkUp(m)) continue;
+      if (m.type === 'InstallSnapshot') {
+        // The driver streams its saved snapshot, which must be the one the message describes.
+        const snap = this.disks.get(id)!.snapshot;
+        if (snap === undefined || snap.meta.index !== m.meta.index || snap.meta.term !== m.meta.term) {
+          throw new Error(`${id} sends snapshot ${m.meta.index}@${m.meta.term} but saved ${snap?.meta.index}@${snap?.meta.term}`);
+        }
+        this.snapshotPayload.set(m, snap.data);
+      }
+      if (!this.linkUp(m)) {
+        lost.push(m);
+        continue;
+      }
       this.sent.push(m);
       this.inFlight.push(m);
     }
@@ -125,17 +216,48 @@ export class Cluster {
       this.leaderOfTerm.set(rd.softState.term, id);
     }
     node.advance(rd);
+    for (const m of lost) this.lose(m);
+    // A state machine never goes back within one lifetime (a snapshot switched in is newer).
+    const appliedAfter = node.status().applied;
+    if (appliedAfter < appliedBefore) throw new Error(`${id}: applied went back from ${appliedBefore} to ${appliedAfter}`);
+    if (appliedAfter !== this.applied.get(id)!.length) throw new Error(`${id}: core applied ${appliedAfter}, state machine ${this.applied.get(id)!.length}`);
+    this.maxApplied.set(id, Math.max(this.maxApplied.get(id) ?? 0, appliedAfter));
     return true;
   }
 
   private persist(id: NodeId, rd: Ready): void {
     const disk = this.disks.get(id)!;
+    if (rd.snapshot !== null) this.switchInSnapshot(id, rd.snapshot);
     if (rd.hardState !== null) disk.hardState = rd.hardState;
     const first = rd.entries[0];
     if (first !== undefined) {
       if (first.index > disk.entries.length + 1) throw new Error(`${id}: gap before entry ${first.index}`);
       disk.entries.length = first.index - 1;
       disk.entries.push(...rd.entries);
+    }
+  }
+
+  /** Ready.snapshot, step 0 of the driver contract: switch in the received snapshot atomically. */
+  private switchInSnapshot(id: NodeId, meta: SnapshotMeta): void {
+    const data = this.receivedSnapshots.get(id)!.get(meta.index);
+    if (data === undefined) throw new Error(`${id} must switch in snapshot ${meta.index} but never received it`);
+    const applied = this.applied.get(id)!;
+    if (meta.index <= applied.length) throw new Error(`${id} installs snapshot ${meta.index} at or below applied ${applied.length}`);
+    for (const e of data) this.checkSameAsOthers(id, e);
+    const disk = this.disks.get(id)!;
+    disk.snapshot = { meta, data };
+    disk.entries = [];
+    disk.entries.length = meta.index; // every stored entry is gone; the log continues after meta.index
+    this.applied.set(id, [...data]);
+    for (const i of [...this.receivedSnapshots.get(id)!.keys()]) if (i <= meta.index) this.receivedSnapshots.get(id)!.delete(i);
+    this.installed.push({ id, meta });
+  }
+
+  private checkSameAsOthers(id: NodeId, e: Entry): void {
+    const other = this.appliedAt.get(e.index);
+    if (other === undefined) this.appliedAt.set(e.index, e);
+    else if (other.term !== e.term || dec(other.data) !== dec(e.data)) {
+      throw new Error(`${id} applied ${describe(e)} at ${e.index}, another node applied ${describe(other)}\n${this.describeState()}`);
     }
   }
 
@@ -147,11 +269,7 @@ export class Cluster {
       if (onDisk === undefined || onDisk.term !== e.term) throw new Error(`${id} applies entry ${e.index} that is not durable`);
       if (e.index !== applied.length + 1) throw new Error(`${id} applies ${e.index} after ${applied.length}`);
       applied.push(e);
-      const other = this.appliedAt.get(e.index);
-      if (other === undefined) this.appliedAt.set(e.index, e);
-      else if (other.term !== e.term || dec(other.data) !== dec(e.data)) {
-        throw new Error(`${id} applied ${describe(e)} at ${e.index}, another node applied ${describe(other)}\n${this.describeState()}`);
-      }
+      this.checkSameAsOthers(id, e);
     }
   }
 
@@ -163,6 +281,15 @@ export class Cluster {
   stepMessage(m: Message): void {
     this.trace.push(formatMessage(m));
     if (this.trace.length > Cluster.maxTraceLines) this.trace.shift();
+    if (m.type === 'InstallSnapshot') {
+      // The receiver's driver got the whole data first; only then is the message stepped.
+      const data = this.snapshotPayload.get(m);
+      if (data === undefined) throw new Error(`InstallSnapshot ${m.from}->${m.to} without data`);
+      this.receivedSnapshots.get(m.to)!.set(m.meta.index, data);
+      this.node(m.to).step(m);
+      this.nodes.get(m.from)?.reportSnapshot(m.to, 'ok');
+      return;
+    }
     this.node(m.to).step(m);
   }
 
@@ -195,7 +322,8 @@ export class Cluster {
 
   /** Loses the in-flight message at position `i`. */
   dropAt(i: number): void {
-    this.inFlight.splice(i, 1);
+    const [m] = this.inFlight.splice(i, 1);
+    if (m !== undefined) this.lose(m);
   }
 
   /** Delivers until no message is in flight and no node has a Ready. */
@@ -254,7 +382,10 @@ export class Cluster {
     return this.ids
       .map((id) => {
         const s = this.node(id).status();
-        return `${id}: ${s.role} term=${s.term} vote=${s.vote} leader=${s.leader} commit=${s.commit} last=${s.lastIndex}@${s.lastTerm}`;
+        const snap = s.snapshotIndex > 0 ? ` first=${s.firstIndex} snap=${s.snapshotIndex}` : '';
+        const cfg = ` voters=[${s.config.voters.join(',')}]${s.config.learners.length > 0 ? ` learners=[${s.config.learners.join(',')}]` : ''}`;
+        const transfer = s.transferee !== null ? ` transferring-to=${s.transferee}` : '';
+        return `${id}: ${s.role} term=${s.term} vote=${s.vote} leader=${s.leader} commit=${s.commit} applied=${s.applied} last=${s.lastIndex}@${s.lastTerm}${snap}${cfg}${transfer}`;
       })
       .join('\n');
   }
@@ -265,7 +396,7 @@ export function formatMessage(m: Message): string {
   const head = `${m.from}→${m.to} ${m.type} t${m.term}`;
   switch (m.type) {
     case 'RequestVote':
-      return `${head}${m.preVote ? ' pre' : ''} last=${m.lastLogIndex}@${m.lastLogTerm}`;
+      return `${head}${m.preVote ? ' pre' : ''}${m.force === true ? ' force' : ''} last=${m.lastLogIndex}@${m.lastLogTerm}`;
     case 'RequestVoteResponse':
       return `${head}${m.preVote ? ' pre' : ''} ${m.granted ? 'granted' : 'refused'}`;
     case 'AppendEntries':
@@ -280,6 +411,10 @@ export function formatMessage(m: Message): string {
       return `${head} ids=[${m.requestIds.join(',')}]`;
     case 'ReadIndexResponse':
       return `${head} ids=[${m.requestIds.join(',')}] index=${m.index}`;
+    case 'InstallSnapshot':
+      return `${head} snapshot=${m.meta.index}@${m.meta.term} voters=[${m.meta.config.voters.join(',')}]`;
+    case 'TimeoutNow':
+      return head;
   }
 }
 

@@ -44,6 +44,8 @@ const ARBS: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, { type:
     preVote: fc.boolean(),
     lastLogIndex: natArb,
     lastLogTerm: natArb,
+    // Optional in memory (leadership transfer), always written on the wire (false when absent).
+    force: fc.boolean(),
   }),
   RequestVoteResponse: fc.record({
     type: fc.constant('RequestVoteResponse' as const),
@@ -82,6 +84,20 @@ const ARBS: { readonly [T in MessageType]: fc.Arbitrary<Extract<Message, { type:
     requestIds: fc.array(fc.maxSafeInteger(), { maxLength: 10 }),
     index: natArb,
   }),
+  // Issue 3 (core): snapshot metadata and leadership transfer.
+  InstallSnapshot: fc.record({
+    type: fc.constant('InstallSnapshot' as const),
+    ...base,
+    meta: fc.record({
+      index: natArb,
+      term: natArb,
+      config: fc.uniqueArray(fc.constantFrom('n1', 'n2', 'n3', 'n4', 'n5'), { maxLength: 5 }).map((ids) => ({
+        voters: ids.slice(0, Math.ceil(ids.length / 2)),
+        learners: ids.slice(Math.ceil(ids.length / 2)),
+      })),
+    }),
+  }),
+  TimeoutNow: fc.record({ type: fc.constant('TimeoutNow' as const), ...base }),
 };
 const TYPES = Object.keys(ARBS) as MessageType[];
 const messageArb: fc.Arbitrary<Message> = fc.oneof(...TYPES.map((t) => ARBS[t] as fc.Arbitrary<Message>));

@@ -5,18 +5,39 @@
 // for me?" in a pre-vote round that changes no state anywhere. Only if a majority says yes does
 // it become a real candidate. A node that was partitioned away keeps failing pre-votes, so
 // its term stays put and it cannot depose a healthy leader when it returns.
+//
+// Membership (membership.ts): only a voter of its latest configuration campaigns, asks the other
+// voters, and counts only their votes. A voter answers any candidate, member or not (thesis
+// §4.1: servers process requests without consulting their configurations), but a learner's or
+// an outsider's grant is never counted.
 
 import { becomeFollower, stepFollower } from './follower.js';
 import { becomeLeader } from './leader.js';
 import { invariant } from './log.js';
+import { isVoter } from './membership.js';
 import type { RaftState } from './state.js';
 import type { Message, RequestVote } from './types.js';
 
 /** The election timeout fired: campaign, through a pre-vote round when PreVote is on. */
 export function startElection(r: RaftState): void {
   invariant(r.role !== 'leader', 'a leader does not start elections');
+  // A learner, a removed node or one still waiting to join never campaigns.
+  if (!r.isVoter()) {
+    r.resetElectionTimer();
+    return;
+  }
   if (r.cfg.preVote) becomePreCandidate(r);
-  else becomeCandidate(r);
+  else becomeCandidate(r, false);
+}
+
+/**
+ * Leadership transfer (thesis §3.10): the leader sent TimeoutNow, so campaign at once, skipping
+ * PreVote (the leader knows our log is up to date), with RequestVote.force so that voters who
+ * just heard from that leader do not ignore us.
+ */
+export function campaignNow(r: RaftState): void {
+  if (!r.isVoter() || r.role === 'leader') return;
+  becomeCandidate(r, true);
 }
 
 /** Thesis §9.6: ask for pre-votes for term + 1, without changing term or vote. */
@@ -25,18 +46,18 @@ function becomePreCandidate(r: RaftState): void {
   r.role = 'pre-candidate';
   r.votes.clear();
   r.resetElectionTimer();
-  requestVotes(r, true);
+  requestVotes(r, true, false);
 }
 
 /** §5.2: increment the term, vote for itself, and ask every other server for its vote. */
-function becomeCandidate(r: RaftState): void {
+function becomeCandidate(r: RaftState, force: boolean): void {
   forgetLeader(r);
   r.term++;
   r.vote = r.id;
   r.role = 'candidate';
   r.votes.clear();
   r.resetElectionTimer();
-  requestVotes(r, false);
+  requestVotes(r, false, force);
 }
 
 /** A campaigning node follows no leader; reads it forwarded to the old one are failed. */
@@ -47,29 +68,33 @@ function forgetLeader(r: RaftState): void {
   r.leader = null;
 }
 
-function requestVotes(r: RaftState, preVote: boolean): void {
+function requestVotes(r: RaftState, preVote: boolean, force: boolean): void {
   // The node votes for itself; in a one-node cluster that is already a majority.
   if (recordVote(r, r.id, true)) return;
-  for (const to of r.others) {
+  for (const to of r.otherVoters()) {
     r.send({
       type: 'RequestVote', from: r.id, to, term: preVote ? r.term + 1 : r.term,
       preVote, lastLogIndex: r.log.lastIndex(), lastLogTerm: r.log.lastTerm(),
+      ...(force ? { force: true } : {}),
     });
   }
 }
 
 /** Records a (pre-)vote and acts on the outcome. Returns true when the round was decided. */
 function recordVote(r: RaftState, from: string, granted: boolean): boolean {
+  const config = r.config();
+  if (!isVoter(config, from)) return false; // a learner's or an outsider's answer never counts
   if (!r.votes.has(from)) r.votes.set(from, granted);
   let yes = 0;
   let no = 0;
-  for (const g of r.votes.values()) {
+  for (const [id, g] of r.votes) {
+    if (!isVoter(config, id)) continue;
     if (g) yes++;
     else no++;
   }
   if (yes >= r.quorum()) {
     // Won: a pre-candidate now runs a real election; a candidate becomes leader (§5.2).
-    if (r.role === 'pre-candidate') becomeCandidate(r);
+    if (r.role === 'pre-candidate') becomeCandidate(r, false);
     else becomeLeader(r);
     return true;
   }
@@ -85,6 +110,7 @@ export function stepCandidate(r: RaftState, m: Message): void {
   switch (m.type) {
     case 'AppendEntries':
     case 'Heartbeat':
+    case 'InstallSnapshot':
       // §5.2: "If the AppendEntries RPC is from another server claiming to be leader whose term
       // is at least as large as the candidate's current term, then the candidate recognizes the
       // leader as legitimate and returns to follower state." (Higher terms were handled in raft.ts.)
@@ -101,6 +127,7 @@ export function stepCandidate(r: RaftState, m: Message): void {
     case 'HeartbeatResponse':
     case 'ReadIndex':
     case 'ReadIndexResponse':
+    case 'TimeoutNow': // only a leader sends it, and we know of none in this term
       return;
   }
 }

@@ -27,7 +27,14 @@ export type RaftErrorCode =
   /** The request itself is malformed. */
   | 'BAD_REQUEST'
   /** A peer from another cluster, or with an unknown id, tried to connect. */
-  | 'CLUSTER_MISMATCH';
+  | 'CLUSTER_MISMATCH'
+  /**
+   * A membership change cannot be proposed now: another one is not yet committed, or the leader
+   * has not yet committed an entry of its own term (thesis §4.1, single-server changes). Retry.
+   */
+  | 'CONF_CHANGE_IN_PROGRESS'
+  /** The leader is handing leadership over (thesis §3.10) and accepts no proposals meanwhile. Retry shortly, maybe elsewhere. */
+  | 'TRANSFER_IN_PROGRESS';
 
 export class RaftError extends Error {
   override readonly name = 'RaftError';
@@ -55,6 +62,8 @@ export const HTTP_STATUS: Readonly<Record<RaftErrorCode, number>> = {
   STORAGE_CORRUPT: 500,
   BAD_REQUEST: 400,
   CLUSTER_MISMATCH: 403,
+  CONF_CHANGE_IN_PROGRESS: 409,
+  TRANSFER_IN_PROGRESS: 503,
 };
 
 export function isRaftError(e: unknown): e is RaftError {

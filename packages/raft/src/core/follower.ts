@@ -1,11 +1,11 @@
 // The follower's rules (Figure 2, "Followers"; §5.2, §5.3): answer the leader's AppendEntries
 // and heartbeats, and start an election if none arrives within the election timeout.
 
-import { startElection } from './candidate.js';
+import { campaignNow, startElection } from './candidate.js';
 import { stepDownFromLeader } from './leader.js';
 import { invariant } from './log.js';
 import type { RaftState } from './state.js';
-import type { AppendEntries, Heartbeat, Message, NodeId, ReadIndexResponse } from './types.js';
+import type { AppendEntries, Heartbeat, InstallSnapshot, Message, NodeId, ReadIndexResponse } from './types.js';
 
 /**
  * Becomes a follower in `term` (which never goes down), following `leader` if known.
@@ -57,6 +57,14 @@ export function stepFollower(r: RaftState, m: Message): void {
       followLeader(r, m.from);
       handleHeartbeat(r, m);
       return;
+    case 'InstallSnapshot':
+      followLeader(r, m.from);
+      handleInstallSnapshot(r, m);
+      return;
+    case 'TimeoutNow':
+      // Thesis §3.10: our leader hands leadership to us. A learner or removed node ignores it.
+      if (m.from === r.leader || r.leader === null) campaignNow(r);
+      return;
     case 'ReadIndexResponse':
       handleReadIndexResponse(r, m);
       return;
@@ -87,7 +95,10 @@ function followLeader(r: RaftState, from: NodeId): void {
  */
 function handleAppendEntries(r: RaftState, m: AppendEntries): void {
   const log = r.log;
-  if (!log.matches(m.prevLogIndex, m.prevLogTerm)) {
+  // A prevLogIndex inside our compacted prefix matches: everything there is committed, and the
+  // current leader holds every committed entry (§5.4, Leader Completeness).
+  const compacted = m.prevLogIndex < log.firstIndex() - 1;
+  if (!compacted && !log.matches(m.prevLogIndex, m.prevLogTerm)) {
     // Fast backtracking hint (§5.3, end): the term we hold at prevLogIndex and the first index
     // of that term, so the leader can skip a whole term per round trip instead of one entry.
     const shorter = m.prevLogIndex > log.lastIndex();
@@ -115,6 +126,33 @@ function handleHeartbeat(r: RaftState, m: Heartbeat): void {
   invariant(m.commit <= r.log.lastIndex(), `heartbeat commit ${m.commit} beyond our last index ${r.log.lastIndex()}`);
   r.log.commitTo(Math.max(r.log.committed, m.commit));
   r.send({ type: 'HeartbeatResponse', from: r.id, to: m.from, term: r.term, readRound: m.readRound });
+}
+
+/**
+ * §7 (InstallSnapshot, receiver): the driver already holds the snapshot's data. A snapshot that
+ * does not reach past our commit index is stale: answer with the commit index (everything up to
+ * it matches the leader). If we hold the snapshot's last entry, keep the log after it and only
+ * commit up to it ("if existing log entry has same index and term as snapshot's last included
+ * entry, retain log entries following it"). Otherwise the snapshot replaces the whole log, and
+ * the next Ready tells the driver to switch it in (Ready.snapshot).
+ */
+function handleInstallSnapshot(r: RaftState, m: InstallSnapshot): void {
+  const log = r.log;
+  const { meta } = m;
+  let index: number;
+  if (meta.index <= log.committed) {
+    index = log.committed;
+  } else if (log.matches(meta.index, meta.term)) {
+    log.commitTo(meta.index);
+    index = meta.index;
+  } else {
+    log.installSnapshot(meta);
+    index = meta.index;
+  }
+  r.send({
+    type: 'AppendEntriesResponse', from: r.id, to: m.from, term: r.term,
+    success: true, index, conflictTerm: 0, conflictIndex: 0,
+  });
 }
 
 function handleReadIndexResponse(r: RaftState, m: ReadIndexResponse): void {

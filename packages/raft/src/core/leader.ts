@@ -4,13 +4,19 @@
 // progress.ts), commits an entry once a majority stores it and it is from the current term,
 // sends heartbeats, answers linearizable reads (read-only.ts), and steps down when it has not
 // heard from a majority for an election timeout (CheckQuorum).
+//
+// Issue 3 adds: InstallSnapshot to followers behind the compacted log (§7), membership changes
+// one server at a time (thesis §4.1, see membership.ts), and leadership transfer (thesis §3.10).
+// Majorities are always counted over the VOTERS of the latest configuration; the leader counts
+// itself only while it is one of them (thesis §4.2.2).
 
 import { RaftError } from './errors.js';
 import { becomeFollower } from './follower.js';
 import { invariant } from './log.js';
+import { confChangeError, describeConfig, encodeConfChange, isLearner, isVoter } from './membership.js';
 import { ProgressTracker, quorumValue, type Progress } from './progress.js';
 import type { RaftState } from './state.js';
-import type { AppendEntriesResponse, Entry, HeartbeatResponse, Message, NodeId, ProposeResult, ProgressStatus } from './types.js';
+import type { AppendEntriesResponse, ConfChange, Entry, HeartbeatResponse, Message, NodeId, ProposeResult, ProgressStatus } from './types.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -35,9 +41,11 @@ export function becomeLeader(r: RaftState): void {
   r.heartbeatElapsed = 0;
   r.votes.clear();
   const next = r.log.lastIndex() + 1;
-  r.progress = new ProgressTracker(r.others, next, r.cfg.maxInflightMsgs);
+  r.progress = new ProgressTracker(r.otherMembers(), next, r.cfg.maxInflightMsgs);
   r.uncommittedBytes = 0;
   r.uncommittedFromIndex = next;
+  r.transferee = null;
+  r.leaseRevoked = false;
   r.log.append([{ index: next, term: r.term, type: 'noop', data: EMPTY }]);
   // The AppendEntries carrying the no-op go out with the next Ready (see flushLeader).
 }
@@ -51,6 +59,7 @@ export function stepDownFromLeader(r: RaftState): void {
   }
   r.progress = null;
   r.uncommittedBytes = 0;
+  r.transferee = null;
 }
 
 /**
@@ -64,6 +73,9 @@ export function tickLeader(r: RaftState): void {
     becomeFollower(r, r.term, null);
     return;
   }
+  // Thesis §3.10: "if the transfer does not complete within about one election timeout, the
+  // leader aborts the transfer and resumes accepting client requests".
+  if (r.transferee !== null && ++r.transferElapsed >= r.cfg.electionTicks) r.transferee = null;
   if (r.heartbeatElapsed >= r.cfg.heartbeatTicks) {
     r.heartbeatElapsed = 0;
     broadcastHeartbeat(r);
@@ -76,11 +88,25 @@ export function tickLeader(r: RaftState): void {
  * a new leader gets one election timeout of grace. Lease reads must not use that grace.
  */
 function quorumHeardTick(r: RaftState, sinceElection: boolean): number {
-  const ticks = [r.nowTick];
-  for (const pr of tracker(r).followers.values()) {
-    ticks.push(sinceElection ? Math.max(pr.lastHeardTick, r.leaderSinceTick) : pr.lastHeardTick);
+  return quorumOfVoters(r, r.nowTick, (pr) => (sinceElection ? Math.max(pr.lastHeardTick, r.leaderSinceTick) : pr.lastHeardTick));
+}
+
+/**
+ * The largest value a majority of the voters has reached (quorumValue), where the leader's own
+ * value is `own` while it is a voter, and each other voter's is `of(progress)`. Learners never count.
+ */
+function quorumOfVoters(r: RaftState, own: number, of: (pr: Progress) => number): number {
+  const values: number[] = [];
+  for (const id of r.config().voters) {
+    if (id === r.id) {
+      values.push(own);
+      continue;
+    }
+    const pr = tracker(r).get(id);
+    invariant(pr !== undefined, `leader ${r.id} has no progress for voter ${id}`);
+    values.push(of(pr));
   }
-  return quorumValue(ticks);
+  return quorumValue(values);
 }
 
 export function stepLeader(r: RaftState, m: Message): void {
@@ -100,11 +126,13 @@ export function stepLeader(r: RaftState, m: Message): void {
       return;
     case 'AppendEntries':
     case 'Heartbeat':
+    case 'InstallSnapshot':
       // Election Safety (§5.2): a term has at most one leader, and it is us.
       throw new Error(`raft invariant violated: two leaders in term ${r.term}: ${r.id} and ${m.from}`);
     case 'RequestVote': // handled for every role in raft.ts
     case 'RequestVoteResponse':
     case 'ReadIndexResponse':
+    case 'TimeoutNow':
       return;
   }
 }
@@ -119,6 +147,8 @@ export function stepLeader(r: RaftState, m: Message): void {
 function sendAppend(r: RaftState, to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
   if (pr.isPaused()) return false;
   const log = r.log;
+  // §7: the entries the follower needs next are compacted away: send the snapshot instead.
+  if (!log.hasTermAt(pr.next - 1)) return sendSnapshot(r, to, pr);
   const last = log.lastIndex();
   const entries = pr.next <= last ? log.slice(pr.next, last, r.cfg.maxMsgBytes) : [];
   if (entries.length === 0 && !sendIfEmpty) return false;
@@ -140,11 +170,38 @@ function sendAppend(r: RaftState, to: NodeId, pr: Progress, sendIfEmpty: boolean
  */
 function sendCommit(r: RaftState, to: NodeId, pr: Progress): void {
   const log = r.log;
+  if (!log.hasTermAt(pr.match)) return; // its match is compacted: it hears the commit from heartbeats
   r.send({
     type: 'AppendEntries', from: r.id, to, term: r.term,
     prevLogIndex: pr.match, prevLogTerm: log.termAt(pr.match), entries: [], leaderCommit: log.committed,
   });
   pr.sentCommit = Math.min(log.committed, pr.match);
+}
+
+/**
+ * §7: sends `to` the metadata of our latest snapshot (the driver streams the data) and pauses
+ * replication to it until the outcome is known (reportSnapshot, or an answer at or past it).
+ */
+function sendSnapshot(r: RaftState, to: NodeId, pr: Progress): boolean {
+  const meta = r.log.snapshot;
+  invariant(meta !== null && meta.index >= r.log.firstIndex() - 1, `${r.id} compacted its log without a snapshot covering it`);
+  r.send({ type: 'InstallSnapshot', from: r.id, to, term: r.term, meta });
+  pr.becomeSnapshot(meta.index);
+  return true;
+}
+
+/**
+ * The driver's report on the InstallSnapshot it streamed to `to` (see RaftNode.reportSnapshot):
+ * 'ok', the follower got the whole snapshot, so probe from just after it (its answer, which
+ * carries its match, resumes replication); 'failed', probe from its match again, after a pause
+ * of a few heartbeat answers (see handleHeartbeatResponse), which sends the snapshot anew.
+ */
+export function reportSnapshot(r: RaftState, to: NodeId, status: 'ok' | 'failed'): void {
+  if (r.role !== 'leader') return;
+  const pr = tracker(r).get(to);
+  if (pr === undefined || pr.state !== 'snapshot') return;
+  pr.becomeProbe(status === 'ok' ? pr.pendingSnapshot + 1 : pr.match + 1);
+  pr.probeSent = true; // wait for the follower's answer (or a few heartbeat answers) before probing
 }
 
 /** Sends `to` as many AppendEntries as its progress allows: one in probe state, up to the inflight bound in replicate. */
@@ -161,6 +218,8 @@ function handleAppendEntriesResponse(r: RaftState, m: AppendEntriesResponse, pr:
     return;
   }
   const raised = pr.maybeUpdate(m.index);
+  // The follower holds the snapshot we sent (or got that far by other means): probe from here.
+  if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeProbe(pr.match + 1);
   if (pr.state === 'probe') {
     // The probe found where our logs match: from now on, send optimistically.
     if (raised || m.index === pr.match) pr.becomeReplicate();
@@ -169,6 +228,7 @@ function handleAppendEntriesResponse(r: RaftState, m: AppendEntriesResponse, pr:
   }
   if (raised) maybeCommit(r);
   replicateTo(r, m.from, pr);
+  if (m.from === r.transferee) maybeSendTimeoutNow(r, m.from, pr);
 }
 
 /**
@@ -198,7 +258,10 @@ function handleHeartbeatResponse(r: RaftState, m: HeartbeatResponse, pr: Progres
     pr.ackedReadRound = m.readRound;
     maybeConfirmReads(r);
   }
+  // A TimeoutNow may have been lost: the target is up to date and still hears from us.
+  if (m.from === r.transferee) maybeSendTimeoutNow(r, m.from, pr);
   if (pr.match >= r.log.lastIndex()) return; // the follower is up to date
+  if (pr.state === 'snapshot') return; // waiting for the driver's report (reportSnapshot)
   pr.heartbeatAnswersSinceProgress++;
   if (pr.heartbeatAnswersSinceProgress >= STALL_HEARTBEAT_ANSWERS) {
     // The follower is reachable but replication is stuck: what we sent was lost. Let a probe
@@ -220,9 +283,7 @@ function handleHeartbeatResponse(r: RaftState, m: HeartbeatResponse, pr: Progres
  * what is durable (log.stable).
  */
 export function maybeCommit(r: RaftState): void {
-  const matches = [r.log.stable];
-  for (const pr of tracker(r).followers.values()) matches.push(pr.match);
-  const index = quorumValue(matches);
+  const index = quorumOfVoters(r, r.log.stable, (pr) => pr.match);
   if (index <= r.log.committed || r.log.termAt(index) !== r.term) return;
   releaseUncommitted(r, r.log.committed, index);
   r.log.commitTo(index);
@@ -264,6 +325,96 @@ export function flushLeader(r: RaftState): void {
     // probing one learns it from later AppendEntries and heartbeats).
     if (pr.state === 'replicate' && pr.sentCommit < Math.min(log.committed, pr.match)) sendCommit(r, to, pr);
   }
+  maybeStepDownRemoved(r);
+}
+
+// ---- Membership (thesis §4.1; see membership.ts) ----
+
+/**
+ * Thesis §4.2.2: a leader removed from the configuration keeps managing the cluster (without
+ * counting itself) until the change is committed, then steps down. It first hands leadership
+ * to an up-to-date voter with TimeoutNow (thesis §3.10), so the cluster need not wait for an
+ * election timeout; it never campaigns again, not being a voter.
+ */
+function maybeStepDownRemoved(r: RaftState): void {
+  if (r.isVoter() || r.log.configs.currentIndex() > r.log.committed) return;
+  const last = r.log.lastIndex();
+  const successor = r.otherVoters().find((id) => tracker(r).get(id)!.match === last);
+  if (successor !== undefined) {
+    r.leaseRevoked = true;
+    r.send({ type: 'TimeoutNow', from: r.id, to: successor, term: r.term });
+  }
+  becomeFollower(r, r.term, null);
+}
+
+/** Keeps one Progress per member but the leader: new members are probed from `next`, removed ones forgotten. */
+function syncProgress(r: RaftState, next: number): void {
+  const t = tracker(r);
+  const members = new Set(r.otherMembers());
+  for (const id of [...t.followers.keys()]) if (!members.has(id)) t.delete(id);
+  for (const id of members) t.add(id, next);
+}
+
+/**
+ * Appends a membership change (thesis §4.1), which takes effect here at once, in the leader's
+ * own log (and on each follower when it appends the entry). Throws RaftError:
+ *   - CONF_CHANGE_IN_PROGRESS when the previous change is not committed yet (one at a time), or
+ *     when this leader has not committed an entry of its term yet (the 2015 fix, membership.ts);
+ *   - TRANSFER_IN_PROGRESS during a leadership transfer;
+ *   - BAD_REQUEST for a change that does not apply (see confChangeError).
+ */
+export function proposeConfChange(r: RaftState, change: ConfChange): ProposeResult {
+  invariant(r.role === 'leader', `proposeConfChange at ${r.role}`);
+  if (r.transferee !== null) throw transferError(r);
+  const data = encodeConfChange(change); // checks the shape (BAD_REQUEST)
+  if (!r.committedInCurrentTerm()) {
+    throw new RaftError('CONF_CHANGE_IN_PROGRESS', `leader ${r.id} has not yet committed an entry of its term ${r.term}; retry once it has`);
+  }
+  const pendingIndex = r.log.configs.currentIndex();
+  if (pendingIndex > r.log.committed) {
+    throw new RaftError('CONF_CHANGE_IN_PROGRESS', `the configuration change at index ${pendingIndex} is not committed yet (commit ${r.log.committed})`);
+  }
+  const config = r.config();
+  const err = confChangeError(config, change);
+  if (err !== null) throw new RaftError('BAD_REQUEST', `cannot ${change.type} ${change.node} in ${describeConfig(config)}: ${err}`);
+  const index = r.log.lastIndex() + 1;
+  r.log.append([{ index, term: r.term, type: 'config', data }]);
+  r.uncommittedBytes += data.byteLength;
+  // A new member is probed from the config entry itself, so it learns of it first.
+  syncProgress(r, index);
+  return { firstIndex: index, lastIndex: index, term: r.term };
+}
+
+// ---- Leadership transfer (thesis §3.10) ----
+
+function transferError(r: RaftState): RaftError {
+  return new RaftError('TRANSFER_IN_PROGRESS', `leader ${r.id} is transferring leadership to ${r.transferee} (term ${r.term})`, r.transferee);
+}
+
+/**
+ * Thesis §3.10: stop accepting proposals, bring `to` up to date, then send it TimeoutNow. The
+ * transfer aborts after an election timeout (tickLeader). Throws RaftError: BAD_REQUEST if `to`
+ * is this node or not a voter; TRANSFER_IN_PROGRESS if a transfer to another node is under way.
+ */
+export function transferLeadership(r: RaftState, to: NodeId): void {
+  invariant(r.role === 'leader', `transferLeadership at ${r.role}`);
+  if (r.transferee === to) return;
+  if (r.transferee !== null) throw transferError(r);
+  if (to === r.id) throw new RaftError('BAD_REQUEST', `${r.id} is already the leader`);
+  if (!isVoter(r.config(), to)) throw new RaftError('BAD_REQUEST', `cannot transfer leadership to ${to}: not a voter in ${describeConfig(r.config())}`);
+  r.transferee = to;
+  r.transferElapsed = 0;
+  const pr = tracker(r).get(to)!;
+  replicateTo(r, to, pr);
+  maybeSendTimeoutNow(r, to, pr);
+}
+
+/** Once the target's log matches ours to the end (and is durable there), tell it to campaign. */
+function maybeSendTimeoutNow(r: RaftState, to: NodeId, pr: Progress): void {
+  if (pr.match !== r.log.lastIndex()) return;
+  // From now on a voter may grant a forced vote at any time: our lease (thesis §6.4.1) is void.
+  r.leaseRevoked = true;
+  r.send({ type: 'TimeoutNow', from: r.id, to, term: r.term });
 }
 
 // ---- Proposals ----
@@ -271,6 +422,8 @@ export function flushLeader(r: RaftState): void {
 /** Appends client commands to the leader's log (§5.3); they go out with the next Ready. */
 export function propose(r: RaftState, data: readonly Uint8Array[]): ProposeResult {
   invariant(r.role === 'leader', `propose at ${r.role}`);
+  // Thesis §3.10: no new entries while the target catches up, or it would never be done.
+  if (r.transferee !== null) throw transferError(r);
   let bytes = 0;
   for (const d of data) {
     if (!(d instanceof Uint8Array)) throw new RaftError('BAD_REQUEST', 'propose: every command must be a Uint8Array');
@@ -321,6 +474,7 @@ export function leaderReadIndex(r: RaftState, requestIds: readonly number[], fro
  * must also cover a message round trip. Unsafe when clocks drift more than assumed.
  */
 function leaseValid(r: RaftState): boolean {
+  if (r.leaseRevoked) return false;
   const leaseTicks = r.cfg.electionTicks - r.cfg.leaseDriftTicks;
   return r.nowTick - quorumHeardTick(r, false) < leaseTicks;
 }
@@ -328,9 +482,8 @@ function leaseValid(r: RaftState): boolean {
 function maybeConfirmReads(r: RaftState): void {
   const inFlight = r.reads.inFlightRound();
   if (inFlight === 0) return;
-  const acked = [inFlight]; // the leader vouches for itself
-  for (const pr of tracker(r).followers.values()) acked.push(pr.ackedReadRound);
-  serveReads(r, r.reads.confirm(quorumValue(acked)));
+  // The leader vouches for itself (while a voter); learners are not asked.
+  serveReads(r, r.reads.confirm(quorumOfVoters(r, inFlight, (pr) => pr.ackedReadRound)));
 }
 
 function serveReads(r: RaftState, reads: readonly { requestId: number; from: NodeId; index: number }[]): void {
@@ -357,7 +510,7 @@ function sendReadIndexResponse(r: RaftState, to: NodeId, requestIds: readonly nu
 export function leaderProgressStatus(r: RaftState): Record<NodeId, ProgressStatus> {
   const out: Record<NodeId, ProgressStatus> = {};
   for (const [id, pr] of tracker(r).followers) {
-    out[id] = pr.toStatus(r.nowTick - pr.lastHeardTick < r.cfg.electionTicks);
+    out[id] = pr.toStatus(r.nowTick - pr.lastHeardTick < r.cfg.electionTicks, isLearner(r.config(), id));
   }
   return out;
 }

@@ -11,6 +11,10 @@
 //   - replicate: the logs match up to matchIndex. Send entries optimistically, moving nextIndex
 //     forward as soon as a message is sent, with at most `maxInflightMsgs` messages unanswered
 //     (pipelining). A rejection means a message was lost or reordered: back to probe.
+//   - snapshot: the follower needs entries the leader has compacted away (§7), so an
+//     InstallSnapshot is out (its data streamed by the driver). Nothing else is sent until the
+//     driver reports the outcome (reportSnapshot) or the follower answers at or past the
+//     snapshot's index; then back to probe.
 
 import { invariant } from './log.js';
 import type { NodeId, ProgressStatus } from './types.js';
@@ -61,7 +65,9 @@ export class Inflights {
 export class Progress {
   match = 0;
   next: number;
-  state: 'probe' | 'replicate' = 'probe';
+  state: 'probe' | 'replicate' | 'snapshot' = 'probe';
+  /** In snapshot state: the index of the snapshot sent. */
+  pendingSnapshot = 0;
   /** In probe state: an AppendEntries is out and unanswered, so send no other. */
   probeSent = false;
   readonly inflights: Inflights;
@@ -92,13 +98,21 @@ export class Progress {
 
   /** Whether no AppendEntries may be sent now. */
   isPaused(): boolean {
-    return this.state === 'probe' ? this.probeSent : this.inflights.full();
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent;
+      case 'replicate':
+        return this.inflights.full();
+      case 'snapshot':
+        return true;
+    }
   }
 
   becomeProbe(next: number): void {
     this.state = 'probe';
     this.next = next;
     this.probeSent = false;
+    this.pendingSnapshot = 0;
     this.inflights.reset();
   }
 
@@ -106,7 +120,18 @@ export class Progress {
     this.state = 'replicate';
     this.next = this.match + 1;
     this.probeSent = false;
+    this.pendingSnapshot = 0;
     this.inflights.reset();
+  }
+
+  /** An InstallSnapshot for the snapshot at `index` was sent: pause until its outcome is known. */
+  becomeSnapshot(index: number): void {
+    invariant(index > this.match, `snapshot at ${index} sent to a follower matching ${this.match}`);
+    this.state = 'snapshot';
+    this.pendingSnapshot = index;
+    this.probeSent = false;
+    this.inflights.reset();
+    this.heartbeatAnswersSinceProgress = 0;
   }
 
   /** An AppendEntries carrying entries up to `lastIndex` (or none, when lastIndex is next - 1) was sent. */
@@ -137,6 +162,8 @@ export class Progress {
    * message than the one we are waiting for), which is ignored.
    */
   maybeDecrTo(rejected: number, hintNext: number): boolean {
+    // While a snapshot is out, only its outcome moves us: any rejection answers an older message.
+    if (this.state === 'snapshot') return false;
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
     } else if (rejected !== this.next - 1) {
@@ -149,8 +176,8 @@ export class Progress {
     return true;
   }
 
-  toStatus(recentActive: boolean): ProgressStatus {
-    return { match: this.match, next: this.next, state: this.state, inflight: this.inflights.count, recentActive };
+  toStatus(recentActive: boolean, learner: boolean): ProgressStatus {
+    return { match: this.match, next: this.next, state: this.state, inflight: this.inflights.count, recentActive, learner };
   }
 }
 
@@ -171,15 +198,27 @@ export function quorumValue(values: readonly number[]): number {
   return sorted[quorumSize(values.length) - 1]!;
 }
 
-/** A leader's view of all its followers. The leader's own entry is implicit (see leader.ts). */
+/**
+ * A leader's view of all its followers and learners (every member but itself, see leader.ts:
+ * syncProgress). The leader's own entry is implicit.
+ */
 export class ProgressTracker {
   readonly followers = new Map<NodeId, Progress>();
 
-  constructor(followerIds: readonly NodeId[], next: number, maxInflightMsgs: number) {
+  constructor(followerIds: readonly NodeId[], next: number, private readonly maxInflightMsgs: number) {
     for (const id of followerIds) this.followers.set(id, new Progress(next, maxInflightMsgs));
   }
 
   get(id: NodeId): Progress | undefined {
     return this.followers.get(id);
+  }
+
+  /** A member joined: start probing it from `next`. */
+  add(id: NodeId, next: number): void {
+    if (!this.followers.has(id)) this.followers.set(id, new Progress(next, this.maxInflightMsgs));
+  }
+
+  delete(id: NodeId): void {
+    this.followers.delete(id);
   }
 }

@@ -4,15 +4,19 @@
 
 import { RaftError } from './errors.js';
 import { invariant, RaftLog } from './log.js';
+import { isMember, isVoter } from './membership.js';
 import { ProgressTracker, quorumSize } from './progress.js';
 import { Rand } from './rand.js';
 import { ForwardedReads, ReadOnlyQueue } from './read-only.js';
-import type { FailedRead, HardState, Message, NodeId, RaftConfig, ReadMode, ReadState, RestoredState, Role, SoftState } from './types.js';
+import type { ClusterConfig, FailedRead, HardState, Message, NodeId, RaftConfig, ReadMode, ReadState, RestoredState, Role, SoftState } from './types.js';
 
 /** RaftConfig with every default filled in and checked. */
 export interface ResolvedConfig {
   readonly id: NodeId;
+  /** The bootstrap voters and learners (the configuration at index 0). */
   readonly peers: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  readonly joining: boolean;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
@@ -30,6 +34,8 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   const r: ResolvedConfig = {
     id: c.id,
     peers: [...c.peers],
+    learners: [...(c.learners ?? [])],
+    joining: c.joining ?? false,
     electionTicks: c.electionTicks ?? 10,
     heartbeatTicks: c.heartbeatTicks ?? 1,
     preVote: c.preVote ?? true,
@@ -46,8 +52,11 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     throw new RaftError('BAD_REQUEST', `invalid RaftConfig for ${String(c.id)}: ${what}`);
   };
   if (typeof r.id !== 'string' || r.id === '') bad('id must be a non-empty string');
-  if (!r.peers.includes(r.id)) bad(`peers [${r.peers.join(', ')}] must include the node itself`);
-  if (new Set(r.peers).size !== r.peers.length) bad('peers must not repeat');
+  const inBootstrap = r.peers.includes(r.id) || r.learners.includes(r.id);
+  if (!r.joining && !inBootstrap) bad(`peers [${r.peers.join(', ')}] must include the node itself (or set joining)`);
+  if (r.joining && inBootstrap) bad('a joining node must not be in the bootstrap peers or learners');
+  if (r.peers.length === 0) bad('peers must name at least one voter');
+  if (new Set([...r.peers, ...r.learners]).size !== r.peers.length + r.learners.length) bad('peers and learners must not repeat');
   const positiveInt = (name: string, v: number) => {
     if (!Number.isSafeInteger(v) || v < 1) bad(`${name} must be a positive integer, got ${v}`);
   };
@@ -69,8 +78,6 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
 export class RaftState {
   readonly id: NodeId;
   readonly cfg: ResolvedConfig;
-  /** Every voter but this node. */
-  readonly others: readonly NodeId[];
   readonly log: RaftLog;
   private readonly rand: Rand;
 
@@ -106,6 +113,14 @@ export class RaftState {
   uncommittedBytes = 0;
   /** The first index this leader appended (its no-op): uncommittedBytes counts from here. */
   uncommittedFromIndex = 0;
+  /** Leadership transfer in progress (thesis §3.10): the target, and ticks since it began. */
+  transferee: NodeId | null = null;
+  transferElapsed = 0;
+  /**
+   * Set once this leader sent TimeoutNow in its term: some voter may now vote for another
+   * candidate at once (RequestVote.force), so the lease of thesis §6.4.1 no longer holds.
+   */
+  leaseRevoked = false;
 
   // Follower only.
   readonly forwardedReads = new ForwardedReads();
@@ -118,19 +133,46 @@ export class RaftState {
   constructor(config: RaftConfig, restored?: RestoredState) {
     this.cfg = resolveConfig(config);
     this.id = this.cfg.id;
-    this.others = this.cfg.peers.filter((p) => p !== this.id);
     this.rand = new Rand(this.cfg.randomSeed, this.id);
     const hs = restored?.hardState ?? { term: 0, vote: null, commit: 0 };
     invariant(Number.isSafeInteger(hs.term) && hs.term >= 0, `restored term ${hs.term}`);
     this.term = hs.term;
     this.vote = hs.vote;
-    this.log = RaftLog.restore(restored?.entries ?? [], hs.commit);
+    const bootstrap: ClusterConfig = { voters: this.cfg.peers, learners: this.cfg.learners };
+    this.log = RaftLog.restore(bootstrap, restored?.snapshot, restored?.entries ?? [], hs.commit);
     invariant(this.log.lastTerm() <= this.term, `restored log ends at term ${this.log.lastTerm()} after current term ${this.term}`);
     this.resetElectionTimer();
   }
 
+  /** The configuration in effect: the latest in the log (thesis §4.1). */
+  config(): ClusterConfig {
+    return this.log.configs.current();
+  }
+
+  /** A majority of the voters of the configuration in effect. */
   quorum(): number {
-    return quorumSize(this.cfg.peers.length);
+    return quorumSize(this.config().voters.length);
+  }
+
+  /** Whether this node may campaign and be counted: it is a voter in its latest configuration. */
+  isVoter(): boolean {
+    return isVoter(this.config(), this.id);
+  }
+
+  /** Every voter but this node. */
+  otherVoters(): NodeId[] {
+    return this.config().voters.filter((v) => v !== this.id);
+  }
+
+  /** Every member (voter or learner) but this node: whom a leader replicates to. */
+  otherMembers(): NodeId[] {
+    const c = this.config();
+    return [...c.voters, ...c.learners].filter((v) => v !== this.id);
+  }
+
+  /** Whether `id` is a member of the configuration in effect. */
+  isMember(id: NodeId): boolean {
+    return isMember(this.config(), id);
   }
 
   hardState(): HardState {

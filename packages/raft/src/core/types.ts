@@ -10,11 +10,50 @@
 export type NodeId = string;
 
 /**
+ * Who takes part in the cluster (thesis §4). Voters elect leaders and count toward every quorum;
+ * learners receive the log but never campaign and are never counted (their votes are ignored).
+ * A node appears at most once, in one of the two lists.
+ */
+export interface ClusterConfig {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+/**
+ * A membership change, the data of a `config` entry (msgpackr-encoded, see membership.ts:
+ * encodeConfChange / decodeConfChange). One server at a time (thesis §4.1):
+ *   - `add-learner`: a new node that receives the log but does not vote;
+ *   - `promote`: a learner becomes a voter (once it has caught up, thesis §4.2.1);
+ *   - `add-voter`: a new node joins directly as a voter;
+ *   - `remove`: a voter or learner leaves.
+ */
+export type ConfChangeType = 'add-learner' | 'promote' | 'add-voter' | 'remove';
+
+export interface ConfChange {
+  readonly type: ConfChangeType;
+  readonly node: NodeId;
+  /** Opaque to the core: e.g. the node's address, for the driver. At most MAX_CONF_CHANGE_CONTEXT_BYTES. */
+  readonly context?: Uint8Array;
+}
+
+/**
+ * What the core knows of a snapshot: the last log entry it covers and the configuration as of
+ * that entry. The data itself (the state machine's image) is the driver's business.
+ */
+export interface SnapshotMeta {
+  readonly index: number;
+  readonly term: number;
+  readonly config: ClusterConfig;
+}
+
+/**
  * - `normal`: a client command, opaque to Raft.
  * - `noop`: appended by every new leader (§5.4.2, §8): lets it commit entries of earlier terms
  *   and is the barrier a ReadIndex read waits for (thesis §6.4).
+ * - `config`: a membership change; data is a msgpackr-encoded ConfChange. It takes effect on each
+ *   server as soon as it is in that server's log, committed or not (thesis §4.1).
  */
-export type EntryType = 'normal' | 'noop';
+export type EntryType = 'normal' | 'noop' | 'config';
 
 export interface Entry {
   /** Position in the log, starting at 1. Index 0 is the empty prefix (term 0). */
@@ -22,7 +61,7 @@ export interface Entry {
   /** Term of the leader that created the entry. */
   readonly term: number;
   readonly type: EntryType;
-  /** Opaque command bytes (empty for `noop`). */
+  /** Opaque command bytes (empty for `noop`; an encoded ConfChange for `config`). */
   readonly data: Uint8Array;
 }
 
@@ -64,6 +103,12 @@ export interface RequestVote extends MessageBase {
   readonly preVote: boolean;
   readonly lastLogIndex: number;
   readonly lastLogTerm: number;
+  /**
+   * Leadership transfer (thesis §3.10): the candidate campaigns because the leader told it to
+   * (TimeoutNow), so voters must not ignore it for having heard from a leader recently (§4.2.3).
+   * Present (true) only then; absent otherwise.
+   */
+  readonly force?: boolean;
 }
 
 export interface RequestVoteResponse extends MessageBase {
@@ -129,6 +174,25 @@ export interface ReadIndexResponse extends MessageBase {
   readonly index: number;
 }
 
+/**
+ * Leader → follower whose log is behind the leader's compacted prefix (§7): "install the snapshot
+ * described by `meta`". Metadata only: the sender's driver streams the data out of band, and the
+ * receiver's driver steps this message into its core only once it holds the whole data, verified.
+ * Answered with an AppendEntriesResponse (success, index = the index now known to match).
+ */
+export interface InstallSnapshot extends MessageBase {
+  readonly type: 'InstallSnapshot';
+  readonly meta: SnapshotMeta;
+}
+
+/**
+ * Leader → the target of a leadership transfer (thesis §3.10), once its log is up to date:
+ * "start an election now" (skipping PreVote, with RequestVote.force).
+ */
+export interface TimeoutNow extends MessageBase {
+  readonly type: 'TimeoutNow';
+}
+
 export type Message =
   | RequestVote
   | RequestVoteResponse
@@ -137,7 +201,9 @@ export type Message =
   | Heartbeat
   | HeartbeatResponse
   | ReadIndexRequest
-  | ReadIndexResponse;
+  | ReadIndexResponse
+  | InstallSnapshot
+  | TimeoutNow;
 
 export type MessageType = Message['type'];
 
@@ -156,6 +222,10 @@ export interface FailedRead {
 
 /**
  * The batch of work the core hands its driver. The driver must, in order:
+ *   0. if `snapshot` is set: switch in the snapshot received for `snapshot.index` (the data that
+ *      arrived with the InstallSnapshot carrying that meta), atomically: the state machine is
+ *      restored from it, the stored snapshot becomes it, and the log storage is reset to hold no
+ *      entry at or before snapshot.index (every stored entry is deleted). Only then go on;
  *   1. persist `hardState` (if present) and `entries` atomically and durably (fsync). If
  *      `entries[0].index` is at or below the stored last index, the stored suffix from that
  *      index on is replaced (truncated and rewritten in the same atomic batch);
@@ -166,6 +236,8 @@ export interface FailedRead {
  * Fields are empty arrays (never undefined) when there is nothing to do.
  */
 export interface Ready {
+  /** A snapshot installed from the leader (see step 0 above), or null. */
+  readonly snapshot: SnapshotMeta | null;
   readonly softState: SoftState | null;
   readonly hardState: HardState | null;
   readonly entries: readonly Entry[];
@@ -188,8 +260,20 @@ export type ReadMode =
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** Every voting member, including `id`. */
+  /**
+   * The bootstrap voters: the configuration at index 0, identical on every node of the cluster,
+   * including nodes that join later. Includes `id` unless `id` is a bootstrap learner or `joining`.
+   * Config entries in the log (and snapshots) change the configuration from there.
+   */
   readonly peers: readonly NodeId[];
+  /** The bootstrap learners (non-voting members). Default none. */
+  readonly learners?: readonly NodeId[];
+  /**
+   * This node is not in the bootstrap configuration: it joins a running cluster and waits, as a
+   * non-member that never campaigns, until a leader adds it (its log or a snapshot then tells it
+   * its role). Default false.
+   */
+  readonly joining?: boolean;
   /** Ticks without hearing from a leader before campaigning; randomized in [e, 2e) (§5.2). Default 10. */
   readonly electionTicks?: number;
   /** Ticks between leader heartbeats. Default 1. Must be < electionTicks. */
@@ -220,16 +304,25 @@ export interface RaftConfig {
 /** What a restarted node reads back from stable storage. */
 export interface RestoredState {
   readonly hardState: HardState;
-  /** The whole log from index 1, in order. */
+  /**
+   * The log, in order: from index 1 without a snapshot; with one, from snapshot.index + 1 (entries
+   * at or before snapshot.index, e.g. a trailing window kept for slow followers, are accepted too:
+   * they must be contiguous and include snapshot.index with snapshot.term).
+   */
   readonly entries: readonly Entry[];
+  /** The latest snapshot the driver saved (or installed); the state machine restarts from it. */
+  readonly snapshot?: SnapshotMeta;
 }
 
 export interface ProgressStatus {
   readonly match: number;
   readonly next: number;
-  readonly state: 'probe' | 'replicate';
+  /** `snapshot`: an InstallSnapshot is out; nothing else is sent until reportSnapshot() or an answer. */
+  readonly state: 'probe' | 'replicate' | 'snapshot';
   readonly inflight: number;
   readonly recentActive: boolean;
+  /** A learner: replicated to, never counted. */
+  readonly learner: boolean;
 }
 
 export interface RaftStatus {
@@ -242,8 +335,18 @@ export interface RaftStatus {
   readonly applied: number;
   readonly lastIndex: number;
   readonly lastTerm: number;
-  /** Only on the leader: each follower's replication progress. */
+  /** Only on the leader: each follower's (and learner's) replication progress. */
   readonly progress: Readonly<Record<NodeId, ProgressStatus>>;
+  /** The configuration in effect: the latest in this node's log (thesis §4.1). */
+  readonly config: ClusterConfig;
+  /** Index of the latest config entry in the log (0: the bootstrap or snapshot configuration). */
+  readonly configIndex: number;
+  /** Index of the latest snapshot (0 if none); entries at or before firstIndex - 1 are gone. */
+  readonly snapshotIndex: number;
+  /** The first index still held in the log. */
+  readonly firstIndex: number;
+  /** Only on a leader transferring leadership: the target (thesis §3.10). */
+  readonly transferee: NodeId | null;
 }
 
 /** The result of a successful propose(): the entries will occupy [firstIndex, lastIndex] at `term`. */

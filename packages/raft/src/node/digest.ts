@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Entry } from '../core/types.js';
 import type { StateMachine } from './driver.js';
 
-const ENTRY_TYPE_CODE = { normal: 0, noop: 1 } as const;
+const ENTRY_TYPE_CODE = { normal: 0, noop: 1, config: 2 } as const;
 
 export class AppliedDigest implements StateMachine {
   private digest: Buffer = Buffer.alloc(32);

@@ -308,6 +308,12 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
         lastIndex: 0,
         lastTerm: 0,
         progress: {},
+        // Not started: the bootstrap configuration (issue 3 status fields).
+        config: { voters: [...this.opts.config.peers], learners: [...(this.opts.config.learners ?? [])] },
+        configIndex: 0,
+        snapshotIndex: 0,
+        firstIndex: 1,
+        transferee: null,
         pendingProposals: 0,
         pendingReads: 0,
         running: false,

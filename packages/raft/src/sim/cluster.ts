@@ -386,6 +386,12 @@ export class SimCluster {
       lastIndex: last?.index ?? 0,
       lastTerm: last?.term ?? 0,
       progress: {},
+      // A crashed node: the bootstrap configuration (issue 3 status fields; membership is not simulated yet).
+      config: { voters: [...this.ids], learners: [] },
+      configIndex: 0,
+      snapshotIndex: 0,
+      firstIndex: 1,
+      transferee: null,
     };
   }
 

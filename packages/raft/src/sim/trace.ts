@@ -44,6 +44,10 @@ export function formatMessage(m: Message): string {
       return `ReadIndex term=${m.term} reads=${m.requestIds.length}`;
     case 'ReadIndexResponse':
       return `ReadIndexResponse term=${m.term} reads=${m.requestIds.length} index=${m.index}`;
+    case 'InstallSnapshot':
+      return `InstallSnapshot term=${m.term} snapshot=(${m.meta.index},${m.meta.term}) voters=${m.meta.config.voters.join(',')}`;
+    case 'TimeoutNow':
+      return `TimeoutNow term=${m.term}`;
   }
 }
 

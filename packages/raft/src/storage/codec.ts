@@ -124,8 +124,8 @@ export function asPlainBytes(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-const ENTRY_TYPE_CODES: Readonly<Record<EntryType, number>> = { normal: 0, noop: 1 };
-const ENTRY_TYPES_BY_CODE: readonly EntryType[] = ['normal', 'noop'];
+const ENTRY_TYPE_CODES: Readonly<Record<EntryType, number>> = { normal: 0, noop: 1, config: 2 };
+const ENTRY_TYPES_BY_CODE: readonly EntryType[] = ['normal', 'noop', 'config'];
 
 export function encodeEntry(entry: Entry): { key: Buffer; value: Buffer } {
   const key = entryKey(entry.index);
@@ -235,7 +235,7 @@ export function checkSaveBatch(entries: readonly Entry[], tail: LogTail): void {
     if (e.term < prevTerm) {
       throw new RaftError('BAD_REQUEST', `save: entry ${e.index} has term ${e.term} below its predecessor's ${prevTerm}`);
     }
-    if (e.type !== 'normal' && e.type !== 'noop') {
+    if (e.type !== 'normal' && e.type !== 'noop' && e.type !== 'config') {
       throw new RaftError('BAD_REQUEST', `save: entry ${e.index} has unknown type ${String(e.type)}`);
     }
     if (!(e.data instanceof Uint8Array)) {

@@ -13,7 +13,7 @@
 
 import { Packr } from 'msgpackr';
 import { RaftError } from '../core/errors.js';
-import type { Entry, Message, MessageType, NodeId } from '../core/types.js';
+import type { Entry, Message, MessageType, NodeId, SnapshotMeta } from '../core/types.js';
 
 export const WIRE_VERSION = 1;
 
@@ -53,6 +53,12 @@ export function encodeMessage(message: Message): Buffer {
   for (const key of MESSAGE_FIELDS[message.type]) wire[key] = src[key];
   if (message.type === 'AppendEntries') {
     wire['entries'] = message.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: e.data }));
+  }
+  // RequestVote.force is optional in memory (leadership transfer) but always on the wire.
+  if (message.type === 'RequestVote') wire['force'] = message.force === true;
+  if (message.type === 'InstallSnapshot') {
+    const { index, term, config } = message.meta;
+    wire['meta'] = { index, term, config: { voters: [...config.voters], learners: [...config.learners] } };
   }
   return packr.pack(wire);
 }
@@ -197,7 +203,7 @@ function validateEntry(x: unknown, expectedIndex: number): Entry {
   const term = nonNegInt(o, 'term');
   if (term < 1) throw bad(`entry ${index} has term 0`);
   const type = o['type'];
-  if (type !== 'normal' && type !== 'noop') throw bad(`entry ${index} has unknown type ${describe(type)}`);
+  if (type !== 'normal' && type !== 'noop' && type !== 'config') throw bad(`entry ${index} has unknown type ${describe(type)}`);
   const data = o['data'];
   if (!(data instanceof Uint8Array)) throw bad(`entry ${index} data must be binary, got ${describe(data)}`);
   // msgpackr hands out Buffers; the core's contract is a plain Uint8Array (same bytes, no copy).
@@ -205,7 +211,7 @@ function validateEntry(x: unknown, expectedIndex: number): Entry {
 }
 
 const MESSAGE_FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
-  RequestVote: ['preVote', 'lastLogIndex', 'lastLogTerm'],
+  RequestVote: ['preVote', 'lastLogIndex', 'lastLogTerm', 'force'],
   RequestVoteResponse: ['preVote', 'granted'],
   AppendEntries: ['prevLogIndex', 'prevLogTerm', 'entries', 'leaderCommit'],
   AppendEntriesResponse: ['success', 'index', 'conflictTerm', 'conflictIndex'],
@@ -213,7 +219,26 @@ const MESSAGE_FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
   HeartbeatResponse: ['readRound'],
   ReadIndex: ['requestIds'],
   ReadIndexResponse: ['requestIds', 'index'],
+  InstallSnapshot: ['meta'],
+  TimeoutNow: [],
 };
+
+function idList(o: Record<string, unknown>, key: string): string[] {
+  const v = o[key];
+  if (!Array.isArray(v)) throw bad(`${key} must be an array, got ${describe(v)}`);
+  const out = v.map((_, i) => id({ [`${key}[${i}]`]: v[i] as unknown }, `${key}[${i}]`));
+  if (new Set(out).size !== out.length) throw bad(`${key} repeats a node`);
+  return out;
+}
+
+function validateSnapshotMeta(x: unknown): SnapshotMeta {
+  const o = exactObject(x, ['index', 'term', 'config'], 'snapshot meta');
+  const c = exactObject(o['config'], ['voters', 'learners'], 'snapshot config');
+  const voters = idList(c, 'voters');
+  const learners = idList(c, 'learners');
+  if (voters.some((v) => learners.includes(v))) throw bad('snapshot config lists a node as voter and learner');
+  return { index: nonNegInt(o, 'index'), term: nonNegInt(o, 'term'), config: { voters, learners } };
+}
 
 function isMessageType(t: unknown): t is MessageType {
   return typeof t === 'string' && Object.hasOwn(MESSAGE_FIELDS, t);
@@ -238,6 +263,7 @@ export function validateMessage(x: unknown): Message {
         preVote: bool(o, 'preVote'),
         lastLogIndex: nonNegInt(o, 'lastLogIndex'),
         lastLogTerm: nonNegInt(o, 'lastLogTerm'),
+        force: bool(o, 'force'),
       };
     case 'RequestVoteResponse':
       return { type, ...base, preVote: bool(o, 'preVote'), granted: bool(o, 'granted') };
@@ -272,5 +298,9 @@ export function validateMessage(x: unknown): Message {
       return { type, ...base, requestIds: requestIds(o) };
     case 'ReadIndexResponse':
       return { type, ...base, requestIds: requestIds(o), index: nonNegInt(o, 'index') };
+    case 'InstallSnapshot':
+      return { type, ...base, meta: validateSnapshotMeta(o['meta']) };
+    case 'TimeoutNow':
+      return { type, ...base };
   }
 }
