@@ -100,11 +100,14 @@ function parseSettings(argv: readonly string[]): Settings {
   };
 }
 
-/** A rough upper estimate, stated up front; the hard limit is twice this plus two minutes. */
+/**
+ * The expected duration, stated up front (measured: a failover cycle - kill, election, restart,
+ * catch-up - takes about 1.5 election timeouts plus 1.5 s here); the hard limit is twice this plus two minutes.
+ */
 function expectedDurationMs(s: Settings, systems: number): number {
-  const startup = 15_000 * systems;
-  const failoverCycle = s.tickMs * s.electionTicks * 2 + 4000;
-  const phase = (s.warmupS + s.durationS) * 1000 + 2500;
+  const startup = 5000 * systems;
+  const failoverCycle = s.tickMs * s.electionTicks * 1.5 + 1500;
+  const phase = (s.warmupS + s.durationS) * 1000 + 1000;
   return 5000 + startup + s.kills * systems * failoverCycle + s.rounds * s.concurrency.length * systems * phase;
 }
 
@@ -205,7 +208,7 @@ async function main(): Promise<void> {
     const pairs = await Promise.all(
       clusters.map(async (cluster) => ({ cluster, client: await cluster.openClient(2 * maxProbesInFlight(), s.payloadBytes) })),
     );
-    const cycleMs = electionTimeoutMs * 2 + 4000;
+    const cycleMs = electionTimeoutMs * 1.5 + 1500;
     for (let k = 1; k <= s.kills; k++) {
       for (const [i, { cluster, client }] of pairs.entries()) {
         progress.stage(
@@ -222,7 +225,7 @@ async function main(): Promise<void> {
 
   // Throughput and latency, interleaved and alternating the order.
   const phases: PhaseRecord[] = [];
-  const phaseMs = (s.warmupS + s.durationS) * 1000 + 2500;
+  const phaseMs = (s.warmupS + s.durationS) * 1000 + 1000;
   const totalPhases = s.rounds * s.concurrency.length * clusters.length;
   let phaseNo = 0;
   for (let round = 1; round <= s.rounds; round++) {
