@@ -15,6 +15,7 @@
 // stepped, and the sender's driver reports the outcome (reportSnapshot): 'ok' on delivery,
 // 'failed' when the message is lost. New nodes can join (addNode) as non-members.
 
+import { isRaftError, type RaftError } from '../src/core/errors.js';
 import { RaftNode } from '../src/core/raft.js';
 import type { Entry, FailedRead, HardState, Message, NodeId, RaftConfig, ReadState, Ready, SnapshotMeta } from '../src/core/types.js';
 
@@ -420,4 +421,15 @@ export function formatMessage(m: Message): string {
 
 function describe(e: Entry): string {
   return `${e.type}@${e.term}:${dec(e.data)}`;
+}
+
+/** Runs `f` and returns the RaftError it throws (fails the test if it throws nothing or something else). */
+export function thrown(f: () => unknown): RaftError {
+  try {
+    f();
+  } catch (e) {
+    if (isRaftError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a RaftError');
 }
