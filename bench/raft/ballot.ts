@@ -165,7 +165,10 @@ export class BallotCluster implements BenchCluster {
     await waitUntil(
       'every ballot member to apply the leader commit index',
       async () => {
-        if (this.running().length !== this.members.length) return undefined;
+        const down = this.members.find((n) => this.byName.get(n)?.proc?.isRunning() !== true);
+        if (down !== undefined) {
+          throw new StopWaiting(`ballot/${down} is not running (it exited on its own); see ${this.member(down).logFile}`);
+        }
         const leaderName = await this.waitForLeader(timeoutMs);
         const target = (await this.status(leaderName)).commit;
         const statuses = await Promise.all(this.members.map((n) => this.status(n)));

@@ -209,7 +209,10 @@ export class EtcdCluster implements BenchCluster {
     await waitUntil(
       'every etcd member to apply the leader raft index',
       async () => {
-        if (this.running().length !== this.members.length) return undefined;
+        const down = this.members.find((n) => this.byName.get(n)?.proc?.isRunning() !== true);
+        if (down !== undefined) {
+          throw new StopWaiting(`etcd/${down} is not running (it exited on its own); see ${this.member(down).logFile}`);
+        }
         const leader = await this.waitForLeader(timeoutMs);
         const target = (await this.status(leader)).raftIndex;
         const statuses = await Promise.all(this.members.map((n) => this.status(n)));
