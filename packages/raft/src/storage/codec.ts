@@ -5,6 +5,7 @@
 //   0x01                      hard state   (term, vote, commit)
 //   0x02                      metadata     (clusterId, nodeId)
 //   0x03 ‖ index as u64 BE    log entry    (8-byte big-endian, so byte order = index order)
+//   0x04                      snapshot     (the latest snapshot the log starts after; see snapshot.ts)
 //
 // Every value is one record:
 //
@@ -15,7 +16,8 @@
 //
 //   hard state  [term, vote | null, commit]
 //   metadata    [clusterId, nodeId]
-//   entry       [index, term, type (0 = normal, 1 = noop), data (bin)]
+//   entry       [index, term, type (0 = normal, 1 = noop, 2 = config), data (bin)]
+//   snapshot    [index, term, voters[], learners[]]   (written only once a snapshot exists)
 //
 // The entry body repeats the index of its key: a cheap second witness that the record is where
 // it belongs. Decoding checks every field's type; any mismatch is a corrupt record.
@@ -23,7 +25,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { Packr } from 'msgpackr';
 import { RaftError } from '../core/errors.js';
-import type { Entry, EntryType, HardState } from '../core/types.js';
+import type { Entry, EntryType, HardState, SnapshotMeta } from '../core/types.js';
 import type { StorageMeta } from './types.js';
 
 export const RECORD_FORMAT_VERSION = 1;
@@ -33,11 +35,13 @@ export const RECORD_HEADER_BYTES = 5;
 export const KEY_PREFIX_HARD_STATE = 0x01;
 export const KEY_PREFIX_META = 0x02;
 export const KEY_PREFIX_ENTRY = 0x03;
+export const KEY_PREFIX_SNAPSHOT = 0x04;
 /** prefix byte + u64 big-endian index. */
 export const ENTRY_KEY_BYTES = 9;
 
 export const HARD_STATE_KEY: Buffer = Buffer.from([KEY_PREFIX_HARD_STATE]);
 export const META_KEY: Buffer = Buffer.from([KEY_PREFIX_META]);
+export const SNAPSHOT_KEY: Buffer = Buffer.from([KEY_PREFIX_SNAPSHOT]);
 
 // Standard msgpack maps/arrays only: no record extension, so the format is readable by any
 // msgpack decoder.
@@ -66,6 +70,7 @@ export function describeKey(key: Uint8Array): string {
   const hex = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
   if (key.length === 1 && key[0] === KEY_PREFIX_HARD_STATE) return `hard-state record (key ${hex})`;
   if (key.length === 1 && key[0] === KEY_PREFIX_META) return `metadata record (key ${hex})`;
+  if (key.length === 1 && key[0] === KEY_PREFIX_SNAPSHOT) return `snapshot record (key ${hex})`;
   const index = indexOfEntryKey(key);
   if (index !== null) return `entry record at index ${index} (key ${hex})`;
   return `unknown record (key ${hex})`;
@@ -141,6 +146,10 @@ export function encodeMeta(meta: StorageMeta): Buffer {
   return encodeRecord(META_KEY, [meta.clusterId, meta.nodeId]);
 }
 
+export function encodeSnapshotMeta(meta: SnapshotMeta): Buffer {
+  return encodeRecord(SNAPSHOT_KEY, [meta.index, meta.term, [...meta.config.voters], [...meta.config.learners]]);
+}
+
 /**
  * Decoding failures are reported as STORAGE_CORRUPT naming the record and the directory: a node
  * must refuse to start rather than serve data it cannot vouch for.
@@ -197,6 +206,18 @@ export function decodeMeta(dir: string, value: Uint8Array): StorageMeta {
       throw new RecordError('clusterId and nodeId must be strings');
     }
     return { clusterId, nodeId };
+  });
+}
+
+export function decodeSnapshotMeta(dir: string, value: Uint8Array): SnapshotMeta {
+  return decodeWith(dir, SNAPSHOT_KEY, value, (body) => {
+    if (!Array.isArray(body) || body.length !== 4) throw new RecordError('snapshot body is not a 4-element array');
+    const [index, term, voters, learners] = body as unknown[];
+    if (!isNonNegInt(index) || index < 1) throw new RecordError(`snapshot index ${String(index)} is not a positive integer`);
+    if (!isNonNegInt(term) || term < 1) throw new RecordError(`snapshot term ${String(term)} is not a positive integer`);
+    const ids = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string' && v !== '');
+    if (!ids(voters) || !ids(learners)) throw new RecordError('snapshot configuration lists are not lists of node ids');
+    return { index, term, config: { voters, learners } };
   });
 }
 
