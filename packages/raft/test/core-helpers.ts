@@ -179,6 +179,7 @@ export class Cluster {
   }
 
   private linkUp(m: Message): boolean {
+    if (!this.nodes.has(m.to)) return false; // no such node (yet): nobody listens there
     if (this.isolated.has(m.from) || this.isolated.has(m.to)) return false;
     if (this.cutLinks.has(`${m.from}->${m.to}`)) return false;
     return !(this.dropIf?.(m) ?? false);

@@ -314,6 +314,7 @@ function broadcastHeartbeat(r: RaftState): void {
 export function flushLeader(r: RaftState): void {
   if (r.role !== 'leader') return;
   const log = r.log;
+  pruneRemoved(r);
   if (r.committedInCurrentTerm() && r.reads.maybeStartRound(log.committed) !== null) {
     r.heartbeatElapsed = 0;
     broadcastHeartbeat(r);
@@ -347,12 +348,19 @@ function maybeStepDownRemoved(r: RaftState): void {
   becomeFollower(r, r.term, null);
 }
 
-/** Keeps one Progress per member but the leader: new members are probed from `next`, removed ones forgotten. */
-function syncProgress(r: RaftState, next: number): void {
+/** New members get a Progress, probed from `next` (removed ones are forgotten later: pruneRemoved). */
+function addNewMembers(r: RaftState, next: number): void {
+  for (const id of r.otherMembers()) tracker(r).add(id, next);
+}
+
+/**
+ * A removed server keeps being replicated to (never counted) until its removal commits, so that
+ * it usually learns it was removed and stays quiet; then the leader forgets it.
+ */
+function pruneRemoved(r: RaftState): void {
+  if (r.log.configs.currentIndex() > r.log.committed) return;
   const t = tracker(r);
-  const members = new Set(r.otherMembers());
-  for (const id of [...t.followers.keys()]) if (!members.has(id)) t.delete(id);
-  for (const id of members) t.add(id, next);
+  for (const id of [...t.followers.keys()]) if (!r.isMember(id)) t.delete(id);
 }
 
 /**
@@ -381,7 +389,7 @@ export function proposeConfChange(r: RaftState, change: ConfChange): ProposeResu
   r.log.append([{ index, term: r.term, type: 'config', data }]);
   r.uncommittedBytes += data.byteLength;
   // A new member is probed from the config entry itself, so it learns of it first.
-  syncProgress(r, index);
+  addNewMembers(r, index);
   return { firstIndex: index, lastIndex: index, term: r.term };
 }
 
