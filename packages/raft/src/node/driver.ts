@@ -14,6 +14,22 @@
 // While step 1 waits for the disk, messages, ticks and client requests keep arriving; they
 // accumulate in the core (and in the proposal queue) and go out together in the next Ready.
 // That is group commit: one fsync covers every entry that arrived during the previous one.
+//
+// Snapshots (§7, thesis §5), when a SnapshotStore and a snapshot-capable state machine are given:
+//   compaction   once `snapshotEntries` entries (or `snapshotBytes` payload bytes) were applied
+//                since the last snapshot, the state machine's image at the applied index is
+//                written to a snapshot file (durable first), the log storage records it and drops
+//                entries up to `snapshotTrailingEntries` before it (one atomic batch), then the core
+//                compacts. Runs beside the Ready loop; one at a time.
+//   sending      an InstallSnapshot in a Ready is not sent as a message: the snapshot's file is
+//                streamed to the follower by the SnapshotSender (node/snapshot-stream.ts), and
+//                the outcome goes back to the core (reportSnapshot).
+//   receiving    the stream receiver hands the driver the verified file and the InstallSnapshot
+//                (deliverSnapshot); the core then answers with Ready.snapshot, and the driver
+//                switches it in before anything else in that Ready: log storage reset (with the
+//                hard state and any new entries, one atomic batch), state machine restored.
+//   restart      the state machine is restored from the snapshot the log storage records, and
+//                the core re-applies the committed entries after it.
 
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
@@ -21,23 +37,66 @@ import pino, { type Logger } from 'pino';
 import { RaftNode } from '../core/raft.js';
 import { RaftError, isRaftError, type RaftErrorCode } from '../core/errors.js';
 import { EMPTY_HARD_STATE } from '../core/types.js';
+import { decodeConfChange } from '../core/membership.js';
 import type {
+  ClusterConfig,
+  ConfChange,
   Entry,
   HardState,
+  InstallSnapshot,
   NodeId,
   RaftConfig,
   RaftStatus,
   Ready,
   RestoredState,
   Role,
+  SnapshotMeta,
   SoftState,
 } from '../core/types.js';
 import type { LogStorage } from '../storage/types.js';
+import type { SnapshotHeader, SnapshotStore, VerifiedSnapshot } from '../storage/snapshot.js';
 import type { Transport } from '../transport/types.js';
 
-/** What the driver applies committed entries to. Called in log order, each index once per process lifetime. */
+/** A position in the log: the last entry a snapshot covers. */
+export interface SnapshotPoint {
+  readonly index: number;
+  readonly term: number;
+}
+
+/**
+ * What the driver applies committed entries to (the key-value store implements the same contract).
+ *
+ * apply(entry): called in log order, each index at most once per process lifetime, never
+ *   concurrently with restore().
+ *
+ * Snapshots (optional; without both methods the driver never compacts the log, and cannot take a
+ * snapshot from the leader, so a follower that fell behind a compacted leader stays behind):
+ *
+ * snapshot(at): called synchronously right after the entry `at.index` was applied and before the
+ *   next apply(). It must capture the state as of that moment (a copy, a copy-on-write view or a
+ *   storage-engine snapshot) and return the bytes lazily: the driver consumes the iterable later,
+ *   while apply() goes on, writing each chunk to disk before pulling the next, so memory stays
+ *   bounded by the chunk size the state machine chooses (256 KiB - 1 MiB is sensible).
+ * restore(at, data): replaces the whole state with the image `data` yields (what an earlier
+ *   snapshot() produced, possibly on another node), after which the state machine has applied
+ *   exactly up to `at.index`. Called at startup (from the snapshot the log storage records) and
+ *   when the leader installs a snapshot; the driver awaits it before applying anything else. A
+ *   state machine that persists itself must make restore idempotent: after a crash the driver
+ *   restores again from the recorded snapshot.
+ */
 export interface StateMachine {
   apply(entry: Entry): void;
+  snapshot?(at: SnapshotPoint): AsyncIterable<Uint8Array>;
+  restore?(at: SnapshotPoint, data: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+/** Streams snapshot files to followers (node/snapshot-stream.ts: SnapshotStreamer). */
+export interface SnapshotSender {
+  /**
+   * Streams `file` to `message.to` and, once the receiver holds it whole and verified, has it
+   * step `message` into its core. Rejects if the stream cannot be completed (after retries).
+   */
+  send(message: InstallSnapshot, file: VerifiedSnapshot): Promise<void>;
 }
 
 export interface RaftDriverOptions {
@@ -66,6 +125,33 @@ export interface RaftDriverOptions {
   /** Deadline of a propose()/read() when the caller gives none. Default 10 000 ms. */
   readonly defaultTimeoutMs?: number;
   readonly logger?: Logger;
+  /** Where snapshot files live. Without it (or without StateMachine.snapshot/restore) the log is never compacted. */
+  readonly snapshots?: SnapshotStore;
+  /** Streams InstallSnapshot data to followers. Without it, an InstallSnapshot is reported failed at once. */
+  readonly snapshotSender?: SnapshotSender;
+  /** The verified file of `restored.snapshot`, if the caller already verified it (else start() does). */
+  readonly restoredSnapshotFile?: VerifiedSnapshot;
+  /** Take a snapshot once this many entries were applied since the last one. Default 10 000. */
+  readonly snapshotEntries?: number;
+  /** ...or once this many payload bytes were applied since the last one. Default 64 MiB. */
+  readonly snapshotBytes?: number;
+  /**
+   * Entries kept in the log before a new snapshot's index, so a follower slightly behind catches
+   * up from the log rather than by a whole snapshot. Default 5 000.
+   */
+  readonly snapshotTrailingEntries?: number;
+  /** The members' addresses to record in a snapshot's header (see storage/snapshot.ts). */
+  readonly snapshotAddresses?: () => Readonly<Record<NodeId, string>>;
+}
+
+export interface TransferOptions {
+  /** Give up (TIMEOUT) after this long. Default: 2 election timeouts' worth of ticks, at least 1 s. */
+  readonly timeoutMs?: number;
+}
+
+export interface TransferAck {
+  readonly leader: NodeId;
+  readonly term: number;
 }
 
 export interface ProposeOptions {
@@ -105,6 +191,14 @@ export interface RaftDriverEvents {
   role: [RoleChange];
   /** Storage or the state machine failed; the driver has stopped itself. */
   fatal: [Error];
+  /** The configuration in effect changed (an appended or truncated config entry, or a snapshot). */
+  config: [ClusterConfig];
+  /** A config entry was appended to the log (it takes effect now, thesis §4.1); carries e.g. the address. */
+  confChange: [{ readonly index: number; readonly change: ConfChange }];
+  /** A snapshot from the leader was switched in (its header carries the members' addresses). */
+  snapshotInstalled: [SnapshotHeader];
+  /** A snapshot of the local state machine was written and the log compacted. */
+  snapshotTaken: [{ readonly index: number; readonly term: number; readonly fileBytes: number; readonly discardedUpTo: number }];
 }
 
 interface Deferred<T> {
@@ -121,6 +215,8 @@ interface QueuedProposal extends Deferred<ProposeAck> {
 interface AppendedProposal extends Deferred<ProposeAck> {
   readonly index: number;
   readonly term: number;
+  /** Appended before this node handed leadership over (thesis §3.10): kept across the step-down. */
+  handedOver?: boolean;
 }
 
 interface PendingRead extends Deferred<ReadAck> {
@@ -129,6 +225,9 @@ interface PendingRead extends Deferred<ReadAck> {
 }
 
 const DEFAULTS = {
+  snapshotEntries: 10_000,
+  snapshotBytes: 64 * 1024 * 1024,
+  snapshotTrailingEntries: 5_000,
   tickMs: 100,
   maxQueuedProposals: 16_384,
   maxQueuedReads: 65_536,
@@ -179,6 +278,29 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private readonly readsAwaitingApply = new Set<number>();
   private nextReadId = 1;
 
+  // Snapshots.
+  private readonly snapshotEntries: number;
+  private readonly snapshotBytes: number;
+  private readonly snapshotTrailingEntries: number;
+  /** The latest snapshot of this node (taken or installed), verified. */
+  private latestSnapshot: VerifiedSnapshot | null = null;
+  /** Payload bytes applied since the latest snapshot. */
+  private bytesSinceSnapshot = 0;
+  /** The snapshot being written (at most one). */
+  private snapshotting: Promise<void> | null = null;
+  /** No new snapshot attempt before this time (after a failure). */
+  private snapshotRetryAtMs = 0;
+  /** Files received from a leader, verified, waiting for the core's Ready.snapshot (newest only). */
+  private readonly receivedSnapshots = new Map<string, VerifiedSnapshot>();
+  /** Outgoing snapshot streams by follower. */
+  private readonly sendingSnapshots = new Map<NodeId, string>();
+  /** Driver-originated core calls (snapshot outcomes, compactions), run at the top of the loop. */
+  private readonly coreInbox: ((core: RaftNode) => void)[] = [];
+  /** The configuration last announced with the 'config' event. */
+  private configKey = '';
+  /** A leadership transfer this node started, and who waits for it. */
+  private transfer: { readonly to: NodeId; readonly deadlineMs: number; readonly waiters: Deferred<TransferAck>[] } | null = null;
+
   constructor(opts: RaftDriverOptions) {
     super();
     this.opts = opts;
@@ -189,7 +311,19 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.maxBatchBytes = positive('maxBatchBytes', opts.maxBatchBytes ?? DEFAULTS.maxBatchBytes);
     this.maxProposalBytes = positive('maxProposalBytes', opts.maxProposalBytes ?? DEFAULTS.maxProposalBytes);
     this.defaultTimeoutMs = positive('defaultTimeoutMs', opts.defaultTimeoutMs ?? DEFAULTS.defaultTimeoutMs);
+    this.snapshotEntries = positive('snapshotEntries', opts.snapshotEntries ?? DEFAULTS.snapshotEntries);
+    this.snapshotBytes = positive('snapshotBytes', opts.snapshotBytes ?? DEFAULTS.snapshotBytes);
+    this.snapshotTrailingEntries = opts.snapshotTrailingEntries ?? DEFAULTS.snapshotTrailingEntries;
+    if (!Number.isSafeInteger(this.snapshotTrailingEntries) || this.snapshotTrailingEntries < 0) {
+      throw new RaftError('BAD_REQUEST', `snapshotTrailingEntries must be a non-negative integer, got ${this.snapshotTrailingEntries}`);
+    }
     this.log = opts.logger ?? pino({ level: 'silent' });
+  }
+
+  /** Whether this driver takes snapshots and installs them (a store and a state machine that can). */
+  get snapshotsEnabled(): boolean {
+    const sm = this.opts.stateMachine;
+    return this.opts.snapshots !== undefined && sm.snapshot !== undefined && sm.restore !== undefined;
   }
 
   /**
@@ -201,11 +335,33 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.state = 'starting';
     const restored = this.opts.restored ?? (await this.opts.storage.load());
     if (this.stopRequested()) return;
+    if (restored.snapshot !== undefined) {
+      // The state machine restarts from the snapshot the log storage records; the core then
+      // re-applies the committed entries after it (applied starts at snapshot.index).
+      const { index, term } = restored.snapshot;
+      const sm = this.opts.stateMachine;
+      if (!this.snapshotsEnabled || sm.restore === undefined) {
+        throw new RaftError('BAD_REQUEST', `the log starts after snapshot ${index}/${term}, but this driver has no snapshot store or a state machine that cannot restore`);
+      }
+      const file = this.opts.restoredSnapshotFile ?? (await this.opts.snapshots!.verify(index, term));
+      if (file.index !== index || file.term !== term) {
+        throw new RaftError('BAD_REQUEST', `restoredSnapshotFile is ${file.index}/${file.term}, the log storage records ${index}/${term}`);
+      }
+      await sm.restore({ index, term }, this.opts.snapshots!.readData(file));
+      this.latestSnapshot = file;
+      this.applied = index;
+      if (this.stopRequested()) return;
+    }
+    for (const e of restored.entries) if (e.index > this.applied) this.bytesSinceSnapshot += e.data.byteLength;
+    // Files not recorded by the log storage are leftovers of a crash (an install or a compaction
+    // cut short): the node restarts cleanly on its old state.
+    if (this.opts.snapshots !== undefined) await this.opts.snapshots.prune(restored.snapshot ?? null);
     const core = new RaftNode(this.opts.config, restored);
     this.core = core;
     this.savedHardState = restored.hardState;
     const st = core.status();
     this.softState = { role: st.role, leader: st.leader, term: st.term };
+    this.configKey = configKey(st.config);
     this.opts.transport.onMessage((message) => {
       if (this.state !== 'running') return;
       core.step(message);
@@ -237,6 +393,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
     if (this.loop) await this.loop;
+    if (this.snapshotting) await this.snapshotting;
+    this.endTransfer(new RaftError('STOPPED', 'the node is stopping'));
     this.failAll('STOPPED', this.fatalError ? `the node stopped after a fatal error: ${this.fatalError.message}` : 'the node is stopping');
     if (this.unsavedHardState !== null && this.fatalError === null) {
       // Best effort: a restart then re-applies up to the latest commit without asking the leader.
@@ -347,6 +505,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     if (this.state !== 'running' || !this.core) return;
     this.core.tick();
     this.expireDeadlines(Date.now());
+    if (this.transfer !== null) {
+      const st = this.core.status();
+      this.checkTransfer(st.role, st.transferee);
+    }
     this.schedule();
   }
 
@@ -370,7 +532,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     return (
       this.state === 'running' &&
       this.core !== null &&
-      (this.proposalQueue.length > 0 || this.readQueue.length > 0 || this.core.hasReady())
+      (this.proposalQueue.length > 0 || this.readQueue.length > 0 || this.coreInbox.length > 0 || this.core.hasReady())
     );
   }
 
@@ -379,10 +541,12 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     if (!core) return;
     try {
       while (this.state === 'running') {
+        for (const call of this.coreInbox.splice(0, this.coreInbox.length)) call(core);
         this.flushProposals(core);
         this.flushReads(core);
         if (!core.hasReady()) return;
         await this.handleReady(core, core.ready());
+        this.afterReady(core);
       }
     } catch (e) {
       this.fatal(e);
@@ -390,29 +554,24 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   }
 
   private async handleReady(core: RaftNode, ready: Ready): Promise<void> {
-    // 1. Durability first (Figure 2): term, vote and entries are on disk before anyone hears of them.
-    //    The commit index is volatile state in Figure 2: nothing anyone is told depends on it being
-    //    on disk (a restart with an older commit re-learns it from the leader). So a Ready whose
-    //    only durable change is the commit index does not wait for an fsync; that hard state rides
-    //    along with the next save (or the final one in stop()). This keeps one fsync per commit off
-    //    the critical path of every write and every heartbeat at followers (etcd's MustSync rule).
-    let hardState = ready.hardState;
-    const saved = this.savedHardState;
-    if (hardState !== null && ready.entries.length === 0 && hardState.term === saved.term && hardState.vote === saved.vote) {
-      this.unsavedHardState = hardState;
-      hardState = null;
-    } else if (hardState === null && ready.entries.length > 0) {
-      hardState = this.unsavedHardState;
+    // 0. A snapshot from the leader is switched in before anything else (see switchInSnapshot).
+    if (ready.snapshot !== null) {
+      await this.switchInSnapshot(ready);
+    } else {
+      await this.persist(ready);
     }
-    if (hardState !== null || ready.entries.length > 0) {
-      await this.opts.storage.save({ hardState, entries: ready.entries });
-      if (hardState !== null) {
-        this.savedHardState = hardState;
-        this.unsavedHardState = null;
-      }
+    this.announceConfChanges(ready.entries);
+    // 2. Now the messages that depend on that state may leave. An InstallSnapshot is not a
+    //    message on the wire: its data is streamed out of band (startSnapshotStream).
+    let messages = ready.messages;
+    if (messages.some((m) => m.type === 'InstallSnapshot')) {
+      messages = messages.filter((m) => {
+        if (m.type !== 'InstallSnapshot') return true;
+        this.startSnapshotStream(m);
+        return false;
+      });
     }
-    // 2. Now the messages that depend on that state may leave.
-    if (ready.messages.length > 0) this.opts.transport.send(ready.messages);
+    if (messages.length > 0) this.opts.transport.send(messages);
     // 3. Apply committed entries in order; each completes the proposal waiting at its index.
     for (const entry of ready.committedEntries) {
       if (entry.index !== this.applied + 1) {
@@ -420,6 +579,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
       }
       this.opts.stateMachine.apply(entry);
       this.applied = entry.index;
+      this.bytesSinceSnapshot += entry.data.byteLength;
       const waiting = this.appended.get(entry.index);
       if (waiting) {
         this.appended.delete(entry.index);
@@ -453,6 +613,274 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.resolveAppliedReads();
     // 5. Tell the core its Ready was carried out (a leader now counts its own entries, §5.3-5.4).
     core.advance(ready);
+  }
+
+  /** Step 1 of a Ready without a snapshot: hard state and entries, durably (see handleReady). */
+  private async persist(ready: Ready): Promise<void> {
+    // Durability first (Figure 2): term, vote and entries are on disk before anyone hears of them.
+    // The commit index is volatile state in Figure 2: nothing anyone is told depends on it being
+    // on disk (a restart with an older commit re-learns it from the leader). So a Ready whose
+    // only durable change is the commit index does not wait for an fsync; that hard state rides
+    // along with the next save (or the final one in stop()). This keeps one fsync per commit off
+    // the critical path of every write and every heartbeat at followers (etcd's MustSync rule).
+    let hardState = ready.hardState;
+    const saved = this.savedHardState;
+    if (hardState !== null && ready.entries.length === 0 && hardState.term === saved.term && hardState.vote === saved.vote) {
+      this.unsavedHardState = hardState;
+      hardState = null;
+    } else if (hardState === null && ready.entries.length > 0) {
+      hardState = this.unsavedHardState;
+    }
+    if (hardState !== null || ready.entries.length > 0) {
+      await this.opts.storage.save({ hardState, entries: ready.entries });
+      if (hardState !== null) {
+        this.savedHardState = hardState;
+        this.unsavedHardState = null;
+      }
+    }
+  }
+
+  /**
+   * Step 0 (§7, receiver): the core accepted a snapshot whose data the stream receiver already
+   * made durable and verified. Switch it in: ONE atomic batch resets the log storage to start
+   * after it (with the Ready's hard state and entries), then the state machine is restored from
+   * the file. A crash before the batch restarts on the old log and old snapshot (the new file is
+   * not recorded, and is pruned); a crash after it restarts from the new snapshot.
+   */
+  private async switchInSnapshot(ready: Ready): Promise<void> {
+    const meta = ready.snapshot!;
+    const sm = this.opts.stateMachine;
+    if (!this.snapshotsEnabled || sm.restore === undefined) {
+      throw new Error(`the core installed snapshot ${meta.index}/${meta.term} but this driver cannot restore snapshots`);
+    }
+    const key = `${meta.index}/${meta.term}`;
+    const file = this.receivedSnapshots.get(key) ?? (this.latestSnapshot?.index === meta.index && this.latestSnapshot.term === meta.term ? this.latestSnapshot : await this.opts.snapshots!.verify(meta.index, meta.term));
+    const hardState = ready.hardState ?? this.unsavedHardState ?? this.savedHardState;
+    await this.opts.storage.save({ snapshot: meta, hardState, entries: ready.entries });
+    this.savedHardState = hardState;
+    this.unsavedHardState = null;
+    await sm.restore({ index: meta.index, term: meta.term }, this.opts.snapshots!.readData(file));
+    const previousApplied = this.applied;
+    this.applied = meta.index;
+    this.latestSnapshot = file;
+    this.bytesSinceSnapshot = 0;
+    this.receivedSnapshots.clear();
+    // Proposals whose index the snapshot covers were decided elsewhere; which entry won there is
+    // not known here.
+    for (const [index, p] of this.appended) {
+      if (index > meta.index) continue;
+      this.appended.delete(index);
+      p.reject(new RaftError('LEADERSHIP_LOST', `entry ${index} was covered by a snapshot from the leader; its outcome is unknown here`));
+    }
+    this.log.info({ id: this.opts.config.id, index: meta.index, term: meta.term, previousApplied, fileBytes: file.fileBytes }, 'installed snapshot from the leader');
+    this.emit('snapshotInstalled', file.header);
+    void this.opts.snapshots!.prune(meta).catch((e: unknown) => this.log.warn({ err: e }, 'could not prune snapshot files'));
+  }
+
+  /** Config entries take effect when appended (thesis §4.1): tell the node (addresses, peers). */
+  private announceConfChanges(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== 'config') continue;
+      try {
+        this.emit('confChange', { index: e.index, change: decodeConfChange(e.data) });
+      } catch (err) {
+        this.log.error({ err, index: e.index }, 'undecodable config entry');
+      }
+    }
+  }
+
+  /** After each Ready: configuration changes, a transfer that ended, and the compaction policy. */
+  private afterReady(core: RaftNode): void {
+    const st = core.status();
+    const key = configKey(st.config);
+    if (key !== this.configKey) {
+      this.configKey = key;
+      this.emit('config', st.config);
+    }
+    this.checkTransfer(st.role, st.transferee);
+    this.maybeSnapshot(core, st.applied);
+  }
+
+  /**
+   * The compaction policy (§7): once enough was applied since the last snapshot, snapshot the
+   * state machine at the applied index and compact, keeping a trailing window of entries.
+   */
+  private maybeSnapshot(core: RaftNode, coreApplied: number): void {
+    if (!this.snapshotsEnabled || this.opts.storage.compact === undefined || this.snapshotting !== null) return;
+    const sinceIndex = this.latestSnapshot?.index ?? 0;
+    const since = this.applied - sinceIndex;
+    if (since <= 0 || (since < this.snapshotEntries && this.bytesSinceSnapshot < this.snapshotBytes)) return;
+    if (coreApplied !== this.applied || Date.now() < this.snapshotRetryAtMs) return;
+    const meta = core.snapshotMetaAt(this.applied);
+    // Captured now, synchronously, at exactly meta.index; consumed while applies go on.
+    const data = this.opts.stateMachine.snapshot!({ index: meta.index, term: meta.term });
+    const discardUpTo = Math.max(0, meta.index - this.snapshotTrailingEntries);
+    const bytesCovered = this.bytesSinceSnapshot;
+    this.snapshotting = this.takeSnapshot(meta, data, discardUpTo, bytesCovered)
+      .catch((e: unknown) => {
+        this.snapshotRetryAtMs = Date.now() + 1000;
+        if (this.state === 'running') this.log.warn({ err: e, index: meta.index }, 'snapshot failed; will retry');
+      })
+      .finally(() => {
+        this.snapshotting = null;
+      });
+  }
+
+  private async takeSnapshot(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>, discardUpTo: number, bytesCovered: number): Promise<void> {
+    const store = this.opts.snapshots!;
+    const startedMs = Date.now();
+    // 1. The file, durable (temp file, fsync, rename, dir fsync) before anything points at it.
+    const file = await store.write({ meta, addresses: this.opts.snapshotAddresses?.() ?? {} }, data);
+    // A snapshot installed from the leader meanwhile supersedes this one.
+    if (this.latestSnapshot !== null && this.latestSnapshot.index >= meta.index) return;
+    // 2. The log storage records it and drops the entries it covers (one atomic batch).
+    await this.opts.storage.compact!(meta, discardUpTo);
+    this.latestSnapshot = file;
+    this.bytesSinceSnapshot = Math.max(0, this.bytesSinceSnapshot - bytesCovered);
+    // 3. The core forgets them too (in the loop, between Readies).
+    this.coreInbox.push((core) => core.compact(meta.index, discardUpTo));
+    this.schedule();
+    this.log.info({ id: this.opts.config.id, index: meta.index, term: meta.term, discardUpTo, fileBytes: file.fileBytes, ms: Date.now() - startedMs }, 'snapshot taken, log compacted');
+    this.emit('snapshotTaken', { index: meta.index, term: meta.term, fileBytes: file.fileBytes, discardedUpTo: discardUpTo });
+    await store.prune(meta);
+  }
+
+  /** §7 (leader): stream the snapshot to a follower; its outcome goes back to the core. */
+  private startSnapshotStream(m: InstallSnapshot): void {
+    const report = (status: 'ok' | 'failed'): void => {
+      this.coreInbox.push((core) => core.reportSnapshot(m.to, status));
+      this.schedule();
+    };
+    const key = `${m.meta.index}/${m.meta.term}`;
+    const sender = this.opts.snapshotSender;
+    if (sender === undefined || !this.snapshotsEnabled) {
+      this.log.warn({ to: m.to, snapshot: key }, 'a follower needs a snapshot but this node cannot send one');
+      report('failed');
+      return;
+    }
+    if (this.sendingSnapshots.has(m.to)) {
+      // One stream per follower; the running one reports its own outcome.
+      report('failed');
+      return;
+    }
+    this.sendingSnapshots.set(m.to, key);
+    const latest = this.latestSnapshot;
+    const fileP = latest !== null && latest.index === m.meta.index && latest.term === m.meta.term ? Promise.resolve(latest) : this.opts.snapshots!.verify(m.meta.index, m.meta.term);
+    const startedMs = Date.now();
+    this.log.info({ to: m.to, snapshot: key }, 'streaming snapshot to follower');
+    fileP
+      .then((file) => sender.send(m, file).then(() => file))
+      .then(
+        (file) => {
+          this.log.info({ to: m.to, snapshot: key, fileBytes: file.fileBytes, ms: Date.now() - startedMs }, 'snapshot delivered');
+          report('ok');
+        },
+        (e: unknown) => {
+          if (this.state === 'running') this.log.warn({ to: m.to, snapshot: key, err: e instanceof Error ? e.message : String(e) }, 'snapshot stream failed');
+          report('failed');
+        },
+      )
+      .finally(() => this.sendingSnapshots.delete(m.to));
+  }
+
+  /**
+   * §7 (receiver): the stream receiver holds the whole snapshot `file`, durable and verified;
+   * step the leader's InstallSnapshot into the core, which answers and (if the snapshot is news
+   * to it) hands it back in Ready.snapshot to be switched in.
+   */
+  deliverSnapshot(message: InstallSnapshot, file: VerifiedSnapshot): void {
+    if (this.state !== 'running' || !this.core) return;
+    if (file.index !== message.meta.index || file.term !== message.meta.term) {
+      throw new RaftError('BAD_REQUEST', `snapshot file ${file.index}/${file.term} does not match InstallSnapshot ${message.meta.index}/${message.meta.term}`);
+    }
+    this.receivedSnapshots.clear(); // only the newest is kept
+    this.receivedSnapshots.set(`${file.index}/${file.term}`, file);
+    this.core.step(message);
+    this.schedule();
+  }
+
+  /** The latest local snapshot (taken or installed), if any. */
+  get snapshot(): VerifiedSnapshot | null {
+    return this.latestSnapshot;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Membership and leadership transfer.
+
+  /**
+   * Proposes a membership change (thesis §4.1, one server at a time). Resolves like propose():
+   * once the config entry is applied here at the index and term the core gave it. Rejects at
+   * once with the core's errors (NOT_LEADER, CONF_CHANGE_IN_PROGRESS, TRANSFER_IN_PROGRESS,
+   * BAD_REQUEST...).
+   */
+  proposeConfChange(change: ConfChange, opts: ProposeOptions = {}): Promise<ProposeAck> {
+    if (this.state !== 'running' || !this.core) return Promise.reject(new RaftError('STOPPED', 'the node is not running'));
+    if (this.proposalQueue.length + this.appended.size >= this.maxQueuedProposals) {
+      return Promise.reject(new RaftError('QUEUE_FULL', `${this.proposalQueue.length + this.appended.size} proposals are already pending`));
+    }
+    let result;
+    try {
+      result = this.core.proposeConfChange(change);
+    } catch (e) {
+      return Promise.reject(isRaftError(e) ? e : new RaftError('BAD_REQUEST', e instanceof Error ? e.message : String(e)));
+    }
+    const { firstIndex: index, term } = result;
+    return new Promise<ProposeAck>((resolve, reject) => {
+      this.appended.set(index, { index, term, resolve, reject, deadlineMs: Date.now() + (opts.timeoutMs ?? this.defaultTimeoutMs) });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Hands leadership to the voter `to` (thesis §3.10). Resolves once `to` leads (as this node
+   * hears it); rejects with the core's errors, or TIMEOUT when the transfer was aborted (the core
+   * gives up after an election timeout and proposals resume) or the deadline passed. While it
+   * runs, this node refuses proposals (TRANSFER_IN_PROGRESS); proposals it already appended are
+   * not failed when it steps down: the target had every one of them, so they are acknowledged
+   * when applied, as usual.
+   */
+  transferLeadership(to: NodeId, opts: TransferOptions = {}): Promise<TransferAck> {
+    if (this.state !== 'running' || !this.core) return Promise.reject(new RaftError('STOPPED', 'the node is not running'));
+    try {
+      this.core.transferLeadership(to);
+    } catch (e) {
+      return Promise.reject(isRaftError(e) ? e : new RaftError('BAD_REQUEST', e instanceof Error ? e.message : String(e)));
+    }
+    const electionTicks = this.opts.config.electionTicks ?? 10;
+    const timeoutMs = opts.timeoutMs ?? Math.max(1000, 2 * electionTicks * this.tickMs);
+    return new Promise<TransferAck>((resolve, reject) => {
+      const waiter: Deferred<TransferAck> = { resolve, reject, deadlineMs: Date.now() + timeoutMs };
+      if (this.transfer !== null && this.transfer.to === to) this.transfer.waiters.push(waiter);
+      else {
+        this.endTransfer(new RaftError('TRANSFER_IN_PROGRESS', `superseded by a transfer to ${to}`));
+        this.transfer = { to, deadlineMs: waiter.deadlineMs, waiters: [waiter] };
+      }
+      this.schedule();
+    });
+  }
+
+  /** Resolves or fails the transfer waiters once the outcome is known. */
+  private checkTransfer(role: Role, transferee: NodeId | null): void {
+    const t = this.transfer;
+    if (t === null) return;
+    const { leader, term } = this.softState;
+    if (leader === t.to && role !== 'leader') {
+      this.transfer = null;
+      for (const w of t.waiters) w.resolve({ leader: t.to, term });
+    } else if (leader !== null && leader !== t.to && role !== 'leader') {
+      this.endTransfer(new RaftError('TIMEOUT', `leadership went to ${leader}, not to ${t.to}`, leader));
+    } else if (role === 'leader' && transferee === null) {
+      this.endTransfer(new RaftError('TIMEOUT', `the transfer to ${t.to} was aborted (the target did not take over within an election timeout); this node still leads`));
+    } else if (Date.now() >= t.deadlineMs) {
+      this.endTransfer(new RaftError('TIMEOUT', `the transfer to ${t.to} did not finish in time (leader now: ${leader ?? 'unknown'})`));
+    }
+  }
+
+  private endTransfer(err: RaftError): void {
+    const t = this.transfer;
+    if (t === null) return;
+    this.transfer = null;
+    for (const w of t.waiters) w.reject(err);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -546,9 +974,15 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.log.info({ id: this.opts.config.id, role: next.role, term: next.term, leader: next.leader, was: previous.role }, 'role change');
     // A proposal appended in an earlier leadership may or may not commit under the next leader:
     // its outcome is unknown, and the client must be told so now rather than wait for a timeout.
+    // ...except after a leadership transfer: the leader stopped appending and brought the target
+    // up to date before handing over (thesis §3.10), so those entries are in the new leader's log
+    // and normally commit; they are acknowledged (or dropped) when applied, or time out.
+    const handingOver = previous.role === 'leader' && next.role !== 'leader' && this.transfer !== null;
+    if (handingOver) for (const p of this.appended.values()) p.handedOver = true;
     if (next.role !== 'leader' || next.term !== previous.term) {
       for (const [index, p] of this.appended) {
         if (next.role === 'leader' && p.term === next.term) continue;
+        if (p.handedOver === true) continue;
         this.appended.delete(index);
         p.reject(
           new RaftError(
@@ -623,6 +1057,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     void this.stop();
     this.emit('fatal', err);
   }
+}
+
+function configKey(c: ClusterConfig): string {
+  return `${c.voters.join(',')}|${c.learners.join(',')}`;
 }
 
 function notLeader(leader: NodeId | null): RaftError {
