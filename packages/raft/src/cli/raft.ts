@@ -5,6 +5,9 @@
 //   ballot raft put     --endpoint HOST:PORT <text>        (follows NOT_LEADER redirects)
 //   ballot raft read    --endpoint HOST:PORT               (a linearizable read barrier)
 //   ballot raft cluster [--nodes 3] [--data-dir ./data/raft] [--base-port P]   (what `npm start` runs)
+//   ballot raft node    --id n4 --data-dir DIR --listen HOST:PORT --join HOST:PORT [--join-as voter|learner]
+//   ballot raft member  list|add <id> <host:port>|promote <id>|remove <id> --endpoint HOST:PORT
+//   ballot raft transfer [--to n2] --endpoint HOST:PORT
 //
 // Usage errors exit with code 2 and say which flag is wrong.
 
@@ -109,7 +112,13 @@ export function registerRaftCommands(program: Command): void {
     .requiredOption('--id <id>', 'this node\'s id; must appear in --peers')
     .requiredOption('--data-dir <dir>', 'directory of this node\'s LevelDB (created if missing)')
     .requiredOption('--listen <host:port>', 'address of the HTTP server (client API and /raft peer transport)')
-    .requiredOption('--peers <list>', 'every member as id=host:port, comma-separated, including this node')
+    .option('--peers <list>', 'every bootstrap member as id=host:port, comma-separated, including this node (not with --join)')
+    .option('--join <host:port>', 'join a running cluster through any member: start as a learner, get the log or a snapshot, then be promoted')
+    .addOption(new Option('--join-as <role>', 'with --join: become a voter once caught up, or stay a learner').choices(['voter', 'learner']).default('voter'))
+    .option('--snapshot-entries <n>', 'take a snapshot and compact the log every n applied entries', parser(intFlag('--snapshot-entries', 1, 1_000_000_000)), 10_000)
+    .option('--snapshot-trailing-entries <n>', 'entries kept before a snapshot for slow followers', parser(intFlag('--snapshot-trailing-entries', 0, 1_000_000_000)), 5_000)
+    .option('--snapshot-bytes <n>', 'also snapshot once this many payload bytes were applied since the last one', parser(intFlag('--snapshot-bytes', 1, Number.MAX_SAFE_INTEGER)), 64 * 1024 * 1024)
+    .option('--snapshot-chunk-bytes <n>', 'bytes per chunk when streaming a snapshot to a follower', parser(intFlag('--snapshot-chunk-bytes', 1024, 4 * 1024 * 1024)), 256 * 1024)
     .option('--cluster-id <name>', 'cluster name; peers and data dirs of another cluster are refused', 'ballot')
     .option('--tick-ms <ms>', 'length of one logical clock tick', parser(intFlag('--tick-ms', 1, 60_000)), 100)
     .option('--election-ticks <n>', 'election timeout in ticks (randomized in [n, 2n))', parser(intFlag('--election-ticks', 2, 100_000)), 10)
@@ -160,6 +169,72 @@ export function registerRaftCommands(program: Command): void {
       process.stdout.write(`read index ${(res.body as { index: number }).index}\n`);
     });
 
+  const member = raft.command('member').description('list or change the members of a running cluster (one server at a time, thesis §4.1)');
+  member.exitOverride((err: CommanderError) => {
+    process.exit(err.exitCode === 0 ? 0 : EXIT.USAGE);
+  });
+  member
+    .command('list')
+    .description("show the configuration (voters, learners), addresses and the leader's replication progress")
+    .requiredOption('--endpoint <host:port>', "any node's --listen address")
+    .option('--json', 'print the raw JSON')
+    .action(async (o: { endpoint: string; json?: boolean }) => {
+      const ep = endpointOf(o.endpoint);
+      // The leader's view has the progress; follow its address when known.
+      let res = await httpJson(`http://${ep}/members`, { method: 'GET' }).catch((e: Error) => fail(e.message));
+      const leaderAddress = (res.body as { leaderAddress?: string | null }).leaderAddress;
+      if (typeof leaderAddress === 'string' && leaderAddress !== ep) {
+        res = await httpJson(`http://${leaderAddress}/members`, { method: 'GET' }).catch(() => res);
+      }
+      if (res.status !== 200) fail(`GET /members on ${ep}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+      if (o.json) process.stdout.write(`${JSON.stringify(res.body, null, 2)}\n`);
+      else process.stdout.write(formatMembers(res.body as MembersBody));
+    });
+  member
+    .command('add')
+    .description('add a node as a learner (it catches up, by snapshot if needed); promote it afterwards')
+    .requiredOption('--endpoint <host:port>', "any node's --listen address (requests follow redirects to the leader)")
+    .option('--wait-ms <ms>', 'how long to retry while no leader is known or another change is in flight', parser(intFlag('--wait-ms', 0, 600_000)), 10_000)
+    .argument('<id>', 'the new node\'s id')
+    .argument('<address>', "the new node's --listen address (host:port)")
+    .action(async (id: string, address: string, o: { endpoint: string; waitMs: number }) => {
+      if (!NODE_ID.test(id)) usage(`member add: invalid node id "${id}"`);
+      const addr = endpointOf(address);
+      const r = await leaderRequest(endpointOf(o.endpoint), 'POST', '/members', JSON.stringify({ id, address: addr }), o.waitMs);
+      process.stdout.write(`added ${id} (${addr}) as a learner at index ${r.index}; config: ${describeConfig(r.config)}\n`);
+    });
+  member
+    .command('promote')
+    .description('make a learner a voter once it has caught up (waits for it, bounded)')
+    .requiredOption('--endpoint <host:port>', "any node's --listen address")
+    .option('--wait-ms <ms>', 'how long to retry', parser(intFlag('--wait-ms', 0, 600_000)), 30_000)
+    .argument('<id>', 'the learner\'s id')
+    .action(async (id: string, o: { endpoint: string; waitMs: number }) => {
+      const r = await leaderRequest(endpointOf(o.endpoint), 'POST', `/members/${encodeURIComponent(id)}/promote`, '', o.waitMs);
+      process.stdout.write(`promoted ${id} to voter at index ${r.index}; config: ${describeConfig(r.config)}\n`);
+    });
+  member
+    .command('remove')
+    .description('remove a voter or learner (removing the leader makes it step down once the change commits)')
+    .requiredOption('--endpoint <host:port>', "any node's --listen address")
+    .option('--wait-ms <ms>', 'how long to retry', parser(intFlag('--wait-ms', 0, 600_000)), 10_000)
+    .argument('<id>', 'the node to remove')
+    .action(async (id: string, o: { endpoint: string; waitMs: number }) => {
+      const r = await leaderRequest(endpointOf(o.endpoint), 'DELETE', `/members/${encodeURIComponent(id)}`, undefined, o.waitMs);
+      process.stdout.write(`removed ${id} at index ${r.index}; config: ${describeConfig(r.config)}\n`);
+    });
+
+  raft
+    .command('transfer')
+    .description('hand leadership to another voter (thesis §3.10); without --to, the most up-to-date one')
+    .requiredOption('--endpoint <host:port>', "any node's --listen address (follows the redirect to the leader)")
+    .option('--to <id>', 'the voter that should lead')
+    .option('--wait-ms <ms>', 'how long to retry while no leader is known', parser(intFlag('--wait-ms', 0, 600_000)), 10_000)
+    .action(async (o: { endpoint: string; to?: string; waitMs: number }) => {
+      const r = (await leaderRequest(endpointOf(o.endpoint), 'POST', '/transfer', JSON.stringify(o.to !== undefined ? { to: o.to } : {}), o.waitMs)) as unknown as { leader: string; term: number };
+      process.stdout.write(`leadership transferred: ${r.leader} leads term ${r.term}\n`);
+    });
+
   raft
     .command('cluster')
     .description('start a local cluster of separate `raft node` processes, keep proposing, and show it live (Ctrl-C stops)')
@@ -180,7 +255,6 @@ interface NodeFlags {
   id: string;
   dataDir: string;
   listen: string;
-  peers: string;
   clusterId: string;
   tickMs: number;
   electionTicks: number;
@@ -188,16 +262,26 @@ interface NodeFlags {
   readMode: ReadMode;
   logLevel: LevelWithSilent;
   maxQueuedProposals?: number;
+  peers?: string;
+  join?: string;
+  joinAs: 'voter' | 'learner';
+  snapshotEntries: number;
+  snapshotTrailingEntries: number;
+  snapshotBytes: number;
+  snapshotChunkBytes: number;
 }
 
 function validateNodeFlags(o: NodeFlags) {
   try {
     if (!NODE_ID.test(o.id)) throw new UsageError(`--id: invalid node id "${o.id}" (letters, digits, _ . - ; at most 63)`);
     const listen = parseHostPort('--listen', o.listen);
-    const peers = parsePeers(o.peers);
-    if (!(o.id in peers)) {
+    if (o.peers === undefined && o.join === undefined) throw new UsageError('give --peers (bootstrap a cluster) or --join (join a running one)');
+    if (o.peers !== undefined && o.join !== undefined) throw new UsageError('--peers and --join exclude each other');
+    const peers = o.peers !== undefined ? parsePeers(o.peers) : {};
+    if (o.peers !== undefined && !(o.id in peers)) {
       throw new UsageError(`--id: "${o.id}" is not in --peers (${Object.keys(peers).join(', ')}); list every member, this node included`);
     }
+    const join = o.join !== undefined ? endpointOf(o.join) : undefined;
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(o.clusterId)) throw new UsageError(`--cluster-id: invalid name "${o.clusterId}"`);
     if (o.dataDir.trim() === '') throw new UsageError('--data-dir: must not be empty');
     if (o.heartbeatTicks >= o.electionTicks) {
@@ -215,6 +299,11 @@ function validateNodeFlags(o: NodeFlags) {
       heartbeatTicks: o.heartbeatTicks,
       readMode: o.readMode,
       ...(o.maxQueuedProposals !== undefined ? { maxQueuedProposals: o.maxQueuedProposals } : {}),
+      ...(join !== undefined ? { join, joinAs: o.joinAs } : {}),
+      snapshotEntries: o.snapshotEntries,
+      snapshotTrailingEntries: o.snapshotTrailingEntries,
+      snapshotBytes: o.snapshotBytes,
+      snapshotChunkBytes: o.snapshotChunkBytes,
     };
   } catch (e) {
     if (e instanceof UsageError) usage(e.message);
@@ -299,6 +388,62 @@ async function proposeFollowingLeader(
     }
     fail(`POST /propose on ${ep}: HTTP ${res.status} ${err.code ?? ''}: ${err.message ?? JSON.stringify(res.body)}`);
   }
+}
+
+interface ChangeAck {
+  index: number;
+  term: number;
+  config: { voters: string[]; learners: string[] };
+}
+
+function describeConfig(c: { voters: readonly string[]; learners: readonly string[] }): string {
+  return `voters [${c.voters.join(', ')}] learners [${c.learners.join(', ')}]`;
+}
+
+/**
+ * A leader-only request: follows NOT_LEADER redirects; retries while it is safe and may help
+ * (NO_LEADER, CONF_CHANGE_IN_PROGRESS, TRANSFER_IN_PROGRESS, a not-yet-caught-up learner:
+ * nothing was appended) until waitMs; anything else fails with the server's message.
+ */
+async function leaderRequest(endpoint: string, method: string, path: string, body: string | undefined, waitMs: number): Promise<ChangeAck> {
+  const deadline = Date.now() + waitMs;
+  let ep = endpoint;
+  for (let hops = 0; ; ) {
+    const res = await httpJson(`http://${ep}${path}`, { method, ...(body !== undefined ? { body: new TextEncoder().encode(body) } : {}), timeoutMs: 60_000 }).catch((e: Error) => fail(e.message));
+    if (res.status === 200) return res.body as ChangeAck;
+    const err = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as ErrorBody;
+    if (err.code === 'NOT_LEADER' && err.leaderAddress && hops < 5) {
+      hops++;
+      ep = err.leaderAddress;
+      continue;
+    }
+    const retryable = ['NO_LEADER', 'CONF_CHANGE_IN_PROGRESS', 'TRANSFER_IN_PROGRESS'].includes(err.code ?? '') || (err.code === 'TIMEOUT' && /not caught up/.test(err.message ?? ''));
+    if (retryable && Date.now() < deadline) {
+      await sleep(200);
+      continue;
+    }
+    fail(`${method} ${path} on ${ep}: HTTP ${res.status} ${err.code ?? ''}: ${err.message ?? JSON.stringify(res.body)}`);
+  }
+}
+
+interface MembersBody {
+  id: string;
+  leader: string | null;
+  config: { voters: string[]; learners: string[] };
+  addresses: Record<string, string>;
+  progress: Record<string, { match: number; learner: boolean; state: string }>;
+  commit: number;
+}
+
+function formatMembers(m: MembersBody): string {
+  const rows: string[][] = [['member', 'role', 'address', 'match', 'state']];
+  const ids = [...m.config.voters, ...m.config.learners];
+  for (const id of ids) {
+    const pr = m.progress[id];
+    const role = m.config.voters.includes(id) ? (id === m.leader ? 'voter (leader)' : 'voter') : 'learner';
+    rows.push([id, role, m.addresses[id] ?? '?', id === m.leader ? String(m.commit) : pr ? String(pr.match) : '-', pr ? pr.state : '-']);
+  }
+  return `as seen by ${m.id}; leader ${m.leader ?? 'unknown'}, commit ${m.commit}\n` + table(rows);
 }
 
 // ---------------------------------------------------------------------------------------------

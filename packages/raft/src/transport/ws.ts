@@ -146,6 +146,7 @@ export class WsTransport implements Transport {
   private rejectedConnections = 0;
   private malformedFrames = 0;
   private unroutableMsgs = 0;
+  private readonly unroutableLogged = new Set<NodeId>();
 
   constructor(private readonly opts: WsTransportOptions) {
     this.log = opts.logger ?? pino({ level: 'silent' });
@@ -161,28 +162,87 @@ export class WsTransport implements Transport {
     }
     for (const [id, address] of Object.entries(opts.peers)) {
       if (id === opts.nodeId) continue;
-      if (!isHostPort(address)) {
-        throw new RaftError('BAD_REQUEST', `peer ${id}: address ${JSON.stringify(address)} is not "host:port"`);
-      }
-      this.links.set(id, {
-        id,
-        address,
-        ws: null,
-        connected: false,
-        queue: [],
-        inFlightOn: null,
-        flushScheduled: null,
-        reconnectTimer: null,
-        pingTimer: null,
-        failedAttempts: 0,
-        dialed: 0,
-        sentMsgs: 0,
-        droppedMsgs: 0,
-        dropLogged: false,
-        refusalLogged: false,
-      });
+      this.links.set(id, this.newLink(id, address));
     }
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_INCOMING_FRAME_BYTES });
+  }
+
+  private newLink(id: NodeId, address: string): PeerLink {
+    if (!isHostPort(address)) {
+      throw new RaftError('BAD_REQUEST', `peer ${id}: address ${JSON.stringify(address)} is not "host:port"`);
+    }
+    return {
+      id,
+      address,
+      ws: null,
+      connected: false,
+      queue: [],
+      inFlightOn: null,
+      flushScheduled: null,
+      reconnectTimer: null,
+      pingTimer: null,
+      failedAttempts: 0,
+      dialed: 0,
+      sentMsgs: 0,
+      droppedMsgs: 0,
+      dropLogged: false,
+      refusalLogged: false,
+    };
+  }
+
+  /** The peers this transport links to (id → address). */
+  peers(): Record<NodeId, string> {
+    const out: Record<NodeId, string> = {};
+    for (const link of this.links.values()) out[link.id] = link.address;
+    return out;
+  }
+
+  /**
+   * Membership changes (issue 3): starts linking to a new peer (dials it once started, and
+   * accepts its connections). Same id and address: nothing to do; a new address replaces the
+   * old link (its queued messages are dropped and counted).
+   */
+  addPeer(id: NodeId, address: string): void {
+    if (id === this.opts.nodeId || this.closing !== null) return;
+    const existing = this.links.get(id);
+    if (existing !== undefined && existing.address === address) return;
+    const link = this.newLink(id, address); // validates before anything changes
+    if (existing !== undefined) this.dropLink(existing);
+    this.links.set(id, link);
+    this.unroutableLogged.delete(id);
+    this.log.info({ peer: id, address }, 'peer added');
+    if (this.started) this.dial(link);
+  }
+
+  /**
+   * Stops talking to a removed peer: its outbound link is closed (queued messages dropped and
+   * counted), its inbound connection is cut, and its new connections are refused (unknown peer).
+   */
+  removePeer(id: NodeId): void {
+    const link = this.links.get(id);
+    if (link === undefined) return;
+    this.links.delete(id);
+    this.dropLink(link);
+    const inbound = this.inboundByPeer.get(id);
+    if (inbound !== undefined) {
+      const conn = this.inbound.get(inbound);
+      if (conn !== undefined) this.kill(inbound, conn, CLOSE_CODES.UNKNOWN_PEER, 'peer removed');
+      this.inboundByPeer.delete(id);
+    }
+    this.log.info({ peer: id }, 'peer removed');
+  }
+
+  private dropLink(link: PeerLink): void {
+    if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
+    if (link.pingTimer !== null) clearInterval(link.pingTimer);
+    if (link.flushScheduled !== null) clearImmediate(link.flushScheduled);
+    link.reconnectTimer = link.pingTimer = link.flushScheduled = null;
+    link.droppedMsgs += link.queue.length;
+    link.queue = [];
+    link.connected = false;
+    const ws = link.ws;
+    link.ws = null; // its close handler then sees a replaced link and does not reconnect
+    if (ws !== null) void closeSocket(ws, CLOSE_CODES.SHUTDOWN, 'peer removed', CLOSE_GRACE_MS);
   }
 
   onMessage(handler: (message: Message) => void): void {
@@ -201,7 +261,12 @@ export class WsTransport implements Transport {
       const link = this.links.get(m.to);
       if (link === undefined) {
         this.unroutableMsgs++;
-        this.log.warn({ to: m.to, type: m.type }, 'message to an unknown peer dropped');
+        // Logged once per peer: after a membership change the core may address a node whose
+        // address is not known yet (or any more).
+        if (!this.unroutableLogged.has(m.to) && this.unroutableLogged.size < 1024) {
+          this.unroutableLogged.add(m.to);
+          this.log.warn({ to: m.to, type: m.type }, 'message to an unknown peer dropped');
+        }
         continue;
       }
       if (link.queue.length >= this.maxQueuedMsgsPerPeer) {
