@@ -17,7 +17,7 @@
 
 import { isRaftError, type RaftError } from '../src/core/errors.js';
 import { RaftNode } from '../src/core/raft.js';
-import type { Entry, FailedRead, HardState, Message, NodeId, RaftConfig, ReadState, Ready, SnapshotMeta } from '../src/core/types.js';
+import type { ClusterConfig, Entry, FailedRead, HardState, Message, NodeId, RaftConfig, ReadState, Ready, SnapshotMeta } from '../src/core/types.js';
 
 /** A saved snapshot: its metadata and the state machine's data (the applied entries up to meta.index). */
 export interface StoredSnapshot {
@@ -60,6 +60,11 @@ export class Cluster {
   dropIf: ((m: Message) => boolean) | null = null;
   /** The leader of each term, as reported by soft states (Election Safety check). */
   readonly leaderOfTerm = new Map<number, NodeId>();
+  /**
+   * The configuration each term's leader was elected under, and the last one it used (it may
+   * append a change during its term), for the "adjacent leaders overlap in a quorum" check.
+   */
+  readonly leaderConfigs = new Map<number, { elected: ClusterConfig; last: ClusterConfig }>();
   /** The entry applied at each index by anyone (State Machine Safety check). */
   readonly appliedAt = new Map<number, Entry>();
   private readonly configs = new Map<NodeId, RaftConfig>();
@@ -217,6 +222,12 @@ export class Cluster {
       if (prev !== undefined && prev !== id) throw new Error(`two leaders in term ${rd.softState.term}: ${prev} and ${id}\n${this.describeState()}`);
       this.leaderOfTerm.set(rd.softState.term, id);
     }
+    const st = node.status();
+    if (st.role === 'leader') {
+      const known = this.leaderConfigs.get(st.term);
+      if (known === undefined) this.leaderConfigs.set(st.term, { elected: st.config, last: st.config });
+      else known.last = st.config;
+    }
     node.advance(rd);
     for (const m of lost) this.lose(m);
     // A state machine never goes back within one lifetime (a snapshot switched in is newer).
@@ -245,6 +256,8 @@ export class Cluster {
     if (data === undefined) throw new Error(`${id} must switch in snapshot ${meta.index} but never received it`);
     const applied = this.applied.get(id)!;
     if (meta.index <= applied.length) throw new Error(`${id} installs snapshot ${meta.index} at or below applied ${applied.length}`);
+    const saved = this.disks.get(id)!.snapshot?.meta.index ?? 0;
+    if (meta.index <= saved) throw new Error(`${id} installs snapshot ${meta.index} at or below its saved snapshot ${saved}`);
     for (const e of data) this.checkSameAsOthers(id, e);
     const disk = this.disks.get(id)!;
     disk.snapshot = { meta, data };
