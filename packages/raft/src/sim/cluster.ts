@@ -21,11 +21,34 @@
 //
 // After every step the invariants of invariants.ts are checked for the node that stepped; a
 // broken one throws an InvariantViolation carrying the seed and the end of the timeline.
+//
+// Snapshots (issue 3; §7 of the paper, thesis §5). With a compaction policy, after advancing a
+// Ready a node whose applied index ran `everyEntries` past its last snapshot saves a snapshot of
+// its state machine (the applied entries up to there: the simulated state machine's image) and
+// asks its core to compact, keeping `trailingEntries` for slow followers. When a leader's core
+// emits InstallSnapshot (metadata only), the leader's driver streams the image to the follower
+// as simulated chunks over the same faulty network, a window of chunks at a time, each
+// acknowledged (go-back-N flow control); a stream that hears nothing for a while fails
+// (reportSnapshot 'failed', and the core retries later), a completed one reports 'ok'. The
+// receiver keeps the chunks in a temporary area (lost on crash; a new stream of the same
+// snapshot resumes where it stopped) and, with the whole image, steps the InstallSnapshot into
+// its core; only when the core answers with Ready.snapshot is the image switched in, atomically
+// with that Ready's persist: state machine, durable snapshot and log reset at once. A crash
+// before that leaves the node on its old state. After a restart the state machine is rebuilt
+// from the durable snapshot and the durable log up to the durable commit index.
+//
+// Membership (issue 3; thesis §4). Nodes n{nodes+1}.. (spareNodes) exist but are not started:
+// startNode() boots one as a joining node (RaftConfig.joining: not a member until a leader adds
+// it). proposeConfChange() and transferLeadership() go to a node's core like propose(). A
+// decommissioned node (removed, then shut down for good) is never restarted by healing.
 
 import { pack } from 'msgpackr';
 import { RaftNode } from '../core/raft.js';
 import { RaftError, isRaftError } from '../core/errors.js';
+import { describeConfig, encodeConfChange } from '../core/membership.js';
 import type {
+  ClusterConfig,
+  ConfChange,
   Entry,
   FailedRead,
   HardState,
@@ -37,10 +60,12 @@ import type {
   ReadMode,
   Ready,
   Role,
+  InstallSnapshot,
+  SnapshotMeta,
 } from '../core/types.js';
 import { EMPTY_HARD_STATE } from '../core/types.js';
 import { EventQueue } from './events.js';
-import { InvariantChecker, describeEntry, sameEntry, type AcknowledgedProposal } from './invariants.js';
+import { InvariantChecker, describeEntry, sameEntry, type AcknowledgedProposal, type LogBase } from './invariants.js';
 import { SimNetwork, type UnreliableOptions } from './network.js';
 import { SimRandom, deriveSeed } from './random.js';
 import { Trace, formatEntries, formatHardState, formatMessage } from './trace.js';
@@ -74,6 +99,36 @@ export interface SimClusterOptions {
    * lies about fsync, or was replaced). Raft cannot be safe with this; the invariants must say so.
    */
   readonly unsafeAmnesiaOnCrash?: boolean;
+  /**
+   * Extra node ids after the bootstrap ones (n{nodes+1}, ...), not started: startNode() boots one
+   * as a joining node that a leader can then add (thesis §4.2.1). Default 0.
+   */
+  readonly spareNodes?: number;
+  /** Log compaction policy; undefined or null: never compact (the behaviour before issue 3). */
+  readonly compaction?: CompactionPolicy | null;
+  /** Bytes per simulated snapshot chunk. Default 1024. */
+  readonly snapshotChunkBytes?: number;
+  /** Chunks of one snapshot stream in flight at once (flow control). Default 4. */
+  readonly snapshotWindowChunks?: number;
+  /** A snapshot stream whose sender hears nothing for this long fails (reportSnapshot 'failed'). Default 150. */
+  readonly snapshotStreamTimeoutMs?: number;
+}
+
+/** When a node snapshots its state machine and compacts its log (§7). */
+export interface CompactionPolicy {
+  /** Snapshot once the applied index is this many entries past the last snapshot (>= 1). */
+  readonly everyEntries: number;
+  /** Entries kept before the snapshot index for slow followers (the trailing window, >= 0). */
+  readonly trailingEntries: number;
+}
+
+/** A snapshot a node holds durably: the meta its core knows, and the state machine's image. */
+export interface SimSnapshot {
+  readonly meta: SnapshotMeta;
+  /** The state machine at meta.index: the entries applied up to there, entry i at image[i - 1]. */
+  readonly image: readonly Entry[];
+  /** Simulated size, for chunking: each entry's data plus a 16-byte header. */
+  readonly bytes: number;
 }
 
 export interface MessageTypeStats {
@@ -99,18 +154,34 @@ interface PendingProposal {
 interface SimNode {
   readonly id: NodeId;
   readonly index: number;
+  /** Booted at least once (bootstrap nodes at construction, spares by startNode()). */
+  started: boolean;
+  /** Removed and shut down for good: never restarted by healing. */
+  decommissioned: boolean;
+  /** Boots with RaftConfig.joining (a spare, not in the bootstrap configuration). */
+  readonly joining: boolean;
   /** null while crashed. */
   core: RaftNode | null;
   /** Bumped at every crash and restart: events of an earlier life are ignored. */
   epoch: number;
   /** How many times the node was restarted (part of its core's seed). */
   incarnation: number;
-  /** What survives a crash: the synced hard state and log (index i at log[i - 1]). */
-  readonly durable: { hardState: HardState; readonly log: Entry[] };
+  /**
+   * What survives a crash: the synced hard state, snapshot and log. log[k] holds index
+   * base.index + 1 + k (base: the last discarded entry, or the installed snapshot; {0, 0} before any).
+   */
+  readonly durable: { hardState: HardState; readonly log: Entry[]; base: LogBase; snapshot: SimSnapshot | null };
   /** The Ready being persisted (lost on crash). */
   inflight: Ready | null;
-  /** The state machine: every entry applied, in index order (noops included). */
-  readonly applied: Entry[];
+  /** The state machine: every entry applied, in index order (noops included); rebuilt at restart. */
+  applied: Entry[];
+  /** A snapshot received whole from a leader, waiting for the core's Ready.snapshot (lost on crash). */
+  receivedSnapshot: SimSnapshot | null;
+  /** The temporary area of the snapshot being received (lost on crash). */
+  inbound: { readonly key: string; readonly total: number; received: number } | null;
+  /** Configuration last seen at this node (for the trace and for status() while down). */
+  lastConfigKey: string;
+  lastConfig: ClusterConfig;
   /** Highest index the core handed out in committedEntries during this life (0 = none yet). */
   appliedThisLife: number;
   clockRate: number;
@@ -123,11 +194,47 @@ interface SimNode {
   readonly proposals: Map<number, PendingProposal>;
 }
 
+/** A snapshot being streamed by a leader's driver to one follower (see the header). */
+interface SnapshotStream {
+  readonly id: number;
+  readonly key: string;
+  readonly from: SimNode;
+  readonly to: NodeId;
+  /** The sender's life the stream belongs to. */
+  readonly epoch: number;
+  readonly message: InstallSnapshot;
+  readonly snapshot: SimSnapshot;
+  readonly total: number;
+  /** Chunks the receiver has acknowledged (in order). */
+  acked: number;
+  /** Next chunk to send. */
+  next: number;
+  deadlineMs: number;
+}
+
 type SimEvent =
   | { readonly kind: 'tick'; readonly node: SimNode; readonly epoch: number }
   | { readonly kind: 'persist'; readonly node: SimNode; readonly epoch: number }
   | { readonly kind: 'deliver'; readonly message: Message; readonly copy: number }
-  | { readonly kind: 'call'; readonly fn: () => void };
+  | { readonly kind: 'call'; readonly fn: () => void }
+  | { readonly kind: 'chunk'; readonly stream: SnapshotStream; readonly seq: number; readonly copy: number }
+  | { readonly kind: 'chunk-ack'; readonly stream: SnapshotStream; readonly received: number; readonly copy: number }
+  | { readonly kind: 'stream-timeout'; readonly stream: SnapshotStream };
+
+function core(n: SimNode): RaftNode {
+  if (n.core === null) throw new Error(`${n.id} is down`);
+  return n.core;
+}
+
+function configKey(c: ClusterConfig): string {
+  return `${c.voters.join(',')}|${c.learners.join(',')}`;
+}
+
+function snapshotBytes(image: readonly Entry[]): number {
+  let bytes = 0;
+  for (const e of image) bytes += e.data.length + 16;
+  return bytes;
+}
 
 /** Bound on read results kept for readResults() (oldest dropped first). */
 const MAX_READ_RESULTS = 100_000;
@@ -161,6 +268,14 @@ export class SimCluster {
   private readonly amnesia: boolean;
   private persistHook: ((id: NodeId, ready: Ready) => void) | null = null;
   private steps = 0;
+  /** The bootstrap voters (n1..n{nodes}). */
+  readonly bootstrapIds: readonly NodeId[];
+  private readonly compaction: CompactionPolicy | null;
+  private readonly snapshotChunkBytes: number;
+  private readonly snapshotWindowChunks: number;
+  private readonly snapshotStreamTimeoutMs: number;
+  private readonly streams = new Map<string, SnapshotStream>();
+  private nextStreamId = 1;
 
   constructor(opts: SimClusterOptions) {
     if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 99) throw new RangeError(`nodes must be 1..99, got ${opts.nodes}`);
@@ -172,7 +287,21 @@ export class SimCluster {
     this.heartbeatTicks = opts.heartbeatTicks ?? 1;
     if (!(this.tickMs > 0)) throw new RangeError('tickMs must be > 0');
     this.fsyncDelayMs = checkRange('fsyncDelayMs', opts.fsyncDelayMs ?? [1, 3]);
-    this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    const spares = opts.spareNodes ?? 0;
+    if (!Number.isInteger(spares) || spares < 0 || opts.nodes + spares > 99) throw new RangeError(`spareNodes must be 0..${99 - opts.nodes}, got ${spares}`);
+    this.ids = Array.from({ length: opts.nodes + spares }, (_, i) => `n${i + 1}`);
+    this.bootstrapIds = this.ids.slice(0, opts.nodes);
+    const policy = opts.compaction ?? null;
+    if (policy !== null && !(Number.isInteger(policy.everyEntries) && policy.everyEntries >= 1 && Number.isInteger(policy.trailingEntries) && policy.trailingEntries >= 0)) {
+      throw new RangeError(`compaction: everyEntries must be >= 1 and trailingEntries >= 0, got ${JSON.stringify(policy)}`);
+    }
+    this.compaction = policy;
+    this.snapshotChunkBytes = opts.snapshotChunkBytes ?? 1024;
+    this.snapshotWindowChunks = opts.snapshotWindowChunks ?? 4;
+    this.snapshotStreamTimeoutMs = opts.snapshotStreamTimeoutMs ?? 150;
+    if (!(this.snapshotChunkBytes >= 1) || !(this.snapshotWindowChunks >= 1) || !(this.snapshotStreamTimeoutMs > 0)) {
+      throw new RangeError('snapshotChunkBytes and snapshotWindowChunks must be >= 1, snapshotStreamTimeoutMs > 0');
+    }
     this.network = new SimNetwork(this.ids, checkRange('linkDelayMs', opts.linkDelayMs ?? [1, 5]));
     this.netRng = new SimRandom(deriveSeed(opts.seed, 2));
     this.diskRng = new SimRandom(deriveSeed(opts.seed, 3));
@@ -184,7 +313,7 @@ export class SimCluster {
       timeline: (n) => this.traceLog.last(n),
     });
     this.baseConfig = {
-      peers: this.ids,
+      peers: this.bootstrapIds,
       electionTicks: this.electionTicks,
       heartbeatTicks: this.heartbeatTicks,
       ...(opts.preVote !== undefined ? { preVote: opts.preVote } : {}),
@@ -192,15 +321,23 @@ export class SimCluster {
       ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
       ...opts.raft,
     };
+    const bootstrapConfig: ClusterConfig = { voters: this.bootstrapIds, learners: [] };
     this.nodes = this.ids.map((id, index) => ({
       id,
       index,
+      started: index < opts.nodes,
+      decommissioned: false,
+      joining: index >= opts.nodes,
       core: null,
       epoch: 0,
       incarnation: 0,
-      durable: { hardState: EMPTY_HARD_STATE, log: [] },
+      durable: { hardState: EMPTY_HARD_STATE, log: [], base: { index: 0, term: 0 }, snapshot: null },
       inflight: null,
       applied: [],
+      receivedSnapshot: null,
+      inbound: null,
+      lastConfigKey: configKey(bootstrapConfig),
+      lastConfig: bootstrapConfig,
       appliedThisLife: 0,
       clockRate: 1,
       lastRole: null,
@@ -214,9 +351,11 @@ export class SimCluster {
     this.trace(
       `START ${opts.nodes} nodes, seed ${opts.seed}, tick ${this.tickMs}ms, election ${this.electionTicks} ticks, ` +
         `preVote=${flag(opts.preVote)} checkQuorum=${flag(opts.checkQuorum)} readMode=${opts.readMode ?? 'default'}` +
-        (opts.raft && Object.keys(opts.raft).length > 0 ? ` ${JSON.stringify(opts.raft)}` : ''),
+        (opts.raft && Object.keys(opts.raft).length > 0 ? ` ${JSON.stringify(opts.raft)}` : '') +
+        (spares > 0 ? `, spare nodes ${this.ids.slice(opts.nodes).join(',')}` : '') +
+        (policy !== null ? `, compaction every ${policy.everyEntries} entries keeping ${policy.trailingEntries}, chunks of ${this.snapshotChunkBytes}B` : ''),
     );
-    for (const n of this.nodes) this.boot(n);
+    for (const n of this.nodes) if (n.started) this.boot(n);
   }
 
   // ===== time =====
@@ -342,11 +481,16 @@ export class SimCluster {
     n.inflight = null;
     n.epoch++;
     n.proposals.clear();
+    // The temporary snapshot area and a snapshot not yet switched in are lost; streams it was sending stop.
+    n.inbound = null;
+    n.receivedSnapshot = null;
+    for (const [key, st] of this.streams) if (st.from === n) this.streams.delete(key);
     n.lastRole = null;
     n.lastLeader = null;
     n.lastCommit = 0;
     this.checker.observeCrash(id);
     const lostParts: string[] = [];
+    if (lost?.snapshot) lostParts.push(`snapshot (${lost.snapshot.index},${lost.snapshot.term})`);
     if (lost?.hardState) lostParts.push(`hardState ${formatHardState(lost.hardState)}`);
     if (lost && lost.entries.length > 0) lostParts.push(`entries ${formatEntries(lost.entries)}`);
     if (lost && lost.messages.length > 0) lostParts.push(`${lost.messages.length} unsent messages`);
@@ -354,6 +498,8 @@ export class SimCluster {
     if (this.amnesia) {
       n.durable.hardState = EMPTY_HARD_STATE;
       n.durable.log.length = 0;
+      n.durable.base = { index: 0, term: 0 };
+      n.durable.snapshot = null;
       this.trace(`AMNESIA ${id}: synced state wiped (unsafe test mode)`);
     }
   }
@@ -364,9 +510,74 @@ export class SimCluster {
    */
   restart(id: NodeId): void {
     const n = this.node(id);
+    if (!n.started) {
+      this.startNode(id);
+      return;
+    }
     if (n.core !== null) this.crash(id);
     n.incarnation++;
     this.boot(n);
+  }
+
+  /** Boots a spare node for the first time, as a joining node (not a member until a leader adds it). */
+  startNode(id: NodeId): void {
+    const n = this.node(id);
+    if (n.started) throw new RangeError(`${id} was already started`);
+    n.started = true;
+    this.trace(`START ${id} (joining: waits to be added)`);
+    this.boot(n);
+  }
+
+  /** Was the node ever started (bootstrap nodes always are; spares once startNode() ran)? */
+  isStarted(id: NodeId): boolean {
+    return this.node(id).started;
+  }
+
+  /** Shuts a node down for good (e.g. once its removal committed): crashed, and never restarted by healing. */
+  decommission(id: NodeId): void {
+    const n = this.node(id);
+    if (n.core !== null) this.crash(id);
+    n.decommissioned = true;
+    this.trace(`DECOMMISSION ${id}`);
+  }
+
+  isDecommissioned(id: NodeId): boolean {
+    return this.node(id).decommissioned;
+  }
+
+  /** Started and not decommissioned, in id order: the nodes faults and clients pick from. */
+  activeIds(): NodeId[] {
+    return this.nodes.filter((n) => n.started && !n.decommissioned).map((n) => n.id);
+  }
+
+  /**
+   * The configuration as the most authoritative up node sees it: the up leader of the highest
+   * term, else the up node with the highest term (ties: the longer log). Null if all are down.
+   */
+  currentConfig(): ClusterConfig | null {
+    let best: RaftStatus | null = null;
+    for (const n of this.nodes) {
+      if (n.core === null) continue;
+      const s = n.core.status();
+      if (best === null || (s.role === 'leader' && best.role !== 'leader')) best = s;
+      else if ((s.role === 'leader') === (best.role === 'leader') && (s.term > best.term || (s.term === best.term && s.lastIndex > best.lastIndex))) best = s;
+    }
+    return best?.config ?? null;
+  }
+
+  /** The node's durable snapshot (null: none). */
+  snapshot(id: NodeId): SimSnapshot | null {
+    return this.node(id).durable.snapshot;
+  }
+
+  /** Index of the first entry of the node's durable log (1 without compaction). */
+  durableFirstIndex(id: NodeId): number {
+    return this.node(id).durable.base.index + 1;
+  }
+
+  /** Snapshot streams in flight (sender→receiver). */
+  snapshotStreams(): string[] {
+    return [...this.streams.keys()];
   }
 
   status(id: NodeId): RaftStatus {
@@ -383,14 +594,14 @@ export class SimCluster {
       leader: null,
       commit: hs.commit,
       applied: n.applied.length,
-      lastIndex: last?.index ?? 0,
-      lastTerm: last?.term ?? 0,
+      lastIndex: last?.index ?? n.durable.base.index,
+      lastTerm: last?.term ?? n.durable.base.term,
       progress: {},
-      // A crashed node: the bootstrap configuration (issue 3 status fields; membership is not simulated yet).
-      config: { voters: [...this.ids], learners: [] },
+      // A node that is down: the configuration it last had while up.
+      config: n.lastConfig,
       configIndex: 0,
-      snapshotIndex: 0,
-      firstIndex: 1,
+      snapshotIndex: n.durable.snapshot?.meta.index ?? 0,
+      firstIndex: n.durable.base.index + 1,
       transferee: null,
     };
   }
@@ -424,6 +635,7 @@ export class SimCluster {
    * noop). Fails with a state-machine-safety violation if two nodes applied different entries there.
    */
   nCommitted(index: number): { count: number; data: Uint8Array | null } {
+    // (A node that installed a snapshot has the snapshot's entries in its state machine's image.)
     let count = 0;
     let first: { entry: Entry; node: NodeId } | null = null;
     for (const n of this.nodes) {
@@ -477,6 +689,48 @@ export class SimCluster {
       this.coreThrew(n, 'readIndex', e);
     }
     this.afterInput(n);
+  }
+
+  /**
+   * Proposes a membership change on the node's core (thesis §4.1). Like propose(): a RaftError is
+   * returned, not thrown; the change is acknowledged (acknowledged()) once applied at the node
+   * with the proposal's term.
+   */
+  proposeConfChange(id: NodeId, change: ConfChange): ProposeResult | RaftError {
+    const n = this.node(id);
+    if (n.core === null) return new RaftError('STOPPED', `${id} is down`);
+    let result: ProposeResult;
+    try {
+      result = n.core.proposeConfChange(change);
+    } catch (e) {
+      if (isRaftError(e)) {
+        this.trace(`${id} conf change ${change.type} ${change.node} refused: ${e.code}`);
+        return e;
+      }
+      this.coreThrew(n, 'proposeConfChange', e);
+    }
+    n.proposals.set(result.firstIndex, { term: result.term, data: encodeConfChange(change) });
+    this.trace(`${id} propose config ${change.type} ${change.node} at (${result.firstIndex},${result.term})`);
+    this.afterInput(n);
+    return result;
+  }
+
+  /** Asks leader `id` to hand leadership to `to` (thesis §3.10). Returns null, or the RaftError. */
+  transferLeadership(id: NodeId, to: NodeId): RaftError | null {
+    const n = this.node(id);
+    if (n.core === null) return new RaftError('STOPPED', `${id} is down`);
+    try {
+      n.core.transferLeadership(to);
+    } catch (e) {
+      if (isRaftError(e)) {
+        this.trace(`${id} transfer to ${to} refused: ${e.code}`);
+        return e;
+      }
+      this.coreThrew(n, 'transferLeadership', e);
+    }
+    this.trace(`${id} transfer leadership to ${to}`);
+    this.afterInput(n);
+    return null;
   }
 
   readResults(): readonly ReadResult[] {
@@ -533,7 +787,9 @@ export class SimCluster {
    */
   checkInvariants(): void {
     for (const n of this.nodes) if (n.core !== null) this.observe(n);
-    this.checker.checkLogMatching(new Map(this.nodes.map((n) => [n.id, n.durable.log] as const)));
+    this.checker.checkLogMatching(
+      new Map(this.nodes.map((n) => [n.id, { firstIndex: n.durable.base.index + 1, entries: n.durable.log }] as const)),
+    );
   }
 
   // ===== the driver loop =====
@@ -550,8 +806,18 @@ export class SimCluster {
 
   private boot(n: SimNode): void {
     n.epoch++;
-    const restored = { hardState: n.durable.hardState, entries: n.durable.log.slice() };
-    const config: RaftConfig = { ...this.baseConfig, id: n.id, randomSeed: deriveSeed(this.seed, 1, n.index, n.incarnation) };
+    const d = n.durable;
+    const restored = {
+      hardState: d.hardState,
+      entries: d.log.slice(),
+      ...(d.snapshot !== null ? { snapshot: d.snapshot.meta } : {}),
+    };
+    const config: RaftConfig = {
+      ...this.baseConfig,
+      ...(n.joining ? { joining: true } : {}),
+      id: n.id,
+      randomSeed: deriveSeed(this.seed, 1, n.index, n.incarnation),
+    };
     try {
       n.core = new RaftNode(config, restored);
     } catch (e) {
@@ -560,13 +826,19 @@ export class SimCluster {
     n.inflight = null;
     n.appliedThisLife = 0;
     if (n.incarnation > 0) {
+      const lastIndex = d.base.index + d.log.length;
       this.trace(
-        `RESTART ${n.id} from synced ${formatHardState(restored.hardState)} lastIndex=${restored.entries.length}`,
+        `RESTART ${n.id} from synced ${formatHardState(restored.hardState)} lastIndex=${lastIndex}` +
+          (d.snapshot !== null ? ` snapshot=(${d.snapshot.meta.index},${d.snapshot.meta.term}) firstIndex=${d.base.index + 1}` : ''),
       );
-      // Rebuild the state machine by replaying the durable log up to the durable commit index.
-      for (let i = 1; i <= Math.min(restored.hardState.commit, restored.entries.length); i++) {
-        this.applyToStateMachine(n, restored.entries[i - 1] as Entry, restored.hardState.term, false);
+      // Rebuild the state machine: from the durable snapshot, then the durable log up to the
+      // durable commit index. It must reach at least what it had applied before the crash.
+      n.applied = d.snapshot !== null ? d.snapshot.image.slice() : [];
+      const upTo = Math.min(restored.hardState.commit, lastIndex);
+      for (let i = n.applied.length + 1; i <= upTo; i++) {
+        this.applyToStateMachine(n, d.log[i - d.base.index - 1] as Entry, restored.hardState.term, false);
       }
+      this.checker.observeAppliedIndex(n.id, n.applied.length, 'restart');
       this.checker.observeRestart(n.id, restored.hardState.commit, n.core.status().commit);
     }
     // Desynchronize the nodes' clocks: the first tick comes after a random part of an interval.
@@ -605,6 +877,15 @@ export class SimCluster {
       case 'call':
         ev.fn();
         return;
+      case 'chunk':
+        this.deliverChunk(ev.stream, ev.seq, ev.copy);
+        return;
+      case 'chunk-ack':
+        this.deliverChunkAck(ev.stream, ev.received, ev.copy);
+        return;
+      case 'stream-timeout':
+        this.streamTimeout(ev.stream);
+        return;
     }
   }
 
@@ -621,6 +902,8 @@ export class SimCluster {
       return;
     }
     this.trace(`${tag} ${formatMessage(m)}`);
+    // Election quorum: the checker tallies the grants each candidate received.
+    if (m.type === 'RequestVoteResponse' && !m.preVote && m.granted) this.checker.observeVoteGranted(m.to, m.from, m.term);
     try {
       n.core.step(m);
     } catch (e) {
@@ -658,10 +941,16 @@ export class SimCluster {
       n.lastTerm = s.term;
       n.lastLeader = s.leader;
     }
-    this.checker.observeRole(n.id, s.role, s.term);
+    const key = configKey(s.config);
+    if (key !== n.lastConfigKey) {
+      this.trace(`${n.id} config ${describeConfig(s.config)}${s.configIndex > 0 ? ` (entry ${s.configIndex})` : ''}`);
+      n.lastConfigKey = key;
+      n.lastConfig = s.config;
+    }
+    this.checker.observeRole(n.id, s.role, s.term, s.config);
     this.checker.observeCommit(n.id, s.commit);
     if (s.role === 'leader' && s.commit > n.lastCommit) {
-      this.checker.observeLeaderCommit(n.id, s.term, n.lastCommit, s.commit, n.durable.log[s.commit - 1]);
+      this.checker.observeLeaderCommit(n.id, s.term, n.lastCommit, s.commit, this.durableEntry(n, s.commit), s.config);
     }
     n.lastCommit = s.commit;
   }
@@ -673,36 +962,49 @@ export class SimCluster {
     if (rd === null) return;
     n.inflight = null;
 
+    // 0. A snapshot from the leader: switch it in atomically with the rest of this Ready.
+    if (rd.snapshot !== null) this.switchInSnapshot(n, rd.snapshot);
+
     // 1. Persist hard state and entries atomically (a conflicting suffix is replaced).
     const log = n.durable.log;
+    const base = n.durable.base;
     let changedFrom = Number.POSITIVE_INFINITY;
     if (rd.hardState !== null) n.durable.hardState = rd.hardState;
     const first = rd.entries[0];
     if (first !== undefined) {
-      if (first.index < 1 || first.index > log.length + 1) {
-        this.checker.fail('driver-contract', `${n.id}'s Ready appends at index ${first.index} but its log ends at ${log.length}`);
+      if (first.index <= base.index || first.index > base.index + log.length + 1) {
+        this.checker.fail(
+          'driver-contract',
+          `${n.id}'s Ready appends at index ${first.index} but its durable log holds [${base.index + 1}..${base.index + log.length}]`,
+        );
       }
       rd.entries.forEach((e, k) => {
         if (e.index !== first.index + k) this.checker.fail('driver-contract', `${n.id}'s Ready has non-contiguous entries ${formatEntries(rd.entries)}`);
       });
-      log.length = first.index - 1;
+      log.length = first.index - base.index - 1;
       for (const e of rd.entries) log.push(e);
       changedFrom = first.index;
     }
-    if (rd.hardState !== null || first !== undefined) {
-      this.trace(
-        `${n.id} persist${rd.hardState ? ` ${formatHardState(rd.hardState)}` : ''}${first ? ` entries ${formatEntries(rd.entries)}` : ''}`,
-      );
-      this.checker.observeDurable(n.id, log, changedFrom, n.durable.hardState);
+    if (rd.hardState !== null || first !== undefined || rd.snapshot !== null) {
+      if (rd.hardState !== null || first !== undefined) {
+        this.trace(
+          `${n.id} persist${rd.hardState ? ` ${formatHardState(rd.hardState)}` : ''}${first ? ` entries ${formatEntries(rd.entries)}` : ''}`,
+        );
+      }
+      this.checker.observeDurable(n.id, log, changedFrom, n.durable.hardState, n.durable.base);
     }
 
-    // 2. Only now send the messages (durability before acknowledgement).
-    for (const m of rd.messages) this.send(n, m);
+    // 2. Only now send the messages (durability before acknowledgement). An InstallSnapshot
+    // carries metadata only: the driver streams the snapshot's data along (see startStream).
+    for (const m of rd.messages) {
+      if (m.type === 'InstallSnapshot') this.startStream(n, m);
+      else this.send(n, m);
+    }
 
     // 3. Apply committed entries (already durable locally, in order).
     const term = core.status().term;
     for (const e of rd.committedEntries) {
-      const durable = log[e.index - 1];
+      const durable = this.durableEntry(n, e.index);
       if (durable === undefined || !sameEntry(durable, e)) {
         this.checker.fail('driver-contract', `${n.id} was asked to apply ${describeEntry(e)}, which is not in its durable log`);
       }
@@ -712,7 +1014,10 @@ export class SimCluster {
       n.appliedThisLife = e.index;
       this.applyToStateMachine(n, e, term, true);
     }
-    if (rd.committedEntries.length > 0) this.trace(`${n.id} apply ${formatEntries(rd.committedEntries)}`);
+    if (rd.committedEntries.length > 0) {
+      this.trace(`${n.id} apply ${formatEntries(rd.committedEntries)}`);
+      this.checker.observeAppliedIndex(n.id, n.applied.length, 'apply');
+    }
 
     // 4. Reads.
     for (const r of rd.readStates) {
@@ -730,6 +1035,7 @@ export class SimCluster {
     } catch (e) {
       this.coreThrew(n, 'advance', e);
     }
+    this.maybeCompact(n, core);
     this.afterInput(n);
     // A crash point: the hook may crash this node right after its Ready was synced and sent.
     this.persistHook?.(n.id, rd);
@@ -758,6 +1064,248 @@ export class SimCluster {
     } else {
       this.trace(`${n.id} proposal (${e.index},${p.term}) dropped: applied ${describeEntry(e)}`);
     }
+  }
+
+  /** The entry at `index` in the node's durable log, if it still holds it. */
+  private durableEntry(n: SimNode, index: number): Entry | undefined {
+    return n.durable.log[index - n.durable.base.index - 1];
+  }
+
+  /**
+   * Ready.snapshot (core/types.ts, step 0): switch in the snapshot received for meta, atomically:
+   * the state machine becomes its image, it becomes the durable snapshot, the log is emptied.
+   */
+  private switchInSnapshot(n: SimNode, meta: SnapshotMeta): void {
+    const got = n.receivedSnapshot;
+    if (got === null || got.meta.index !== meta.index || got.meta.term !== meta.term) {
+      this.checker.fail(
+        'driver-contract',
+        `${n.id}'s Ready asks to switch in snapshot (${meta.index},${meta.term}) but the driver received ` +
+          (got === null ? 'none' : `(${got.meta.index},${got.meta.term})`),
+      );
+    }
+    n.receivedSnapshot = null;
+    const before = n.applied.length;
+    // The state machine: the image must agree with what was applied here (State Machine Safety),
+    // and must not be older than it (checked by observeAppliedIndex).
+    const common = Math.min(before, got.image.length);
+    for (let i = 1; i <= common; i++) {
+      const had = n.applied[i - 1] as Entry;
+      const img = got.image[i - 1] as Entry;
+      if (!sameEntry(had, img)) {
+        this.checker.fail('state-machine-safety', `${n.id} applied ${describeEntry(had)} but the snapshot it installs has ${describeEntry(img)}`);
+      }
+    }
+    this.checker.observeAppliedIndex(n.id, meta.index, 'snapshot');
+    const term = n.core?.status().term ?? 0;
+    for (let i = before + 1; i <= got.image.length; i++) this.checker.observeApply(n.id, got.image[i - 1] as Entry, term);
+    n.applied = got.image.slice();
+    n.appliedThisLife = meta.index;
+    n.durable.snapshot = got;
+    n.durable.log.length = 0;
+    n.durable.base = { index: meta.index, term: meta.term };
+    this.trace(`${n.id} install snapshot (${meta.index},${meta.term}) ${describeConfig(meta.config)}: state machine restored, log reset`);
+  }
+
+  /** The compaction policy: snapshot the state machine at the applied index, then compact (§7). */
+  private maybeCompact(n: SimNode, core: RaftNode): void {
+    const policy = this.compaction;
+    if (policy === null || n.core !== core) return;
+    const applied = core.status().applied;
+    const d = n.durable;
+    if (applied - (d.snapshot?.meta.index ?? 0) < policy.everyEntries) return;
+    if (n.applied.length < applied) {
+      this.checker.fail('driver-contract', `${n.id}'s core has applied ${applied} but its state machine only ${n.applied.length}`);
+    }
+    const discardUpTo = Math.max(0, applied - policy.trailingEntries);
+    let snap: SimSnapshot;
+    try {
+      const meta = core.snapshotMetaAt(applied);
+      const image = n.applied.slice(0, applied);
+      // The snapshot is durable before the core may forget the entries it covers.
+      snap = { meta, image, bytes: snapshotBytes(image) };
+      d.snapshot = snap;
+      core.compact(applied, discardUpTo);
+    } catch (e) {
+      this.coreThrew(n, `compact(${applied}, ${discardUpTo})`, e);
+    }
+    if (discardUpTo > d.base.index) {
+      const at = this.durableEntry(n, discardUpTo);
+      if (at === undefined) this.checker.fail('driver-contract', `${n.id} compacts to ${discardUpTo}, beyond its durable log`);
+      d.log.splice(0, discardUpTo - d.base.index);
+      d.base = { index: discardUpTo, term: at.term };
+    }
+    this.checker.observeDurable(n.id, d.log, Number.POSITIVE_INFINITY, d.hardState, d.base);
+    this.trace(
+      `${n.id} snapshot (${snap.meta.index},${snap.meta.term}) ${snap.bytes}B; log now [${d.base.index + 1}..${d.base.index + d.log.length}]`,
+    );
+  }
+
+  // ----- snapshot streaming (see the header) -----
+
+  private startStream(n: SimNode, m: InstallSnapshot): void {
+    const snap = n.durable.snapshot;
+    if (snap !== null && snap.meta.index > m.meta.index) {
+      // The core chose this snapshot before the driver replaced it with a newer one (the message
+      // waited in a Ready): the data is gone, so the stream fails at once; the core sends the newer one.
+      this.trace(`${m.from}→${m.to} ${formatMessage(m)} not streamed: replaced by snapshot (${snap.meta.index},${snap.meta.term})`);
+      try {
+        core(n).reportSnapshot(m.to, 'failed');
+      } catch (e) {
+        this.coreThrew(n, 'reportSnapshot', e);
+      }
+      return;
+    }
+    if (snap === null || snap.meta.index !== m.meta.index || snap.meta.term !== m.meta.term) {
+      this.checker.fail(
+        'driver-contract',
+        `${n.id} sent InstallSnapshot (${m.meta.index},${m.meta.term}) but its durable snapshot is ` +
+          (snap === null ? 'none' : `(${snap.meta.index},${snap.meta.term})`),
+      );
+    }
+    const stats = (this.stats.byType[m.type] ??= { count: 0, bytes: 0 });
+    const bytes = pack(m).length;
+    stats.count++;
+    stats.bytes += bytes;
+    this.stats.count++;
+    this.stats.bytes += bytes;
+    const key = `${m.from}>${m.to}`;
+    const old = this.streams.get(key);
+    if (old !== undefined) this.trace(`${m.from}→${m.to} SNAPSHOT STREAM #${old.id} superseded`);
+    const st: SnapshotStream = {
+      id: this.nextStreamId++,
+      key,
+      from: n,
+      to: m.to,
+      epoch: n.epoch,
+      message: m,
+      snapshot: snap,
+      total: Math.max(1, Math.ceil(snap.bytes / this.snapshotChunkBytes)),
+      acked: 0,
+      next: 0,
+      deadlineMs: this.nowMs + this.snapshotStreamTimeoutMs,
+    };
+    this.streams.set(key, st);
+    this.trace(`${m.from}→${m.to} SNAPSHOT STREAM #${st.id} ${formatMessage(m)}: ${snap.bytes}B in ${st.total} chunks`);
+    this.queue.push(st.deadlineMs, { kind: 'stream-timeout', stream: st });
+    this.pumpStream(st);
+  }
+
+  private streamLive(st: SnapshotStream): boolean {
+    return this.streams.get(st.key) === st && st.from.epoch === st.epoch && st.from.core !== null;
+  }
+
+  /** Sends the chunks the window allows (go-back-N: the receiver keeps only in-order chunks). */
+  private pumpStream(st: SnapshotStream): void {
+    while (st.next < st.total && st.next < st.acked + this.snapshotWindowChunks) {
+      const seq = st.next++;
+      const bytes = Math.min(this.snapshotChunkBytes, st.snapshot.bytes - seq * this.snapshotChunkBytes);
+      this.countSimMessage('SnapshotChunk', Math.max(0, bytes) + 32);
+      this.plan(st.from.id, st.to, `SnapshotChunk #${st.id} ${seq + 1}/${st.total}`, (delay, copy) =>
+        this.queue.push(this.nowMs + delay, { kind: 'chunk', stream: st, seq, copy }),
+      );
+    }
+  }
+
+  private countSimMessage(type: string, bytes: number): void {
+    this.stats.count++;
+    this.stats.bytes += bytes;
+    const t = (this.stats.byType[type] ??= { count: 0, bytes: 0 });
+    t.count++;
+    t.bytes += bytes;
+  }
+
+  /** Puts one simulated message on the network (cut, lost, duplicated or delayed like any other). */
+  private plan(from: NodeId, to: NodeId, what: string, deliver: (delayMs: number, copy: number) => void): void {
+    if (!this.network.canTalk(from, to)) {
+      this.trace(`${from}→${to} CUT ${what}`);
+      return;
+    }
+    const delays = this.network.plan(from, to, this.netRng);
+    if (delays.length === 0) this.trace(`${from}→${to} LOST ${what}`);
+    delays.forEach((d, copy) => deliver(d, copy));
+  }
+
+  private deliverChunk(st: SnapshotStream, seq: number, copy: number): void {
+    const tag = `${st.from.id}→${st.to}${copy > 0 ? ' (dup)' : ''}`;
+    const what = `SnapshotChunk #${st.id} ${seq + 1}/${st.total}`;
+    const n = this.node(st.to);
+    if (!this.network.canTalk(st.from.id, st.to)) {
+      this.trace(`${tag} CUT ${what}`);
+      return;
+    }
+    if (n.core === null) {
+      this.trace(`${tag} DOWN ${what}`);
+      return;
+    }
+    const m = st.message;
+    const key = `${m.from}:${m.meta.index}:${m.meta.term}`;
+    // The temporary area holds one snapshot; chunks of another replace it.
+    if (n.inbound === null || n.inbound.key !== key) n.inbound = { key, total: st.total, received: 0 };
+    const tmp = n.inbound;
+    if (seq === tmp.received && tmp.received < tmp.total) {
+      tmp.received++;
+      this.trace(`${tag} ${what}`);
+      if (tmp.received === tmp.total) {
+        // The whole snapshot is here (and would be verified): hand the core its InstallSnapshot.
+        n.receivedSnapshot = st.snapshot;
+        this.trace(`${tag} ${formatMessage(m)} (data complete)`);
+        try {
+          n.core.step(m);
+        } catch (e) {
+          this.coreThrew(n, `step(${m.type})`, e);
+        }
+        this.afterInput(n);
+      }
+    }
+    // Acknowledge what we hold in order (a duplicate or out-of-order chunk re-acknowledges).
+    const received = tmp.received;
+    this.countSimMessage('SnapshotChunkAck', 24);
+    this.plan(st.to, st.from.id, `SnapshotChunkAck #${st.id} ${received}/${st.total}`, (delay, c) =>
+      this.queue.push(this.nowMs + delay, { kind: 'chunk-ack', stream: st, received, copy: c }),
+    );
+  }
+
+  private deliverChunkAck(st: SnapshotStream, received: number, copy: number): void {
+    if (!this.streamLive(st)) return;
+    if (!this.network.canTalk(st.to, st.from.id)) {
+      this.trace(`${st.to}→${st.from.id}${copy > 0 ? ' (dup)' : ''} CUT SnapshotChunkAck #${st.id} ${received}/${st.total}`);
+      return;
+    }
+    st.deadlineMs = this.nowMs + this.snapshotStreamTimeoutMs;
+    if (received >= st.total) {
+      this.streams.delete(st.key);
+      this.trace(`${st.from.id}: SNAPSHOT STREAM #${st.id} to ${st.to} done`);
+      this.reportSnapshot(st, 'ok');
+      return;
+    }
+    if (received > st.acked) st.acked = received;
+    // A repeated acknowledgement below what we sent: a chunk was lost; go back to it.
+    else if (received === st.acked && st.next > st.acked + 1) st.next = st.acked;
+    if (st.next < st.acked) st.next = st.acked;
+    this.pumpStream(st);
+  }
+
+  private streamTimeout(st: SnapshotStream): void {
+    if (!this.streamLive(st)) return;
+    if (this.nowMs < st.deadlineMs) {
+      this.queue.push(st.deadlineMs, { kind: 'stream-timeout', stream: st });
+      return;
+    }
+    this.streams.delete(st.key);
+    this.trace(`${st.from.id}: SNAPSHOT STREAM #${st.id} to ${st.to} failed: no answer for ${this.snapshotStreamTimeoutMs}ms (${st.acked}/${st.total} chunks acknowledged)`);
+    this.reportSnapshot(st, 'failed');
+  }
+
+  private reportSnapshot(st: SnapshotStream, outcome: 'ok' | 'failed'): void {
+    const n = st.from;
+    if (n.core === null) return;
+    try {
+      n.core.reportSnapshot(st.to, outcome);
+    } catch (e) {
+      this.coreThrew(n, 'reportSnapshot', e);
+    }
+    this.afterInput(n);
   }
 
   private send(n: SimNode, m: Message): void {

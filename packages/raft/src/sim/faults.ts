@@ -10,6 +10,7 @@
 
 import type { NodeId } from '../core/types.js';
 import type { SimCluster } from './cluster.js';
+import type { MembershipOperator } from './membership.js';
 import { SimRandom, deriveSeed } from './random.js';
 
 export type PartitionMode =
@@ -46,7 +47,19 @@ export type FaultAction =
     }
   | { readonly kind: 'reliable' }
   /** Node number node mod N ticks at `rate` times true time. */
-  | { readonly kind: 'clock'; readonly node: number; readonly rate: number };
+  | { readonly kind: 'clock'; readonly node: number; readonly rate: number }
+  // Membership and leadership (issue 3), carried out by the run's MembershipOperator:
+  /** Start a spare node, add it as a learner, promote it once caught up (thesis §4.2.1). */
+  | { readonly kind: 'add-node' }
+  /** Remove the leader or voter number target mod V; maybe shut it down for good once removed. */
+  | { readonly kind: 'remove-node'; readonly target: 'leader' | number; readonly decommission: boolean }
+  /** Replace a voter (preferably one that is down): remove and decommission it, add a spare. */
+  | { readonly kind: 'replace-node'; readonly target: number }
+  /** The leader hands leadership to a random up voter (thesis §3.10). */
+  | { readonly kind: 'transfer' };
+
+/** The fault kinds of generateFaultSchedule (membership events come from generateMembershipSchedule). */
+export type NetworkOrCrashKind = Exclude<FaultAction['kind'], 'add-node' | 'remove-node' | 'replace-node' | 'transfer'>;
 
 export interface FaultEvent {
   readonly atMs: number;
@@ -86,7 +99,7 @@ interface ProfileShape {
   /** Gap between two actions, in simulated ms. */
   readonly gapMs: readonly [number, number];
   /** Cumulative weights over ACTION_KINDS. */
-  readonly weights: Readonly<Record<FaultAction['kind'], number>>;
+  readonly weights: Readonly<Record<NetworkOrCrashKind, number>>;
 }
 
 const PROFILES: Readonly<Record<ScheduleProfile, ProfileShape>> = {
@@ -109,15 +122,15 @@ export function scheduleProfile(seed: number): ScheduleProfile {
   return r < 0.5 ? 'mixed' : r < 0.75 ? 'crash-storm' : 'network';
 }
 
-function pickKind(rng: SimRandom, weights: ProfileShape['weights']): FaultAction['kind'] {
-  const kinds = Object.keys(weights) as FaultAction['kind'][];
+function pickKind(rng: SimRandom, weights: ProfileShape['weights']): NetworkOrCrashKind {
+  const kinds = Object.keys(weights) as NetworkOrCrashKind[];
   const total = kinds.reduce((a, k) => a + weights[k], 0);
   let x = rng.float() * total;
   for (const k of kinds) {
     x -= weights[k];
     if (x < 0) return k;
   }
-  return kinds[kinds.length - 1] as FaultAction['kind'];
+  return kinds[kinds.length - 1] as NetworkOrCrashKind;
 }
 
 /** A random fault schedule, a pure function of (seed, options). */
@@ -178,6 +191,28 @@ export function generateFaultSchedule(seed: number, opts: ScheduleOptions): Faul
   return resolveRestarts(sortSchedule(out), opts.nodes);
 }
 
+/**
+ * Membership changes and leadership transfers for a run (issue 3), a pure function of the seed,
+ * drawn from their own PRNG stream so that the network/crash schedule of a seed is unchanged.
+ * Roughly one event every 200-700 ms: adds, removals (of the leader too), replacements, transfers.
+ */
+export function generateMembershipSchedule(seed: number, opts: ScheduleOptions): FaultSchedule {
+  const rng = new SimRandom(deriveSeed(seed, 7, 3));
+  const out: FaultEvent[] = [];
+  let t = rng.int(100, 500);
+  while (t < opts.durationMs && out.length < FAULT_LIMITS.maxActions) {
+    const x = rng.float();
+    let action: FaultAction;
+    if (x < 0.3) action = { kind: 'add-node' };
+    else if (x < 0.55) action = { kind: 'remove-node', target: rng.chance(0.35) ? 'leader' : rng.int(0, opts.nodes - 1), decommission: rng.chance(0.5) };
+    else if (x < 0.7) action = { kind: 'replace-node', target: rng.int(0, opts.nodes - 1) };
+    else action = { kind: 'transfer' };
+    out.push({ atMs: t, action });
+    t += rng.int(200, 700);
+  }
+  return out;
+}
+
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -228,6 +263,14 @@ export function describeFault(a: FaultAction): string {
       return 'reliable';
     case 'clock':
       return `clock #${a.node} rate=${a.rate}`;
+    case 'add-node':
+      return 'add a node (learner, then promote)';
+    case 'remove-node':
+      return `remove ${a.target === 'leader' ? 'the leader' : `voter #${a.target}`}${a.decommission ? ' and decommission it' : ''}`;
+    case 'replace-node':
+      return `replace voter #${a.target} (a down one if any)`;
+    case 'transfer':
+      return 'transfer leadership';
   }
 }
 
@@ -249,9 +292,11 @@ export function currentLeader(cluster: SimCluster): NodeId | null {
   return best;
 }
 
+/** Node number k (mod the number of active nodes: started and not decommissioned, in id order). */
 function nodeAt(cluster: SimCluster, k: number): NodeId {
-  const n = cluster.ids.length;
-  return cluster.ids[((Math.trunc(k) % n) + n) % n] as NodeId;
+  const ids = cluster.activeIds();
+  const n = ids.length;
+  return ids[((Math.trunc(k) % n) + n) % n] as NodeId;
 }
 
 /** Connectivity groups for a partition mode (see PartitionMode); two nodes talk iff a group holds both. */
@@ -301,8 +346,8 @@ export function partitionGroups(
   }
 }
 
-/** Carries out one action on the cluster. */
-export function applyFault(cluster: SimCluster, action: FaultAction): void {
+/** Carries out one action on the cluster (membership actions need the run's operator; without one they do nothing). */
+export function applyFault(cluster: SimCluster, action: FaultAction, operator?: MembershipOperator): void {
   const ids = cluster.ids;
   switch (action.kind) {
     case 'partition': {
@@ -340,7 +385,7 @@ export function applyFault(cluster: SimCluster, action: FaultAction): void {
       return;
     }
     case 'restart': {
-      const n = ids.length;
+      const n = cluster.activeIds().length;
       if (action.target >= n) {
         // "Any down node": the first down node from position target - n on.
         for (let k = 0; k < n; k++) {
@@ -377,6 +422,18 @@ export function applyFault(cluster: SimCluster, action: FaultAction): void {
     case 'clock':
       cluster.setClockRate(nodeAt(cluster, action.node), clamp(action.rate, FAULT_LIMITS.minClockRate, FAULT_LIMITS.maxClockRate));
       return;
+    case 'add-node':
+      operator?.requestAdd();
+      return;
+    case 'remove-node':
+      operator?.requestRemove(action.target, action.decommission);
+      return;
+    case 'replace-node':
+      operator?.requestReplace(action.target);
+      return;
+    case 'transfer':
+      operator?.requestTransfer();
+      return;
   }
 }
 
@@ -384,5 +441,5 @@ export function applyFault(cluster: SimCluster, action: FaultAction): void {
 export function healAll(cluster: SimCluster): void {
   cluster.heal();
   cluster.setUnreliable(null);
-  for (const id of cluster.ids) if (!cluster.isUp(id)) cluster.restart(id);
+  for (const id of cluster.activeIds()) if (!cluster.isUp(id)) cluster.restart(id);
 }

@@ -4,22 +4,31 @@
 // checked after every step by the cluster itself.
 //
 // A run is a pure function of its options: runSimulation({seed}) twice gives the same trace hash.
+//
+// Issue 3: by default a run also compacts logs (the seed picks a small snapshot interval, so
+// snapshots are taken and installed often, streamed in chunks over the faulty network) and
+// changes its membership — adds spare nodes as learners then promotes them, removes voters (the
+// leader too), replaces down nodes, transfers leadership — through a MembershipOperator, under
+// the same faults and per-step invariants. Liveness and durability are then checked on the
+// members of the final configuration.
 
 import { createHash } from 'node:crypto';
 import { isRaftError } from '../core/errors.js';
 import type { NodeId } from '../core/types.js';
-import { SimCluster, type SimClusterOptions } from './cluster.js';
+import { SimCluster, type CompactionPolicy, type SimClusterOptions } from './cluster.js';
 import {
   applyFault,
   currentLeader,
   describeFault,
   generateFaultSchedule,
+  generateMembershipSchedule,
   healAll,
   scheduleProfile,
   sortSchedule,
   type FaultSchedule,
 } from './faults.js';
 import { InvariantViolation, type InvariantName } from './invariants.js';
+import { MembershipOperator } from './membership.js';
 import { SimRandom, deriveSeed } from './random.js';
 
 export interface SimOptions {
@@ -45,7 +54,17 @@ export interface SimOptions {
    * true; false runs the core's defaults with crashes only where the schedule puts them.
    */
   readonly variants?: boolean;
+  /**
+   * Membership changes and leadership transfers as random events (with spare nodes to add).
+   * Default true; ignored (off) with an explicit schedule unless it holds membership actions.
+   */
+  readonly membership?: boolean;
+  /** Overrides the seed's compaction policy (null: never compact). */
+  readonly compaction?: CompactionPolicy | null;
 }
+
+/** Spare nodes a run with membership events may add. */
+export const SIM_SPARE_NODES = 3;
 
 /**
  * What a seed varies besides its fault schedule: the core's options (PreVote and CheckQuorum on
@@ -64,6 +83,9 @@ export interface SimVariant {
   readonly appendCrashProbability: number;
   /** Probability that a leader crashes right after syncing its no-op (a quarter of it: after a commit advance). */
   readonly leaderCrashProbability: number;
+  /** Snapshot-and-compact policy (null: never); small intervals so installs happen often. */
+  readonly compaction: CompactionPolicy | null;
+  readonly snapshotChunkBytes: number;
 }
 
 export const DEFAULT_VARIANT: SimVariant = {
@@ -74,6 +96,8 @@ export const DEFAULT_VARIANT: SimVariant = {
   voteCrashProbability: 0,
   appendCrashProbability: 0,
   leaderCrashProbability: 0,
+  compaction: null,
+  snapshotChunkBytes: 1024,
 };
 
 export function simVariant(seed: number): SimVariant {
@@ -89,14 +113,25 @@ export function simVariant(seed: number): SimVariant {
     voteCrashProbability: profile === 'crash-storm' ? 0.3 : profile === 'mixed' ? 0.05 : 0,
     appendCrashProbability: profile === 'crash-storm' ? 0.003 : profile === 'mixed' ? 0.0005 : 0,
     leaderCrashProbability: profile === 'crash-storm' ? 0.3 : profile === 'mixed' ? 0.03 : 0,
+    ...snapshotVariant(seed),
   };
+}
+
+/** The issue-3 part of a variant, from its own PRNG stream (the older choices stay as they were). */
+function snapshotVariant(seed: number): Pick<SimVariant, 'compaction' | 'snapshotChunkBytes'> {
+  const rng = new SimRandom(deriveSeed(seed, 10, 1));
+  const compaction = rng.chance(0.85) ? { everyEntries: rng.int(4, 40), trailingEntries: rng.pick([0, 0, 1, 3, 10]) } : null;
+  return { compaction, snapshotChunkBytes: rng.pick([48, 128, 512, 2048]) };
 }
 
 function describeVariant(v: SimVariant): string {
   return (
     `preVote=${v.preVote} checkQuorum=${v.checkQuorum} maxMsgBytes=${v.maxMsgBytes ?? 'default'} ` +
     `maxInflightMsgs=${v.maxInflightMsgs ?? 'default'} crash points: vote p=${v.voteCrashProbability} append p=${v.appendCrashProbability} ` +
-    `leader p=${v.leaderCrashProbability}`
+    `leader p=${v.leaderCrashProbability}` +
+    (v.compaction !== null
+      ? ` compaction every ${v.compaction.everyEntries} keep ${v.compaction.trailingEntries} chunk ${v.snapshotChunkBytes}B`
+      : '')
   );
 }
 
@@ -173,7 +208,7 @@ class Client {
     /** Read request ids, shared by a run's clients so that they are unique. */
     private readonly readIds = { next: 1 },
   ) {
-    this.target = rng.pick(cluster.ids);
+    this.target = rng.pick(cluster.activeIds());
   }
 
   start(delayMs: number): void {
@@ -194,7 +229,7 @@ class Client {
       }
       if (!c.isUp(p.node) || c.now() - p.sinceMs > CLIENT_TIMEOUT_MS) {
         this.pending = null; // outcome unknown; move on
-        this.target = this.rng.pick(c.ids);
+        this.target = this.rng.pick(c.activeIds());
       } else {
         c.schedule(CLIENT_POLL_MS, () => this.act());
         return;
@@ -203,7 +238,7 @@ class Client {
     if (this.readFraction > 0 && this.rng.chance(this.readFraction)) {
       // A linearizable read at a random node (followers forward it to the leader); the cluster's
       // checker verifies its index covers every write acknowledged before now.
-      c.readIndex(this.rng.pick(c.ids), [this.readIds.next++]);
+      c.readIndex(this.rng.pick(c.activeIds()), [this.readIds.next++]);
       c.schedule(this.rng.between(this.idleMs), () => this.act());
       return;
     }
@@ -214,7 +249,7 @@ class Client {
         this.target = r.leaderHint;
         c.schedule(1, () => this.act());
       } else {
-        this.target = this.rng.pick(c.ids);
+        this.target = this.rng.pick(c.activeIds());
         c.schedule(this.rng.between([5, 20]), () => this.act());
       }
       return;
@@ -265,8 +300,15 @@ function installCrashPoints(c: SimCluster, v: SimVariant, rng: SimRandom): void 
 export function runSimulation(opts: SimOptions): SimResult {
   const nodes = opts.nodes ?? 5;
   const durationMs = opts.durationMs ?? 3000;
-  const schedule = sortSchedule(opts.schedule ?? generateFaultSchedule(opts.seed, { nodes, durationMs }));
+  const membership = opts.schedule === undefined ? opts.membership !== false : opts.schedule.some((e) => isMembershipAction(e.action.kind));
+  const schedule = sortSchedule(
+    opts.schedule ?? [
+      ...generateFaultSchedule(opts.seed, { nodes, durationMs }),
+      ...(membership ? generateMembershipSchedule(opts.seed, { nodes, durationMs }) : []),
+    ],
+  );
   const variant = opts.variants === false ? DEFAULT_VARIANT : simVariant(opts.seed);
+  const compaction = opts.compaction !== undefined ? opts.compaction : variant.compaction;
   let cluster: SimCluster | null = null;
   let violation: SimViolation | null = null;
   let report: string | null = null;
@@ -280,11 +322,17 @@ export function runSimulation(opts: SimOptions): SimResult {
         ...(variant.maxInflightMsgs !== undefined ? { maxInflightMsgs: variant.maxInflightMsgs } : {}),
         ...opts.cluster?.raft,
       },
+      ...(membership ? { spareNodes: SIM_SPARE_NODES } : {}),
+      ...(compaction !== null ? { compaction, snapshotChunkBytes: variant.snapshotChunkBytes } : {}),
       nodes,
       seed: opts.seed,
     });
     const c = cluster;
     c.trace(`VARIANT ${describeVariant(variant)}`);
+    const operator = membership
+      ? new MembershipOperator(c, new SimRandom(deriveSeed(opts.seed, 12)), { minVoters: Math.min(3, nodes), maxMembers: nodes + 2 })
+      : undefined;
+    operator?.start();
     installCrashPoints(c, variant, new SimRandom(deriveSeed(opts.seed, 9)));
     const electionTimeoutMs = c.electionTicks * c.tickMs;
     const livenessBoundMs = opts.livenessBoundMs ?? 40 * electionTimeoutMs;
@@ -303,10 +351,11 @@ export function runSimulation(opts: SimOptions): SimResult {
       if (ev.atMs >= durationMs) break;
       c.runFor(Math.max(0, ev.atMs - c.now()));
       c.trace(`FAULT ${describeFault(ev.action)}`);
-      applyFault(c, ev.action);
+      applyFault(c, ev.action, operator);
     }
     c.runFor(Math.max(0, durationMs - c.now()));
     for (const cl of clients) cl.stopped = true;
+    operator?.stop();
     c.onPersisted(null);
 
     // Heal, then liveness: a leader, and a new proposal committed, within the bound.
@@ -326,17 +375,30 @@ export function runSimulation(opts: SimOptions): SimResult {
     }
     c.trace(`LIVE: leader ${currentLeader(c) ?? '?'} committed a new proposal at index ${probe.lastAckedIndex}`);
 
-    // Durability: every node catches up, and every acknowledged proposal is applied everywhere.
+    // Durability: every member catches up, and every acknowledged proposal is applied everywhere.
+    // Members are the final configuration's voters and learners (removed and never-added nodes
+    // are not); with membership changes the leader's configuration decides.
+    const members = (): readonly NodeId[] => {
+      if (!membership) return c.ids;
+      const cfg = c.currentConfig();
+      return cfg === null ? c.ids : [...cfg.voters, ...cfg.learners];
+    };
     const target = probe.lastAckedIndex;
-    const caughtUp = c.runUntil(() => c.ids.every((id) => c.appliedLog(id).length >= target), livenessBoundMs);
+    // (A removed leader may just have stepped down: wait for the next one, too.)
+    const caughtUp = c.runUntil(() => currentLeader(c) !== null && members().every((id) => c.appliedLog(id).length >= target), livenessBoundMs);
     if (!caughtUp) {
       c.invariants().fail(
         'liveness',
-        `${livenessBoundMs}ms after index ${target} committed, not every node applied it: ` +
-          c.ids.map((id) => `${id} applied ${c.appliedLog(id).length}`).join(', '),
+        `${livenessBoundMs}ms after index ${target} committed, not every member applied it (or no leader): leader ${currentLeader(c) ?? 'none'}; ` +
+          members().map((id) => `${id} applied ${c.appliedLog(id).length}${c.isUp(id) ? '' : ' (down)'}`).join(', '),
       );
     }
-    c.invariants().checkAcknowledgedApplied(new Map(c.ids.map((id) => [id, c.appliedLog(id)] as const)));
+    const finalLeader = currentLeader(c) as NodeId;
+    const finalConfig = c.status(finalLeader).config;
+    if (!finalConfig.voters.includes(finalLeader)) {
+      c.invariants().fail('removed-leader', `${finalLeader} leads after healing but is not a voter of its configuration [${finalConfig.voters.join(',')}]`);
+    }
+    c.invariants().checkAcknowledgedApplied(new Map(members().map((id) => [id, c.appliedLog(id)] as const)));
     c.checkInvariants();
     c.trace(`DONE: ${c.acknowledged().length} acknowledged proposals, ${c.elections()} elections, all applied everywhere`);
   } catch (e) {
@@ -369,6 +431,10 @@ export function runSimulation(opts: SimOptions): SimResult {
     schedule,
     trace: opts.keepTrace && c !== null ? c.trace().slice() : null,
   };
+}
+
+function isMembershipAction(kind: string): boolean {
+  return kind === 'add-node' || kind === 'remove-node' || kind === 'replace-node' || kind === 'transfer';
 }
 
 /** Runs seeds firstSeed .. firstSeed + seeds - 1 and sums them up. */
