@@ -506,8 +506,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.core.tick();
     this.expireDeadlines(Date.now());
     if (this.transfer !== null) {
-      const st = this.core.status();
-      this.checkTransfer(st.role, st.transferee);
+      this.checkTransfer(this.core.status());
     }
     this.schedule();
   }
@@ -697,7 +696,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
       this.configKey = key;
       this.emit('config', st.config);
     }
-    this.checkTransfer(st.role, st.transferee);
+    this.checkTransfer(st);
     this.maybeSnapshot(core, st.applied);
   }
 
@@ -860,10 +859,13 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   }
 
   /** Resolves or fails the transfer waiters once the outcome is known. */
-  private checkTransfer(role: Role, transferee: NodeId | null): void {
+  private checkTransfer(st: Pick<RaftStatus, 'role' | 'leader' | 'term' | 'transferee'>): void {
     const t = this.transfer;
     if (t === null) return;
-    const { leader, term } = this.softState;
+    // All from the core's status (the driver's soft state lags by up to one Ready).
+    const { role, leader, term, transferee } = st;
+    // The core stepped down during the transfer: what it appended was handed over (see onSoftState).
+    if (role !== 'leader') for (const p of this.appended.values()) p.handedOver = true;
     if (leader === t.to && role !== 'leader') {
       this.transfer = null;
       for (const w of t.waiters) w.resolve({ leader: t.to, term });

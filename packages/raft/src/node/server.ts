@@ -55,7 +55,7 @@ import { SnapshotStore, type VerifiedSnapshot } from '../storage/snapshot.js';
 import { WsTransport } from '../transport/ws.js';
 import { AppliedDigest } from './digest.js';
 import { RaftDriver, type ProposeAck, type ReadAck } from './driver.js';
-import { SnapshotStreamer } from './snapshot-stream.js';
+import { SNAPSHOT_STREAM_PATH, SnapshotStreamer } from './snapshot-stream.js';
 
 export interface NodeServerOptions {
   readonly id: NodeId;
@@ -632,7 +632,7 @@ export class NodeServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = new URL(req.url ?? '/', 'http://node').pathname;
-    if (path === '/raft') return; // the transport's
+    if (path === '/raft' || path === SNAPSHOT_STREAM_PATH) return; // the transport's and the snapshot streamer's
     if (path !== '/client' || this.closing) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
