@@ -106,6 +106,27 @@ describe('growing and shrinking', () => {
     expect(c.leader()).toBe(leader);
   });
 
+  it('a leader that removed itself and lost leadership before the change committed campaigns to finish it (thesis §4.2.2)', () => {
+    const c = new Cluster(3);
+    c.elect('n1');
+    change(c, 'n1', { type: 'remove', node: 'n2' }, ['n1', 'n3']);
+    // n1 removes itself while n3, the only other voter, is cut off; CheckQuorum deposes n1.
+    c.isolate('n3');
+    c.node('n1').proposeConfChange({ type: 'remove', node: 'n1' });
+    c.tickUntil(() => c.node('n1').status().role !== 'leader', 100, ['n1']);
+    expect(c.node('n1').status().config.voters).toEqual(['n3']);
+    expect(c.node('n3').status().config.voters).toEqual(['n1', 'n3']);
+    // n3 cannot win alone: n1's log is longer, so n1 refuses it. n1, not in its own latest
+    // configuration but needed until that configuration commits, campaigns and wins n3's vote.
+    c.heal();
+    c.tickUntil(() => c.node('n3').status().role === 'leader' && c.node('n3').status().config.voters.length === 1, 200, ['n1', 'n3']);
+    expect(c.node('n1').status()).toMatchObject({ role: 'follower' });
+    expect([...c.leaderOfTerm.entries()].some(([term, id]) => id === 'n1' && term > 1)).toBe(true);
+    c.node('n3').propose([enc('alone')]);
+    c.stabilize();
+    expect(c.appliedData('n3')).toContain('alone');
+  });
+
   it('a removed node that never learned of its removal does not disrupt the rest (PreVote)', () => {
     const c = new Cluster(3);
     c.elect('n1');

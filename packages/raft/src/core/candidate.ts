@@ -6,7 +6,8 @@
 // it become a real candidate. A node that was partitioned away keeps failing pre-votes, so
 // its term stays put and it cannot depose a healthy leader when it returns.
 //
-// Membership (membership.ts): only a voter of its latest configuration campaigns, asks the other
+// Membership (membership.ts): only a voter of its latest configuration campaigns (or a server
+// whose removal is not committed yet, see RaftState.mayCampaign), asks that configuration's
 // voters, and counts only their votes. A voter answers any candidate, member or not (thesis
 // §4.1: servers process requests without consulting their configurations), but a learner's or
 // an outsider's grant is never counted.
@@ -21,8 +22,8 @@ import type { Message, RequestVote } from './types.js';
 /** The election timeout fired: campaign, through a pre-vote round when PreVote is on. */
 export function startElection(r: RaftState): void {
   invariant(r.role !== 'leader', 'a leader does not start elections');
-  // A learner, a removed node or one still waiting to join never campaigns.
-  if (!r.isVoter()) {
+  // A learner, a node waiting to join, or one whose removal is committed never campaigns.
+  if (!r.mayCampaign()) {
     r.resetElectionTimer();
     return;
   }
@@ -36,7 +37,7 @@ export function startElection(r: RaftState): void {
  * just heard from that leader do not ignore us.
  */
 export function campaignNow(r: RaftState): void {
-  if (!r.isVoter() || r.role === 'leader') return;
+  if (!r.mayCampaign() || r.role === 'leader') return;
   becomeCandidate(r, true);
 }
 

@@ -354,13 +354,19 @@ function addNewMembers(r: RaftState, next: number): void {
 }
 
 /**
- * A removed server keeps being replicated to (never counted) until its removal commits, so that
- * it usually learns it was removed and stays quiet; then the leader forgets it.
+ * A removed server keeps being replicated to (never counted) until its removal commits; then it
+ * is told the commit index one last time, so that it learns its removal is final and stays quiet
+ * (see RaftState.mayCampaign), and the leader forgets it.
  */
 function pruneRemoved(r: RaftState): void {
-  if (r.log.configs.currentIndex() > r.log.committed) return;
+  const configIndex = r.log.configs.currentIndex();
+  if (configIndex > r.log.committed) return;
   const t = tracker(r);
-  for (const id of [...t.followers.keys()]) if (!r.isMember(id)) t.delete(id);
+  for (const [id, pr] of [...t.followers]) {
+    if (r.isMember(id)) continue;
+    if (pr.match >= configIndex) sendCommit(r, id, pr);
+    t.delete(id);
+  }
 }
 
 /**

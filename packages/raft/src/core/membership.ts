@@ -176,6 +176,11 @@ export class ConfigHistory {
     return config;
   }
 
+  /** Whether `id` is a member of any configuration this history holds (the base or a later one). */
+  everMember(id: NodeId): boolean {
+    return isMember(this.base, id) || this.changes.some((c) => isMember(c.config, id));
+  }
+
   /** An entry was appended to the log. */
   onAppend(entry: Entry): void {
     if (entry.type !== 'config' || entry.index <= this.baseIndex) return;

@@ -68,8 +68,8 @@ export class RaftNode {
 
   /**
    * Handles a message from a peer. Ignored: messages addressed to another node, and messages
-   * from a node that is neither a bootstrap member nor a member of our latest configuration,
-   * unless a leader sent it (AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow): a leader
+   * from a node that is neither a bootstrap member nor a member of any configuration in our log
+   * (a removed server may still need votes, see RaftState.mayCampaign), unless a leader sent it (AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow): a leader
    * may have been added by a config entry that has not reached us yet (thesis §4.1: servers
    * process requests without consulting their configurations), and only it can tell us.
    */
@@ -77,7 +77,7 @@ export class RaftNode {
     const r = this.r;
     if (m.to !== r.id || m.from === r.id) return;
     const fromLeader = m.type === 'AppendEntries' || m.type === 'Heartbeat' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow';
-    if (!fromLeader && !this.bootstrapMembers.has(m.from) && !r.isMember(m.from)) return;
+    if (!fromLeader && !this.bootstrapMembers.has(m.from) && !r.log.configs.everMember(m.from)) return;
     if (m.term > r.term) {
       if (!this.adoptHigherTerm(m)) return;
     } else if (m.term < r.term) {

@@ -159,6 +159,21 @@ export class RaftState {
     return isVoter(this.config(), this.id);
   }
 
+  /**
+   * Whether this node may start an election: it is a voter of its latest configuration, or the
+   * latest configuration removed it and is not committed yet. Thesis §4.2.2: a server that is not
+   * part of its own latest configuration should still start elections, as it might still be
+   * needed until that configuration is committed (say the leader that removed itself lost its
+   * leadership: the remaining voters may need its log, or its vote-less leadership, to commit
+   * the change). It then counts only the votes of the latest configuration's voters.
+   */
+  mayCampaign(): boolean {
+    if (this.isVoter()) return true;
+    const configs = this.log.configs;
+    const latest = configs.currentIndex();
+    return latest > this.log.committed && isVoter(configs.at(latest - 1), this.id);
+  }
+
   /** Every voter but this node. */
   otherVoters(): NodeId[] {
     return this.config().voters.filter((v) => v !== this.id);
