@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeConfChange, encodeConfChange } from '../src/core/membership.js';
 import { RaftNode } from '../src/core/raft.js';
 import type { ConfChange, NodeId } from '../src/core/types.js';
+import { quorumsOverlap } from './core-chaos.js';
 import { Cluster, enc, thrown } from './core-helpers.js';
 
 /** Proposes `change` at the leader and runs the cluster until every node in `until` applied it. */
@@ -291,5 +292,19 @@ describe('the rules of single-server changes (thesis §4.1)', () => {
       c.restart(id);
       expect(c.node(id).status().config).toEqual({ voters: ['n1', 'n3'], learners: ['n4'] });
     }
+  });
+});
+
+describe('the quorum-overlap check of the chaos property', () => {
+  const cfg = (...voters: string[]) => ({ voters, learners: [] });
+  it('holds for configurations one server apart, and fails where majorities can be disjoint', () => {
+    expect(quorumsOverlap(cfg('a', 'b', 'c'), cfg('a', 'b', 'c', 'd'))).toBe(true);
+    expect(quorumsOverlap(cfg('a', 'b', 'c', 'd'), cfg('a', 'b', 'c'))).toBe(true);
+    expect(quorumsOverlap(cfg('a', 'b'), cfg('b'))).toBe(true);
+    // Two servers apart: {a, b} and {c, d, e} are majorities of each.
+    expect(quorumsOverlap(cfg('a', 'b', 'c'), cfg('a', 'b', 'c', 'd', 'e'))).toBe(false);
+    // Two different single additions to four servers (the 2015 bug's shape): {a, b, x} and {c, d, y}.
+    expect(quorumsOverlap(cfg('a', 'b', 'c', 'd', 'x'), cfg('a', 'b', 'c', 'd', 'y'))).toBe(false);
+    expect(quorumsOverlap(cfg('a'), cfg('b'))).toBe(false);
   });
 });
