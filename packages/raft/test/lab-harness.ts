@@ -11,8 +11,8 @@
 // lab's config does, so "the connected servers" means the same thing in every check.
 
 import { SimCluster } from '../src/sim/cluster.js';
-import { RaftError } from '../src/core/errors.js';
-import type { NodeId, ProposeResult, RaftStatus } from '../src/core/types.js';
+import { RaftError, isRaftError } from '../src/core/errors.js';
+import type { ClusterConfig, ConfChange, NodeId, ProposeResult, RaftStatus } from '../src/core/types.js';
 
 export type SimClusterOptions = ConstructorParameters<typeof SimCluster>[0];
 export type LabOptions = Partial<Omit<SimClusterOptions, 'nodes' | 'seed'>>;
@@ -162,18 +162,22 @@ export class Lab {
   /** Granularity at which the harness looks at the cluster while waiting. */
   readonly pollMs = 2;
 
+  /**
+   * `servers` bootstrap voters; with options.spareNodes, that many more servers exist but are not
+   * started (membership scenarios start and add them): `servers` then counts them all.
+   */
   constructor(servers: number, seed: number, options: LabOptions = {}) {
-    this.servers = servers;
     this.seed = seed;
     this.rng = new Rng(seed);
     this.tickMs = options.tickMs ?? 10;
     this.electionTicks = options.electionTicks ?? 10;
     this.heartbeatTicks = options.heartbeatTicks ?? 1;
     this.cluster = new SimCluster({ ...options, nodes: servers, seed });
-    this.alive = new Array<boolean>(servers).fill(true);
-    this.connected = new Array<boolean>(servers).fill(true);
-    if (this.cluster.ids.length !== servers) {
-      throw new LabFailure(`SimCluster made ${this.cluster.ids.length} nodes, expected ${servers}`);
+    this.servers = servers + (options.spareNodes ?? 0);
+    this.alive = this.cluster.ids.map((id) => this.cluster.isStarted(id));
+    this.connected = new Array<boolean>(this.servers).fill(true);
+    if (this.cluster.ids.length !== this.servers) {
+      throw new LabFailure(`SimCluster made ${this.cluster.ids.length} nodes, expected ${this.servers}`);
     }
   }
 
@@ -453,6 +457,77 @@ export class Lab {
     const { count, data } = this.nCommitted(index);
     if (!ok || count < n) this.fail(`only ${count} decided for index ${index}; wanted ${n}`);
     return { data };
+  }
+
+  // --- snapshots and membership (issue 3) ------------------------------------------------------
+
+  /** Entries in server i's durable log (the lab's persister.RaftStateSize, in entries). */
+  logSize(i: number): number {
+    return this.cluster.durableLog(this.id(i)).length;
+  }
+
+  /** Index of server i's durable snapshot (0: none). */
+  snapshotIndex(i: number): number {
+    return this.cluster.snapshot(this.id(i))?.meta.index ?? 0;
+  }
+
+  /** The configuration as the cluster's most authoritative up node sees it. */
+  config(): ClusterConfig {
+    const c = this.cluster.currentConfig();
+    if (c === null) this.fail('no server is up to tell the configuration');
+    return c;
+  }
+
+  /** The lab's start1 for a server that was never started: boot it as a joining node, connected. */
+  startNew(i: number): void {
+    this.cluster.startNode(this.id(i));
+    this.alive[i] = true;
+    this.connect(i);
+  }
+
+  /**
+   * A membership change through the current leader (thesis §4.1): propose it, retrying while the
+   * leader refuses (a change in flight, no entry of its term committed yet, a transfer) or loses
+   * leadership, until the change is applied at the leader that proposed it. Returns its index.
+   */
+  changeMembership(change: ConfChange, maxMs = 10_000): number {
+    const deadline = this.now() + maxMs;
+    let last = '';
+    while (this.now() < deadline) {
+      const leader = this.checkOneLeader();
+      const id = this.id(leader);
+      const r = this.cluster.proposeConfChange(id, change);
+      if (isRaftError(r)) {
+        last = `${r.code}: ${r.message}`;
+        if (r.code === 'BAD_REQUEST') this.fail(`${change.type} ${change.node} refused: ${last}`);
+        this.sleep(20);
+        continue;
+      }
+      let applied = false;
+      this.waitFor(() => {
+        const e = this.cluster.appliedLog(id)[r.firstIndex - 1];
+        applied = e !== undefined;
+        return applied || !this.cluster.isUp(id);
+      }, 2_000);
+      const e = this.cluster.appliedLog(id)[r.firstIndex - 1];
+      if (e !== undefined && e.term === r.term && e.type === 'config') return r.firstIndex;
+      last = `proposal at (${r.firstIndex},${r.term}) was not applied as proposed`;
+    }
+    this.fail(`${change.type} ${change.node} did not commit within ${maxMs} ms (last: ${last})`);
+  }
+
+  /** Wait until server i has applied at least `index` (e.g. a new learner catching up). */
+  waitApplied(i: number, index: number, maxMs = 5_000): void {
+    if (!this.waitFor(() => this.cluster.appliedLog(this.id(i)).length >= index, maxMs)) {
+      this.fail(`${this.id(i)} applied only ${this.cluster.appliedLog(this.id(i)).length} of ${index} within ${maxMs} ms`);
+    }
+  }
+
+  /** Trace lines matching `re` (e.g. to show a snapshot was installed). */
+  traceCount(re: RegExp): number {
+    let count = 0;
+    for (const line of this.cluster.trace()) if (re.test(line)) count++;
+    return count;
   }
 
   // --- message accounting -----------------------------------------------------------------------
