@@ -673,7 +673,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     }
     this.log.info({ id: this.opts.config.id, index: meta.index, term: meta.term, previousApplied, fileBytes: file.fileBytes }, 'installed snapshot from the leader');
     this.emit('snapshotInstalled', file.header);
-    void this.opts.snapshots!.prune(meta).catch((e: unknown) => this.log.warn({ err: e }, 'could not prune snapshot files'));
+    // Newer files are kept: one may be a snapshot just received and waiting for the core.
+    void this.opts.snapshots!.prune(meta, true).catch((e: unknown) => this.log.warn({ err: e }, 'could not prune snapshot files'));
   }
 
   /** Config entries take effect when appended (thesis §4.1): tell the node (addresses, peers). */
@@ -741,7 +742,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.schedule();
     this.log.info({ id: this.opts.config.id, index: meta.index, term: meta.term, discardUpTo, fileBytes: file.fileBytes, ms: Date.now() - startedMs }, 'snapshot taken, log compacted');
     this.emit('snapshotTaken', { index: meta.index, term: meta.term, fileBytes: file.fileBytes, discardedUpTo: discardUpTo });
-    await store.prune(meta);
+    // Newer files are kept: one may be a snapshot just received from the leader, waiting to be switched in.
+    await store.prune(meta, true);
   }
 
   /** §7 (leader): stream the snapshot to a follower; its outcome goes back to the core. */
