@@ -176,8 +176,15 @@ export interface ReadIndexResponse extends MessageBase {
 
 /**
  * Leader → follower whose log is behind the leader's compacted prefix (§7): "install the snapshot
- * described by `meta`". Metadata only: the sender's driver streams the data out of band, and the
- * receiver's driver steps this message into its core only once it holds the whole data, verified.
+ * described by `meta`". Metadata only; the drivers move the data:
+ *   - the sender's driver streams the data of its saved snapshot whose index is meta.index (if it
+ *     no longer has that one, it reports failure), then calls reportSnapshot(to, 'ok') once the
+ *     receiver has it all, or reportSnapshot(to, 'failed') if the stream breaks: exactly one
+ *     report per InstallSnapshot handed out (until then the leader sends that follower nothing
+ *     but heartbeats);
+ *   - the receiver's driver steps this message into its core only once it holds the whole data,
+ *     verified, and keeps that data until a Ready.snapshot names it (or the core's commit index
+ *     passes meta.index: it will not be asked for).
  * Answered with an AppendEntriesResponse (success, index = the index now known to match).
  */
 export interface InstallSnapshot extends MessageBase {
