@@ -116,3 +116,63 @@ describe('runSimulation / runSeeds', () => {
     expect(report).toContain('npx ballot sim --seed 9 --nodes 3 --duration-ms 1000 --trace');
   });
 });
+
+describe('issue 3 in the seed runner: snapshots, membership changes, transfers', () => {
+  it('random runs exercise compaction, snapshot installs, adds, removals (of the leader too) and transfers', () => {
+    const counts = { snapshots: 0, installs: 0, added: 0, removed: 0, leaderRemoved: 0, transfers: 0, failedStreams: 0 };
+    const failed: SimResult[] = [];
+    for (let seed = 1; seed <= 25; seed++) {
+      const r = runSimulation({ seed, nodes: 5, durationMs: 3000, keepTrace: true });
+      if (!r.ok) failed.push(r);
+      for (const l of r.trace ?? []) {
+        if (/ snapshot \(\d+,\d+\) \d+B; log now/.test(l)) counts.snapshots++;
+        if (/ install snapshot \(\d+,\d+\)/.test(l)) counts.installs++;
+        if (/OPERATOR done: add /.test(l)) counts.added++;
+        if (/OPERATOR done: remove /.test(l)) counts.removed++;
+        if (/FAULT remove the leader/.test(l)) counts.leaderRemoved++;
+        if (/ TimeoutNow term=/.test(l) && !/ (CUT|LOST|DOWN) /.test(l)) counts.transfers++;
+        if (/SNAPSHOT STREAM #\d+ to n\d+ failed/.test(l)) counts.failedStreams++;
+      }
+    }
+    expect(failures(failed)).toBe('');
+    // Seeds 1..25 measured: ~840 snapshots, ~100 installs, ~45 adds, ~40 removals (~17 of a
+    // leader asked), ~100 TimeoutNow delivered, ~13 failed streams. Bounds well below that.
+    expect(counts.snapshots).toBeGreaterThan(300);
+    expect(counts.installs).toBeGreaterThan(30);
+    expect(counts.added).toBeGreaterThan(15);
+    expect(counts.removed).toBeGreaterThan(15);
+    expect(counts.leaderRemoved).toBeGreaterThan(4);
+    expect(counts.transfers).toBeGreaterThan(30);
+    expect(counts.failedStreams).toBeGreaterThan(0);
+  });
+
+  it('an explicit schedule of membership actions: remove the leader, add nodes, replace a crashed one, transfer', () => {
+    const r = runSimulation({
+      seed: 77,
+      nodes: 5,
+      durationMs: 3000,
+      keepTrace: true,
+      schedule: [
+        { atMs: 300, action: { kind: 'remove-node', target: 'leader', decommission: true } },
+        { atMs: 800, action: { kind: 'add-node' } },
+        { atMs: 1200, action: { kind: 'crash', target: 1 } },
+        { atMs: 1300, action: { kind: 'replace-node', target: 0 } },
+        { atMs: 2200, action: { kind: 'transfer' } },
+      ],
+    });
+    expect(r.report ?? '').toBe('');
+    const t = r.trace ?? [];
+    expect(t.filter((l) => l.includes('OPERATOR done: remove ')).length).toBe(2);
+    expect(t.filter((l) => l.includes('OPERATOR done: add ')).length).toBe(2);
+    expect(t.some((l) => l.includes('DECOMMISSION '))).toBe(true);
+    expect(t.some((l) => / transfer leadership to n\d/.test(l))).toBe(true);
+  });
+
+  it('with membership off and the default variant, a run has no snapshot or configuration events', () => {
+    const r = runSimulation({ seed: 5, durationMs: 1500, keepTrace: true, membership: false, variants: false });
+    expect(r.ok).toBe(true);
+    expect((r.trace ?? []).some((l) => /SNAPSHOT|OPERATOR| config voters/.test(l))).toBe(false);
+    const again = runSimulation({ seed: 5, durationMs: 1500, membership: false, variants: false });
+    expect(again.traceHash).toBe(r.traceHash);
+  });
+});

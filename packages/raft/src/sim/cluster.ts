@@ -947,7 +947,7 @@ export class SimCluster {
       n.lastConfigKey = key;
       n.lastConfig = s.config;
     }
-    this.checker.observeRole(n.id, s.role, s.term, s.config);
+    this.checker.observeRole(n.id, s.role, s.term, s.config, s.commit);
     this.checker.observeCommit(n.id, s.commit);
     if (s.role === 'leader' && s.commit > n.lastCommit) {
       this.checker.observeLeaderCommit(n.id, s.term, n.lastCommit, s.commit, this.durableEntry(n, s.commit), s.config);

@@ -35,7 +35,13 @@
 //    the leader's term commits), the two configurations differ by at most one server and always
 //    overlap; a check of "configurations differ by at most one voter" between ANY two leaders
 //    would be wrong (a leader may commit several changes in one term).
-//  - A removed node never becomes leader after its removal committed (thesis §4.2.2).
+//  - A removed node never becomes leader once it knows its removal committed (thesis §4.2.2): when
+//    it wins an election, its own commit index must be below the removal's index. (Thesis §4.1
+//    lets a server that is not in its latest configuration still campaign, since it may be needed
+//    until that configuration commits; a removed server cut off when the removal committed can
+//    thus win once more, with votes of the NEW configuration, and steps down as soon as it
+//    commits. That is safe, so only the informed case is a violation; the run also checks at the
+//    end that the final leader is a voter of its configuration.)
 //  - Applied index monotonic: a node's state machine never goes back, neither when a snapshot is
 //    installed (only a newer one may be switched in) nor across a restart (the snapshot plus the
 //    durable log up to the durable commit index must cover everything applied before the crash:
@@ -259,7 +265,7 @@ export class InvariantChecker {
    * leader is also checked for its election quorum, its configuration against the leaders of the
    * adjacent terms, and for having been removed.
    */
-  observeRole(node: NodeId, role: Role, term: number, config?: ClusterConfig): void {
+  observeRole(node: NodeId, role: Role, term: number, config?: ClusterConfig, commit?: number): void {
     const prev = this.role.get(node);
     if (prev !== undefined && prev.role === role && prev.term === term) return;
     this.role.set(node, { role, term });
@@ -274,8 +280,13 @@ export class InvariantChecker {
     this.leaderOfTerm.set(term, node);
     if (existing === undefined) {
       const removed = this.removedAt.get(node);
-      if (removed !== undefined) {
-        this.fail('removed-leader', `${node} became leader of term ${term}, but its removal (config entry ${removed}) was already committed (thesis §4.2.2)`);
+      if (removed !== undefined && (commit === undefined || commit >= removed)) {
+        this.fail(
+          'removed-leader',
+          `${node} became leader of term ${term} although its removal (config entry ${removed}) was committed` +
+            (commit !== undefined ? ` and its own commit index ${commit} covers it` : '') +
+            ' (thesis §4.2.2)',
+        );
       }
       if (config !== undefined) this.observeNewLeader(node, term, config);
     }
