@@ -251,6 +251,44 @@ describe('the rules of single-server changes (thesis §4.1)', () => {
     c.node('n1').proposeConfChange({ type: 'add-learner', node: 'n4' });
   });
 
+  it('the 2015 scenario: a new leader cannot add a server until its no-op commits, so the old leader\'s uncommitted change cannot win', () => {
+    // Four voters; n5 and n6 are spares. n1 leads term 1 and appends "add n5" (C1 = n1..n5),
+    // which only n5 receives: uncommitted.
+    const c = new Cluster(4, { checkQuorum: false, preVote: false });
+    c.addNode('n5');
+    c.addNode('n6');
+    c.elect('n1');
+    c.dropIf = (m) => m.type === 'AppendEntries' && m.from === 'n1' && m.to !== 'n5';
+    c.node('n1').proposeConfChange({ type: 'add-voter', node: 'n5' });
+    c.stabilize();
+    expect(c.node('n5').status().config.voters).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+    // n1 and n5 are cut off; n2 wins term 2 under C0 = n1..n4, but n4 does not hear from it yet.
+    c.dropIf = null;
+    c.partition(['n1', 'n5'], ['n2', 'n3', 'n4', 'n6']);
+    c.dropIf = (m) => m.type === 'AppendEntries' && m.from === 'n2' && m.to === 'n4';
+    c.elect('n2');
+    // n2 would add n6 at once (C2 = n1..n4 + n6, committable by n2, n3, n6). The 2015 fix: not
+    // before an entry of its own term is committed, on a majority of C0, so on n4 or n1 too.
+    expect(thrown(() => c.node('n2').proposeConfChange({ type: 'add-voter', node: 'n6' })).code).toBe('CONF_CHANGE_IN_PROGRESS');
+    c.dropIf = null;
+    c.tickUntil(() => c.node('n2').status().commit === 2, 50, ['n2']);
+    expect(c.node('n4').status().lastTerm).toBe(2);
+    const p = c.node('n2').proposeConfChange({ type: 'add-voter', node: 'n6' });
+    c.tickUntil(() => c.node('n2').status().commit >= p.lastIndex, 50, ['n2']);
+    // Now n1 returns with its stale C1 and only n4 and n5 to talk to: C1's majority would be
+    // {n1, n4, n5}, but n4 holds term-2 entries and refuses n1. Nobody wins; nothing committed is lost.
+    c.heal();
+    c.partition(['n1', 'n4', 'n5'], ['n2', 'n3', 'n6']);
+    for (let t = 0; t < 60; t++) c.tick(['n1', 'n4', 'n5']);
+    expect(['n1', 'n4', 'n5'].map((id) => c.node(id).status().role)).not.toContain('leader');
+    // Healed, the members of C2 settle on it: n1's C1 entry is overwritten and undone. n5, in
+    // no configuration anyone else holds, is ignored (its vote requests too).
+    c.heal();
+    const c2 = ['n1', 'n2', 'n3', 'n4', 'n6'];
+    c.tickUntil(() => c2.every((id) => c.node(id).status().commit >= p.lastIndex), 200);
+    for (const id of c2) expect(c.node(id).status().config.voters).toEqual(c2);
+  });
+
   it('invalid changes are refused with BAD_REQUEST; followers answer NOT_LEADER', () => {
     const c = new Cluster(3);
     c.elect('n1');
