@@ -132,6 +132,13 @@ describe('raft node processes: snapshots and membership', () => {
     const removed = await runCli(['raft', 'member', 'remove', 'n4', '--endpoint', `127.0.0.1:${via.port}`]);
     expect(removed.code, removed.err).toBe(0);
     expect(removed.out).toMatch(/removed n4 .*voters \[n1, n2, n3\]/);
+    // The removed node keeps running but does not disrupt (no term change for many election
+    // timeouts: it is no longer replicated to, its PreVotes are refused, its links too).
+    const before = (await status3((await waitLeader(spec)).port))!;
+    await new Promise((res) => setTimeout(res, 1500));
+    await propose(ports, 'after-removal');
+    const after = (await status3((await waitLeader(spec)).port))!;
+    expect(after.term).toBe(before.term);
     await sigterm(proc4);
 
     // Remove the leader: it keeps leading until the change commits, then steps down (§4.2.2).
@@ -152,6 +159,38 @@ describe('raft node processes: snapshots and membership', () => {
     expect(t.out).toContain(`${other.id} leads`);
     expect((await status3(other.port))!.role).toBe('leader');
     await propose(rest.map((n) => n.port), 'after-transfer');
+  });
+
+  it('operator flow: `member add` a learner, start it with --join --join-as learner, then `member promote`', async () => {
+    const spec = await clusterSpec(3);
+    const procs = spec.nodes.map((n) => startNode(spec, n));
+    await Promise.all(procs.map(waitListening));
+    const ports = spec.nodes.map((n) => n.port);
+    const leader = await waitLeader(spec);
+    for (let i = 0; i < 5; i++) await propose(ports, `x${i}`);
+    const [p4] = await freePorts(1);
+    const add = await runCli(['raft', 'member', 'add', 'n4', `127.0.0.1:${p4}`, '--endpoint', `127.0.0.1:${ports[0]}`]);
+    expect(add.code, add.err).toBe(0);
+    expect(add.out).toMatch(/added n4 .* as a learner/);
+    // Adding it again is refused: it is already a member.
+    const again = await runCli(['raft', 'member', 'add', 'n4', `127.0.0.1:${p4}`, '--endpoint', `127.0.0.1:${ports[1]}`]);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/already a learner/);
+
+    const proc4 = run(['raft', 'node', '--id', 'n4', '--data-dir', join(tempDir(), 'n4'), '--listen', `127.0.0.1:${p4}`, '--join', `127.0.0.1:${leader.port}`, '--join-as', 'learner', ...FAST]);
+    await waitListening(proc4);
+    await waitConverged([...ports, p4!]);
+    const s4 = (await status3(p4!))!;
+    expect(s4.config.learners).toEqual(['n4']);
+    expect(s4.role).toBe('follower');
+
+    const promote = await runCli(['raft', 'member', 'promote', 'n4', '--endpoint', `127.0.0.1:${p4}`]);
+    expect(promote.code, promote.err).toBe(0);
+    expect(promote.out).toMatch(/promoted n4 to voter .*voters \[n1, n2, n3, n4\]/);
+    await waitFor('n4 to see itself a voter', async () => (await status3(p4!))?.config.voters.includes('n4') === true);
+    await propose([...ports, p4!], 'with four voters');
+    const converged = await waitConverged([...ports, p4!]);
+    expect(new Set(converged.map((s) => s.appliedDigest)).size).toBe(1);
   });
 
   it('a rolling restart of every node (SIGTERM: the leader transfers first) loses no client proposal', async () => {

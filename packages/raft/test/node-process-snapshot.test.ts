@@ -24,16 +24,26 @@ interface Status3 {
 const status3 = async (port: number): Promise<Status3 | null> => (await status(port)) as unknown as Status3 | null;
 const COMPACT = ['--snapshot-entries', '30', '--snapshot-trailing-entries', '5'];
 
+/** Proposes through whichever node leads (an election may happen under load): follows redirects, retries NO_LEADER. */
+async function propose(ports: readonly number[], data: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (let i = 0; ; i++) {
+    const r = await http(ports[i % ports.length]!, 'POST', '/propose', data).catch(() => null);
+    if (r?.status === 200) return;
+    if (r !== null && !['NOT_LEADER', 'NO_LEADER'].includes(String(r.body.code))) throw new Error(`propose failed: ${r.status} ${JSON.stringify(r.body)}`);
+    if (Date.now() > deadline) throw new Error('no leader accepted the proposal in time');
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
 describe('raft node processes: restart from a snapshot', () => {
   it('a SIGKILLed node restarts from its snapshot and converges; a corrupt snapshot file stops it with exit 3', async () => {
     const spec = await clusterSpec(3);
     const procs = spec.nodes.map((n) => startNode(spec, n, COMPACT));
     await Promise.all(procs.map(waitListening));
     const leader = await waitLeader(spec);
-    for (let i = 0; i < 80; i++) {
-      const r = await http(leader.port, 'POST', '/propose', `v${i}`);
-      expect(r.status).toBe(200);
-    }
+    const ports = spec.nodes.map((n) => n.port);
+    for (let i = 0; i < 80; i++) await propose([leader.port, ...ports], `v${i}`);
     const victimIndex = spec.nodes.findIndex((n) => n !== leader);
     const victim = spec.nodes[victimIndex]!;
     await waitFor('the follower to compact', async () => {
@@ -42,7 +52,8 @@ describe('raft node processes: restart from a snapshot', () => {
     });
     expect(await sigkill(procs[victimIndex]!)).toBe('SIGKILL');
     // Writes go on without it.
-    for (let i = 0; i < 10; i++) expect((await http(leader.port, 'POST', '/propose', `w${i}`)).status).toBe(200);
+    const alive = ports.filter((p) => p !== victim.port);
+    for (let i = 0; i < 10; i++) await propose(alive, `w${i}`);
 
     const again = startNode(spec, victim, COMPACT);
     await waitListening(again);

@@ -460,7 +460,11 @@ interface StatusBody {
   lastIndex: number;
   appliedDigest: string;
   appliedCount?: number;
-  progress: Record<string, { match: number; next: number; state: string; inflight: number; recentActive: boolean }>;
+  firstIndex?: number;
+  config?: { voters: string[]; learners: string[] };
+  snapshot?: { index: number; term: number; fileBytes: number } | null;
+  transferee?: string | null;
+  progress: Record<string, { match: number; next: number; state: string; inflight: number; recentActive: boolean; learner?: boolean }>;
   transport?: { peers: Record<string, { connected: boolean; queuedMsgs: number; sentMsgs: number; droppedMsgs: number; reconnects: number }> };
 }
 
@@ -475,6 +479,11 @@ function formatStatus(s: StatusBody): string {
     ['node', 'role', 'term', 'leader', 'commit', 'applied', 'lastIndex', 'digest'],
     [s.id, s.role, String(s.term), s.leader ?? '-', String(s.commit), String(s.applied), String(s.lastIndex), s.appliedDigest.slice(0, 12)],
   ]);
+  if (s.config !== undefined) {
+    out += `config: ${describeConfig(s.config)}; log from index ${s.firstIndex ?? 1}; ` +
+      `snapshot ${s.snapshot ? `${s.snapshot.index}/t${s.snapshot.term} (${s.snapshot.fileBytes} bytes)` : 'none'}` +
+      (s.transferee ? `; transferring leadership to ${s.transferee}` : '') + '\n';
+  }
   const peers = Object.keys({ ...s.progress, ...(s.transport?.peers ?? {}) }).sort();
   if (peers.length > 0) {
     out += '\n';

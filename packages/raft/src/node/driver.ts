@@ -352,7 +352,6 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
       this.applied = index;
       if (this.stopRequested()) return;
     }
-    for (const e of restored.entries) if (e.index > this.applied) this.bytesSinceSnapshot += e.data.byteLength;
     // Files not recorded by the log storage are leftovers of a crash (an install or a compaction
     // cut short): the node restarts cleanly on its old state.
     if (this.opts.snapshots !== undefined) await this.opts.snapshots.prune(restored.snapshot ?? null);
