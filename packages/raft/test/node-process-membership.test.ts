@@ -16,6 +16,7 @@ import {
   http,
   killAll,
   run,
+  sigkill,
   sigterm,
   startNode,
   status,
@@ -191,6 +192,30 @@ describe('raft node processes: snapshots and membership', () => {
     await propose([...ports, p4!], 'with four voters');
     const converged = await waitConverged([...ports, p4!]);
     expect(new Set(converged.map((s) => s.appliedDigest)).size).toBe(1);
+  });
+
+  it('replace a crashed node: remove it, and a new node joins by address in its place', async () => {
+    const spec = await clusterSpec(3);
+    const procs = spec.nodes.map((n) => startNode(spec, n, COMPACT));
+    await Promise.all(procs.map(waitListening));
+    const ports = spec.nodes.map((n) => n.port);
+    const leader = await waitLeader(spec);
+    for (let i = 0; i < 50; i++) await propose(ports, `r${i}`);
+    const deadIndex = spec.nodes.findIndex((n) => n !== leader);
+    const dead = spec.nodes[deadIndex]!;
+    await sigkill(procs[deadIndex]!);
+    const alive = spec.nodes.filter((n) => n !== dead);
+    const rm = await runCli(['raft', 'member', 'remove', dead.id, '--endpoint', `127.0.0.1:${alive[0]!.port}`]);
+    expect(rm.code, rm.err).toBe(0);
+    const [p5] = await freePorts(1);
+    const proc5 = run(['raft', 'node', '--id', 'n5', '--data-dir', join(tempDir(), 'n5'), '--listen', `127.0.0.1:${p5}`, '--join', `127.0.0.1:${alive[1]!.port}`, ...FAST, ...COMPACT]);
+    await waitListening(proc5);
+    await waitFor('n5 to be a voter', async () => (await status3(p5!))?.config.voters.includes('n5') === true, 20_000);
+    const now = [...alive.map((n) => n.port), p5!];
+    await propose(now, 'after-replace');
+    const converged = await waitConverged(now);
+    expect(new Set(converged.map((s) => s.appliedDigest)).size).toBe(1);
+    expect(converged[0]!.config.voters.slice().sort()).toEqual([...alive.map((n) => n.id), 'n5'].sort());
   });
 
   it('a rolling restart of every node (SIGTERM: the leader transfers first) loses no client proposal', async () => {
