@@ -712,7 +712,15 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     if (coreApplied !== this.applied || Date.now() < this.snapshotRetryAtMs) return;
     const meta = core.snapshotMetaAt(this.applied);
     // Captured now, synchronously, at exactly meta.index; consumed while applies go on.
-    const data = this.opts.stateMachine.snapshot!({ index: meta.index, term: meta.term });
+    let data: AsyncIterable<Uint8Array>;
+    try {
+      data = this.opts.stateMachine.snapshot!({ index: meta.index, term: meta.term });
+    } catch (e) {
+      // The log is intact without a snapshot: retry later rather than stop the node.
+      this.snapshotRetryAtMs = Date.now() + 1000;
+      this.log.warn({ err: e, index: meta.index }, 'the state machine could not take a snapshot; will retry');
+      return;
+    }
     const discardUpTo = Math.max(0, meta.index - this.snapshotTrailingEntries);
     const bytesCovered = this.bytesSinceSnapshot;
     this.snapshotting = this.takeSnapshot(meta, data, discardUpTo, bytesCovered)
