@@ -71,6 +71,14 @@ describe('election quorum: a learner never votes (its grant never counts)', () =
     expectViolation('election-quorum', () => c.observeRole('x', 'leader', 4, ABC), /x became leader of term 4 with votes from 1 of the 3 voters/);
   });
 
+  it('a learner that campaigns is reported', () => {
+    const c = new InvariantChecker();
+    c.observeRole('l', 'follower', 1, cfg(['a', 'b', 'c'], ['l']));
+    expectViolation('learner-campaign', () => c.observeRole('l', 'pre-candidate', 1, cfg(['a', 'b', 'c'], ['l'])), /l is pre-candidate in term 1 but is a learner/);
+    // Once promoted, it may.
+    c.observeRole('l', 'candidate', 2, cfg(['a', 'b', 'c', 'l']));
+  });
+
   it('votes of another term do not count', () => {
     const c = new InvariantChecker();
     c.observeVoteGranted('a', 'b', 1);

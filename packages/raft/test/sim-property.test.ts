@@ -35,6 +35,21 @@ function actionArb(nodes: number): fc.Arbitrary<FaultAction> {
   );
 }
 
+/** Faults plus membership changes and transfers (issue 3), carried out by the run's operator. */
+function actionWithMembershipArb(nodes: number): fc.Arbitrary<FaultAction> {
+  return fc.oneof(
+    actionArb(nodes),
+    fc.constant({ kind: 'add-node' as const }),
+    fc.record({
+      kind: fc.constant('remove-node' as const),
+      target: fc.oneof(fc.constant('leader' as const), fc.nat({ max: nodes - 1 })),
+      decommission: fc.boolean(),
+    }),
+    fc.record({ kind: fc.constant('replace-node' as const), target: fc.nat({ max: nodes - 1 }) }),
+    fc.constant({ kind: 'transfer' as const }),
+  );
+}
+
 function scheduleArb(nodes: number, maxLength: number): fc.Arbitrary<FaultEvent[]> {
   return fc.array(fc.record({ atMs: fc.integer({ min: 0, max: DURATION_MS - 1 }), action: actionArb(nodes) }), { maxLength });
 }
@@ -51,6 +66,17 @@ describe('fault schedules (fast-check)', () => {
         if (!r.ok) throw new Error(`fast-check seed ${FC_SEED}, sim seed ${seed}, schedule ${show(schedule)}\n${r.report}`);
       }),
       { seed: FC_SEED, numRuns: 80 },
+    );
+  });
+
+  it('no generated schedule of faults, membership changes and transfers breaks an invariant or liveness (5 nodes)', () => {
+    const arb = fc.array(fc.record({ atMs: fc.integer({ min: 0, max: DURATION_MS - 1 }), action: actionWithMembershipArb(5) }), { maxLength: 20 });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1_000_000 }), arb, (seed, schedule) => {
+        const r = runSimulation({ seed, nodes: 5, durationMs: DURATION_MS, schedule });
+        if (!r.ok) throw new Error(`fast-check seed ${FC_SEED + 2}, sim seed ${seed}, schedule ${show(schedule)}\n${r.report}`);
+      }),
+      { seed: FC_SEED + 2, numRuns: 60 },
     );
   });
 

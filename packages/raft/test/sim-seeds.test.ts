@@ -168,6 +168,15 @@ describe('issue 3 in the seed runner: snapshots, membership changes, transfers',
     expect(t.some((l) => / transfer leadership to n\d/.test(l))).toBe(true);
   });
 
+  // Regression seeds: a removed server that was cut off when its removal committed wins one more
+  // election with votes of the new voters (thesis §4.1 lets it campaign), then steps down once it
+  // commits. Safe; the checker flags only a winner whose own commit index covers its removal.
+  it('regression seeds 414 and 943 (5 nodes): an uninformed removed server may win once, safely', () => {
+    const a = runSimulation({ seed: 414, nodes: 5, durationMs: 3000 });
+    const b = runSimulation({ seed: 943, nodes: 5, durationMs: 3000 });
+    expect(failures([a, b])).toBe('');
+  });
+
   it('with membership off and the default variant, a run has no snapshot or configuration events', () => {
     const r = runSimulation({ seed: 5, durationMs: 1500, keepTrace: true, membership: false, variants: false });
     expect(r.ok).toBe(true);

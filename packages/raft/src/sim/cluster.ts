@@ -209,6 +209,8 @@ interface SnapshotStream {
   acked: number;
   /** Next chunk to send. */
   next: number;
+  /** The `acked` value at which the sender last went back to resend (-1: never): once per value. */
+  wentBackAt: number;
   deadlineMs: number;
 }
 
@@ -1111,9 +1113,13 @@ export class SimCluster {
   private maybeCompact(n: SimNode, core: RaftNode): void {
     const policy = this.compaction;
     if (policy === null || n.core !== core) return;
-    const applied = core.status().applied;
+    const status = core.status();
+    const applied = status.applied;
     const d = n.durable;
     if (applied - (d.snapshot?.meta.index ?? 0) < policy.everyEntries) return;
+    // A snapshot from the leader is being installed (the core took it; its Ready.snapshot is not
+    // switched in yet): nothing of ours to snapshot until it is.
+    if (status.snapshotIndex >= applied) return;
     if (n.applied.length < applied) {
       this.checker.fail('driver-contract', `${n.id}'s core has applied ${applied} but its state machine only ${n.applied.length}`);
     }
@@ -1183,6 +1189,7 @@ export class SimCluster {
       total: Math.max(1, Math.ceil(snap.bytes / this.snapshotChunkBytes)),
       acked: 0,
       next: 0,
+      wentBackAt: -1,
       deadlineMs: this.nowMs + this.snapshotStreamTimeoutMs,
     };
     this.streams.set(key, st);
@@ -1280,8 +1287,13 @@ export class SimCluster {
       return;
     }
     if (received > st.acked) st.acked = received;
-    // A repeated acknowledgement below what we sent: a chunk was lost; go back to it.
-    else if (received === st.acked && st.next > st.acked + 1) st.next = st.acked;
+    // A repeated acknowledgement below what we sent: a chunk was lost; go back to it — once per
+    // acknowledged position (more repeats are the other chunks of the window arriving; if the
+    // resent chunk is lost too, the stream times out and the core retries).
+    else if (received === st.acked && st.next > st.acked + 1 && st.wentBackAt !== st.acked) {
+      st.next = st.acked;
+      st.wentBackAt = st.acked;
+    }
     if (st.next < st.acked) st.next = st.acked;
     this.pumpStream(st);
   }

@@ -24,7 +24,8 @@
 //  - Election quorum (§5.2 with thesis §4): a leader was granted votes, in its term, by a majority
 //    of the VOTERS of its own configuration. Learners and outsiders may answer a candidate (a
 //    learner may not know yet that it was promoted), but their grants never count: "a learner
-//    never votes" in the only sense that matters for safety.
+//    never votes" in the only sense that matters for safety. And a learner (by its own latest
+//    configuration) never campaigns: it is never a pre-candidate, candidate or leader.
 //  - Configuration overlap (thesis §4.1): the leaders of two adjacent terms (no leader seen in
 //    between) used configurations whose majorities intersect. For the later leader that is the
 //    configuration it was elected in; for the earlier one, the one in effect when it last
@@ -74,6 +75,8 @@ export type InvariantName =
   | 'election-quorum'
   /** Leaders of adjacent terms used configurations whose majorities can be disjoint (thesis §4.1). */
   | 'config-overlap'
+  /** A learner (in its own configuration) campaigned: learners never start elections. */
+  | 'learner-campaign'
   /** A node became leader after its removal from the configuration was committed (thesis §4.2.2). */
   | 'removed-leader'
   /** A node's applied index went backwards (snapshot install or restart). */
@@ -271,6 +274,9 @@ export class InvariantChecker {
     this.role.set(node, { role, term });
     if (this.verifiedLeaders.has(node) && (role !== 'leader' || this.verifiedLeaders.get(node) !== term)) {
       this.verifiedLeaders.delete(node);
+    }
+    if (role !== 'follower' && config !== undefined && config.learners.includes(node)) {
+      this.fail('learner-campaign', `${node} is ${role} in term ${term} but is a learner in its configuration ${voters(config)} learners [${config.learners.join(',')}]`);
     }
     if (role !== 'leader') return;
     const existing = this.leaderOfTerm.get(term);
