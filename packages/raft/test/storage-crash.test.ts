@@ -3,22 +3,13 @@
 // times over. After every kill the store must load without complaint and hold exactly the log of
 // either the last acknowledged save or the one in flight — never a mix, never a hole.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Entry, HardState } from '../src/core/types.js';
 import { LevelLogStorage } from '../src/storage/leveldb.js';
+import { childProcessHarness } from './child-process-helpers.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const srcDir = resolve(here, '../src');
-// Inside the repository's node_modules so the child resolves classic-level, msgpackr, ... normally.
-const buildDir = resolve(here, '../../../node_modules/.cache', `ballot-storage-crash-${process.pid}`);
 const KILL_ROUNDS = 5;
 const SEED = 7;
 
@@ -71,50 +62,21 @@ for (let step = 0; ; step++) {
 }
 `;
 
-let dataDir: string;
-let child: ChildProcess | null = null;
-
-beforeAll(async () => {
-  // The child runs the real storage code, transpiled (types stripped) from src.
-  // Whole directories, so an import added to any of these files later still resolves.
-  const files = (await Promise.all(['core', 'storage'].map(async (d) => (await readdir(join(srcDir, d))).map((f) => `${d}/${f}`))))
-    .flat()
-    .filter((f) => f.endsWith('.ts'));
-  for (const file of files) {
-    const source = await readFile(join(srcDir, file), 'utf8');
-    const out = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-    });
-    const target = join(buildDir, file.replace(/\.ts$/, '.js'));
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, out.outputText);
-  }
-  await writeFile(join(buildDir, 'package.json'), '{"type":"module"}\n');
-  await writeFile(join(buildDir, 'child.js'), CHILD);
-  dataDir = await mkdtemp(join(tmpdir(), 'ballot-storage-crash-'));
-});
-
-afterEach(() => {
-  if (child !== null && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    process.kill(child.pid, 'SIGKILL');
-  }
-  child = null;
-});
-
-afterAll(async () => {
-  await rm(buildDir, { recursive: true, force: true });
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+// The child runs the real storage code, transpiled (types stripped) from src.
+const harness = childProcessHarness({
+  name: 'storage-crash',
+  srcDirs: ['core', 'storage'],
+  childSource: CHILD,
+  dataDirPrefix: 'ballot-storage-crash-',
 });
 
 it('a SIGKILL mid-save leaves the last acknowledged log or the in-flight one, never a mix', async () => {
   let verifiedKills = 0;
   let killsMidSave = 0; // kills that landed between a save's start and its acknowledgement
   let lastRecovered: string | null = null;
+  const dataDir = harness.dataDir;
   for (let round = 0; round < KILL_ROUNDS; round++) {
-    const proc = spawn(process.execPath, [join(buildDir, 'child.js'), dataDir, String(SEED + round)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = proc;
+    const proc = harness.spawn([dataDir, String(SEED + round)]);
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     // 'close' comes after the child's stdout is drained, so every line it wrote has been seen.
@@ -147,7 +109,6 @@ it('a SIGKILL mid-save leaves the last acknowledged log or the in-flight one, ne
     process.kill(proc.pid!, 'SIGKILL');
     await closed;
     lines.close();
-    child = null;
     const allowed = [acked as string | null, inFlight as string | null].filter((d): d is string => d !== null);
     if (inFlight !== null) killsMidSave++;
 

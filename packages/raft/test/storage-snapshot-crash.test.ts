@@ -5,20 +5,14 @@
 // must open cleanly on either the last installed snapshot or the one in flight (never a record
 // pointing at a missing or torn file), with no temp file left, and the next child restarts on it.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { LevelLogStorage } from '../src/storage/leveldb.js';
 import { SnapshotStore } from '../src/storage/snapshot.js';
+import { childProcessHarness } from './child-process-helpers.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const srcDir = resolve(here, '../src');
-const buildDir = resolve(here, '../../../node_modules/.cache', `ballot-snapshot-crash-${process.pid}`);
 const KILL_ROUNDS = 6;
 
 const CHILD = String.raw`
@@ -56,43 +50,20 @@ for (;;) {
 }
 `;
 
-let dataDir: string;
-let child: ChildProcess | null = null;
-
-beforeAll(async () => {
-  const files = (await Promise.all(['core', 'storage'].map(async (d) => (await readdir(join(srcDir, d))).map((f) => `${d}/${f}`))))
-    .flat()
-    .filter((f) => f.endsWith('.ts'));
-  for (const file of files) {
-    const source = await readFile(join(srcDir, file), 'utf8');
-    const out = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-    });
-    const target = join(buildDir, file.replace(/\.ts$/, '.js'));
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, out.outputText);
-  }
-  await writeFile(join(buildDir, 'package.json'), '{"type":"module"}\n');
-  await writeFile(join(buildDir, 'child.js'), CHILD);
-  dataDir = await mkdtemp(join(tmpdir(), 'ballot-snapshot-crash-'));
-});
-
-afterEach(() => {
-  if (child !== null && child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-  child = null;
-});
-
-afterAll(async () => {
-  await rm(buildDir, { recursive: true, force: true });
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+// The child runs the real storage code, transpiled (types stripped) from src.
+const harness = childProcessHarness({
+  name: 'snapshot-crash',
+  srcDirs: ['core', 'storage'],
+  childSource: CHILD,
+  dataDirPrefix: 'ballot-snapshot-crash-',
 });
 
 it('a SIGKILL mid-install leaves the last installed snapshot or the one in flight, verified, and no temp file', async () => {
   let lastRecovered = -1;
+  const dataDir = harness.dataDir;
   let killsMidWrite = 0;
   for (let round = 0; round < KILL_ROUNDS; round++) {
-    const proc = spawn(process.execPath, [join(buildDir, 'child.js'), dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
+    const proc = harness.spawn([dataDir]);
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const closed = new Promise<void>((res) => proc.once('close', () => res()));
@@ -127,7 +98,6 @@ it('a SIGKILL mid-install leaves the last installed snapshot or the one in fligh
     process.kill(proc.pid!, 'SIGKILL');
     await closed;
     lines.close();
-    child = null;
     if (phase === 'begin') killsMidWrite++;
 
     // Restart: temp files go, the log opens, and its snapshot's file verifies.

@@ -3,23 +3,15 @@
 // pending redial to a peer that is down. It then closes the transport and its server while the
 // peers stay up, and must exit on its own — no process.exit() — with code 0.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Message } from '../src/core/types.js';
 import { encodeHello } from '../src/transport/codec.js';
 import { WsTransport } from '../src/transport/ws.js';
+import { childProcessHarness } from './child-process-helpers.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const srcDir = resolve(here, '../src');
-// Inside the repository's node_modules so the child resolves ws, msgpackr, pino normally.
-const buildDir = resolve(here, '../../../node_modules/.cache', `ballot-transport-exit-${process.pid}`);
 /** A bound on how long the child may take, not a performance assertion: a hang never ends. */
 const EXIT_DEADLINE_MS = 20_000;
 
@@ -49,37 +41,8 @@ for await (const line of lines) {
 process.stdin.destroy();
 `;
 
-let child: ChildProcess | null = null;
-
-beforeAll(async () => {
-  // The child runs the real transport code, transpiled (types stripped) from src.
-  // Whole directories, so an import added to any of these files later still resolves.
-  const files = (await Promise.all(['core', 'transport'].map(async (d) => (await readdir(join(srcDir, d))).map((f) => `${d}/${f}`))))
-    .flat()
-    .filter((f) => f.endsWith('.ts'));
-  for (const file of files) {
-    const source = await readFile(join(srcDir, file), 'utf8');
-    const out = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-    });
-    const target = join(buildDir, file.replace(/\.ts$/, '.js'));
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, out.outputText);
-  }
-  await writeFile(join(buildDir, 'package.json'), '{"type":"module"}\n');
-  await writeFile(join(buildDir, 'child.js'), CHILD);
-});
-
-afterEach(() => {
-  if (child !== null && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    process.kill(child.pid, 'SIGKILL');
-  }
-  child = null;
-});
-
-afterAll(async () => {
-  await rm(buildDir, { recursive: true, force: true });
-});
+// The child runs the real transport code, transpiled (types stripped) from src.
+const harness = childProcessHarness({ name: 'transport-exit', srcDirs: ['core', 'transport'], childSource: CHILD });
 
 async function listen(): Promise<Server> {
   const server = createServer();
@@ -98,10 +61,7 @@ it('after close() the process exits by itself while its peers stay up', async ()
   let n2: WsTransport | null = null;
   let rawPeer: WebSocket | null = null;
   try {
-    const proc = spawn(process.execPath, [join(buildDir, 'child.js'), `127.0.0.1:${portOf(n2Server)}`, n3Address], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child = proc;
+    const proc = harness.spawn([`127.0.0.1:${portOf(n2Server)}`, n3Address], 'pipe');
     let stdout = '';
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
