@@ -177,6 +177,14 @@ describe('issue 3 in the seed runner: snapshots, membership changes, transfers',
     expect(failures([a, b])).toBe('');
   });
 
+  // Regression seed: a snapshot stream completed after its leader had moved to a new term, so
+  // the receiver's core refused that stale InstallSnapshot; later streams of the same snapshot
+  // found the data already complete and were acknowledged without stepping their own (current)
+  // message, so two followers never caught up (fixed: every stream's message is stepped once).
+  it('regression seed 1468 (5 nodes): a snapshot completed under an old term is installed by the next stream', () => {
+    expect(failures([runSimulation({ seed: 1468, nodes: 5, durationMs: 3000 })])).toBe('');
+  });
+
   it('with membership off and the default variant, a run has no snapshot or configuration events', () => {
     const r = runSimulation({ seed: 5, durationMs: 1500, keepTrace: true, membership: false, variants: false });
     expect(r.ok).toBe(true);

@@ -178,7 +178,7 @@ interface SimNode {
   /** A snapshot received whole from a leader, waiting for the core's Ready.snapshot (lost on crash). */
   receivedSnapshot: SimSnapshot | null;
   /** The temporary area of the snapshot being received (lost on crash). */
-  inbound: { readonly key: string; readonly total: number; received: number } | null;
+  inbound: { readonly key: string; readonly total: number; received: number; steppedStream: number } | null;
   /** Configuration last seen at this node (for the trace and for status() while down). */
   lastConfigKey: string;
   lastConfig: ClusterConfig;
@@ -1248,22 +1248,25 @@ export class SimCluster {
     const m = st.message;
     const key = `${m.from}:${m.meta.index}:${m.meta.term}`;
     // The temporary area holds one snapshot; chunks of another replace it.
-    if (n.inbound === null || n.inbound.key !== key) n.inbound = { key, total: st.total, received: 0 };
+    if (n.inbound === null || n.inbound.key !== key) n.inbound = { key, total: st.total, received: 0, steppedStream: 0 };
     const tmp = n.inbound;
     if (seq === tmp.received && tmp.received < tmp.total) {
       tmp.received++;
       this.trace(`${tag} ${what}`);
-      if (tmp.received === tmp.total) {
-        // The whole snapshot is here (and would be verified): hand the core its InstallSnapshot.
-        n.receivedSnapshot = st.snapshot;
-        this.trace(`${tag} ${formatMessage(m)} (data complete)`);
-        try {
-          n.core.step(m);
-        } catch (e) {
-          this.coreThrew(n, `step(${m.type})`, e);
-        }
-        this.afterInput(n);
+    }
+    if (tmp.received === tmp.total && tmp.steppedStream !== st.id) {
+      // The whole snapshot is here (and would be verified): hand the core this stream's
+      // InstallSnapshot — once per stream, also when the data was already complete from an
+      // earlier stream (whose message may have been stale by the time it arrived).
+      tmp.steppedStream = st.id;
+      n.receivedSnapshot = st.snapshot;
+      this.trace(`${tag} ${formatMessage(m)} (data complete)`);
+      try {
+        n.core.step(m);
+      } catch (e) {
+        this.coreThrew(n, `step(${m.type})`, e);
       }
+      this.afterInput(n);
     }
     // Acknowledge what we hold in order (a duplicate or out-of-order chunk re-acknowledges).
     const received = tmp.received;
