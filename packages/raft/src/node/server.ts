@@ -583,17 +583,23 @@ export class NodeServer {
       return { voter: c.voters.includes(id), member: c.voters.includes(id) || c.learners.includes(id) };
     };
     const endpoints = (): string[] => [via, ...Object.entries(this.addresses).filter(([n]) => n !== id).map(([, a]) => a)];
-    while (!this.closing && !self().member) {
+    const tell = (attempt: number, what: string, r: JsonReply | null): void => {
+      // Say why every 25 attempts (~5 s), so an operator sees a join that cannot succeed.
+      if (attempt % 25 === 0) log.warn({ attempt, status: r?.status ?? null, reply: r?.body ?? 'no member reachable' }, `${what} not done yet; retrying`);
+    };
+    for (let attempt = 1; !this.closing && !self().member; attempt++) {
       const r = await requestLeader(endpoints(), 'POST', '/members', JSON.stringify({ id, address: this.address }));
       if (r !== null && (r.status === 200 || (r.status === 400 && /already a/.test(String(r.body['message']))))) break;
+      tell(attempt, 'joining as a learner', r);
       await sleep(200);
     }
     if (this.closing) return;
     log.info({ id }, 'added to the cluster as a learner (or already a member)');
     if (this.opts.joinAs === 'learner') return;
-    while (!this.closing && !self().voter) {
+    for (let attempt = 1; !this.closing && !self().voter; attempt++) {
       const r = await requestLeader(endpoints(), 'POST', `/members/${encodeURIComponent(id)}/promote`, '');
       if (r !== null && (r.status === 200 || (r.status === 400 && /already a voter/.test(String(r.body['message']))))) break;
+      tell(attempt, 'promotion to voter', r);
       await sleep(200);
     }
     if (!this.closing) log.info({ id }, 'promoted to voter');
