@@ -95,6 +95,9 @@ async function side(id: string, clusterId: string, addressOf: (id: string) => st
   return { http, port, store, streamer, received };
 }
 
+/** The receiver's address book: it knows the leader n1. */
+const knowsN1 = (id: string): string | undefined => (id === 'n1' ? '127.0.0.1:1' : undefined);
+
 const META: SnapshotMeta = { index: 500, term: 3, config: { voters: ['n1', 'n2', 'n3'], learners: ['n4'] } };
 const MESSAGE: InstallSnapshot = { type: 'InstallSnapshot', from: 'n1', to: 'n4', term: 3, meta: META };
 
@@ -107,7 +110,7 @@ function payload(n: number): Uint8Array {
 describe('snapshot streaming', () => {
   it('streams a multi-chunk snapshot; a connection cut mid-stream resumes at the written offset', async () => {
     const addresses: Record<string, string> = {};
-    const receiver = await side('n4', 'c1', () => undefined);
+    const receiver = await side('n4', 'c1', knowsN1);
     const sender = await side('n1', 'c1', (id) => addresses[id]);
     const proxy = await cuttingProxy(receiver.port, 1024 * 1024);
     addresses['n4'] = `127.0.0.1:${proxy.port}`;
@@ -136,13 +139,15 @@ describe('snapshot streaming', () => {
 
   it('refuses a stream from another cluster, and a file that does not verify; neither leaves a file', async () => {
     const addresses: Record<string, string> = {};
-    const receiver = await side('n4', 'c1', () => undefined);
+    const receiver = await side('n4', 'c1', knowsN1);
     const stranger = await side('n1', 'other', (id) => addresses[id]);
     const sender = await side('n1', 'c1', (id) => addresses[id]);
     addresses['n4'] = `127.0.0.1:${receiver.port}`;
 
     const file = await sender.store.write({ meta: META, addresses: {} }, [payload(200_000)]);
     await expect(stranger.streamer.send(MESSAGE, file)).rejects.toThrow(/refused.*cluster id mismatch/);
+    // A sender the receiver has never heard of is refused too (as on /raft).
+    await expect(sender.streamer.send({ ...MESSAGE, from: 'n9' }, file)).rejects.toThrow(/refused.*unknown sender n9/);
 
     // Flip a data byte in the sender's file: the receiver's verification fails, and says so.
     const bytes = await readFile(file.path);
@@ -151,6 +156,6 @@ describe('snapshot streaming', () => {
     await expect(sender.streamer.send(MESSAGE, file)).rejects.toThrow(/could not verify.*checksum mismatch/);
     expect(receiver.received).toHaveLength(0);
     expect(await readdir(receiver.store.dir)).toEqual([]);
-    expect(sender.streamer.stats().failedSends).toBe(1);
+    expect(sender.streamer.stats().failedSends).toBe(2); // the unknown sender, the bad file
   });
 });

@@ -12,7 +12,8 @@
 //
 //   sender → receiver  offer  {t, v: 1, clusterId, from, to, term, meta, fileBytes}
 //   receiver → sender  accept {t, offset}        bytes of this very transfer it already holds
-//                      refuse {t, reason}        wrong cluster/node, or a bad offer (no retry)
+//                      refuse {t, reason}        wrong cluster/node, unknown sender, or a bad
+//                                                offer (no retry)
 //   sender → receiver  chunk  {t, offset, data, crc}   data <= chunkBytes, crc = CRC32C(data)
 //   receiver → sender  ack    {t, offset}        bytes written so far, after this chunk
 //   receiver → sender  done   {t}                whole file verified, switched in as a snapshot
@@ -447,6 +448,8 @@ export class SnapshotStreamer implements SnapshotSender {
     if (f.v !== SNAPSHOT_STREAM_VERSION) throw new Error(`stream version ${f.v} unsupported (this node speaks ${SNAPSHOT_STREAM_VERSION})`);
     if (f.clusterId !== this.opts.clusterId) throw new Error('cluster id mismatch');
     if (f.to !== this.opts.nodeId) throw new Error(`offer addressed to ${f.to}, this is ${this.opts.nodeId}`);
+    // As on /raft: only a node this one knows of (a member, or the leader it was told about).
+    if (this.opts.addressOf(f.from) === undefined) throw new Error(`unknown sender ${f.from}`);
     const key = `${f.from}/${f.meta.index}/${f.meta.term}/${f.fileBytes}`;
     const current = this.incoming;
     if (current !== null && current.key === key && !current.finishing) {
