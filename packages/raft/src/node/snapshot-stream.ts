@@ -270,6 +270,7 @@ export class SnapshotStreamer implements SnapshotSender {
     try {
       fh = await open(file.path, 'r');
       for (let attempt = 1; ; attempt++) {
+        if (this.closed) throw new RaftError('STOPPED', 'snapshot streamer is closed');
         try {
           await this.attempt(message, file, fh, attempt);
           this.counters.completedSends++;
