@@ -36,7 +36,9 @@ export function registerSimCommand(program: Command): Command {
   const cmd = new Command('sim')
     .description(
       'Run the deterministic Raft simulator: per seed, a cluster under random partitions, crashes, lossy links and clock skew, ' +
-        'checking the safety invariants after every step and liveness after healing. The last stdout line is a JSON summary.',
+        'with log compaction and chunked snapshot installs, membership changes (learners added and promoted, voters and leaders ' +
+        'removed, nodes replaced) and leadership transfers, checking the safety invariants after every step and liveness after ' +
+        'healing. The last stdout line is a JSON summary.',
     )
     .option('--seeds <n>', 'number of seeds to run (first-seed .. first-seed + n - 1)', parseIntIn('--seeds', 1, 10_000_000), 100)
     .option('--nodes <n>', 'nodes per cluster', parseIntIn('--nodes', 1, 15), 5)
