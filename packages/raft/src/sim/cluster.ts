@@ -943,10 +943,13 @@ export class SimCluster {
       n.lastTerm = s.term;
       n.lastLeader = s.leader;
     }
-    const key = configKey(s.config);
-    if (key !== n.lastConfigKey) {
-      this.trace(`${n.id} config ${describeConfig(s.config)}${s.configIndex > 0 ? ` (entry ${s.configIndex})` : ''}`);
-      n.lastConfigKey = key;
+    // (The core hands out the same object while its configuration is unchanged: compare cheaply first.)
+    if (s.config !== n.lastConfig) {
+      const key = configKey(s.config);
+      if (key !== n.lastConfigKey) {
+        this.trace(`${n.id} config ${describeConfig(s.config)}${s.configIndex > 0 ? ` (entry ${s.configIndex})` : ''}`);
+        n.lastConfigKey = key;
+      }
       n.lastConfig = s.config;
     }
     this.checker.observeRole(n.id, s.role, s.term, s.config, s.commit);
