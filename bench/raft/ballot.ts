@@ -28,6 +28,8 @@ export interface BallotClusterOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly logLevel: string;
+  /** More `raft node` flags appended to every member's command line (e.g. snapshot settings). */
+  readonly extraArgs?: readonly string[];
 }
 
 interface Member {
@@ -120,6 +122,7 @@ export class BallotCluster implements BenchCluster {
         '--election-ticks', String(this.opts.electionTicks),
         '--heartbeat-ticks', String(this.opts.heartbeatTicks),
         '--log-level', this.opts.logLevel,
+        ...(this.opts.extraArgs ?? []),
       ],
       logFile: m.logFile,
     });

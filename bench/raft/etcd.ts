@@ -47,6 +47,8 @@ export interface EtcdClusterOptions {
   readonly size: number;
   readonly heartbeatMs: number;
   readonly electionTimeoutMs: number;
+  /** More etcd flags appended to every member's command line (e.g. snapshot and compaction settings). */
+  readonly extraArgs?: readonly string[];
 }
 
 interface Member {
@@ -159,6 +161,7 @@ export class EtcdCluster implements BenchCluster {
         '--pre-vote=true',
         '--logger', 'zap',
         '--log-level', 'warn',
+        ...(this.opts.extraArgs ?? []),
       ],
       logFile: m.logFile,
     });
