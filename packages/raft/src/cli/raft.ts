@@ -594,7 +594,8 @@ async function runCluster(o: ClusterFlags): Promise<void> {
   const stopAll = (): Promise<void> => {
     stopping ??= (async () => {
       for (const m of members) if (m.exit === null && m.child.pid) safeKill(m.child.pid, 'SIGTERM');
-      const deadline = Date.now() + 5000;
+      // A node's graceful stop may first try a leadership transfer and drain (bounded, < 10 s).
+      const deadline = Date.now() + 10_000;
       while (members.some((m) => m.exit === null) && Date.now() < deadline) await sleep(50);
       for (const m of members) if (m.exit === null && m.child.pid) safeKill(m.child.pid, 'SIGKILL');
     })();

@@ -381,18 +381,29 @@ export class NodeServer {
    */
   async shutdown(transferTimeoutMs = 3000, drainMs = 2000): Promise<void> {
     const log = this.opts.logger;
+    let transferred = false;
     if (this.opts.transferOnShutdown !== false && this.driver.role === 'leader') {
       const to = this.bestTransferTarget();
       if (to !== null) {
         log.info({ to }, 'leader shutting down: transferring leadership first');
-        await this.driver.transferLeadership(to, { timeoutMs: transferTimeoutMs }).then(
-          (ack) => log.info({ leader: ack.leader, term: ack.term }, 'leadership transferred'),
-          (e: unknown) => log.warn({ err: (e as Error).message }, 'leadership transfer failed; stopping anyway'),
+        transferred = await this.driver.transferLeadership(to, { timeoutMs: transferTimeoutMs }).then(
+          (ack) => {
+            log.info({ leader: ack.leader, term: ack.term }, 'leadership transferred');
+            return true;
+          },
+          (e: unknown) => {
+            log.warn({ err: (e as Error).message }, 'leadership transfer failed; stopping anyway');
+            return false;
+          },
         );
       }
     }
-    const deadline = Date.now() + drainMs;
-    while (this.driver.status().pendingProposals > 0 && Date.now() < deadline) await sleep(20);
+    // Proposals handed over to the new leader are acknowledged here once applied: give them a
+    // moment (when no transfer happened there is no one to commit them sooner).
+    if (transferred) {
+      const deadline = Date.now() + drainMs;
+      while (this.driver.status().pendingProposals > 0 && Date.now() < deadline) await sleep(20);
+    }
     await this.close();
   }
 
