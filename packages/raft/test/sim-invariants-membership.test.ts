@@ -163,6 +163,19 @@ describe('a removed node never leads again (thesis §4.2.2)', () => {
     c.observeRole('c', 'follower', 1, cfg(['a', 'b']));
   });
 
+  it('a leader still leading well after its own removal committed is reported; stepping down in time is fine', () => {
+    let now = 0;
+    const c = new InvariantChecker({ now: () => now });
+    c.observeOrphanLeader('c', 1, true, 200);
+    now = 150;
+    c.observeOrphanLeader('c', 1, true, 200);
+    c.observeOrphanLeader('c', 1, false, 200); // stepped down
+    now = 400;
+    c.observeOrphanLeader('c', 1, true, 200); // a new episode starts the clock again
+    now = 601;
+    expectViolation('removed-leader', () => c.observeOrphanLeader('c', 1, true, 200), /c still leads term 1 201\.0ms after its removal committed/);
+  });
+
   it('an uncommitted removal does not count, and a later committed re-add clears it', () => {
     const c = new InvariantChecker();
     c.observeDurable('a', [noop(1, 1), conf(2, 1, { type: 'remove', node: 'c' })], 1, hs(1, 1));

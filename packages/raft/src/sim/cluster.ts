@@ -953,6 +953,12 @@ export class SimCluster {
       n.lastConfig = s.config;
     }
     this.checker.observeRole(n.id, s.role, s.term, s.config, s.commit);
+    this.checker.observeOrphanLeader(
+      n.id,
+      s.term,
+      s.role === 'leader' && !s.config.voters.includes(n.id) && s.configIndex <= s.commit,
+      2 * this.electionTicks * this.tickMs,
+    );
     this.checker.observeCommit(n.id, s.commit);
     if (s.role === 'leader' && s.commit > n.lastCommit) {
       this.checker.observeLeaderCommit(n.id, s.term, n.lastCommit, s.commit, this.durableEntry(n, s.commit), s.config);

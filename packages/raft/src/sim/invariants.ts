@@ -42,7 +42,8 @@
 //    until that configuration commits; a removed server cut off when the removal committed can
 //    thus win once more, with votes of the NEW configuration, and steps down as soon as it
 //    commits. That is safe, so only the informed case is a violation; the run also checks at the
-//    end that the final leader is a voter of its configuration.)
+//    end that the final leader is a voter of its configuration.) And a leader whose own removal
+//    is committed in its log steps down within a bound (thesis §4.2.2).
 //  - Applied index monotonic: a node's state machine never goes back, neither when a snapshot is
 //    installed (only a newer one may be switched in) nor across a restart (the snapshot plus the
 //    durable log up to the durable commit index must cover everything applied before the crash:
@@ -241,6 +242,8 @@ export class InvariantChecker {
   private readonly leaderInfo = new Map<number, LeaderInfo>();
   // Removed nodes: node → index of the committed config entry that removed it.
   private readonly removedAt = new Map<NodeId, number>();
+  // Removed leaders: since when each has led with its removal committed in its log.
+  private readonly orphanSince = new Map<NodeId, number>();
   // Applied index monotonic: the highest applied index each node reached (kept across crashes).
   private readonly appliedIndex = new Map<NodeId, number>();
 
@@ -558,7 +561,29 @@ export class InvariantChecker {
     }
   }
 
+  /**
+   * `node` is (or is not) an "orphan" leader: leading although it is not a voter of its
+   * configuration and that configuration's entry is committed in its log. Thesis §4.2.2: it
+   * steps down once the change commits; it may take at most `boundMs`.
+   */
+  observeOrphanLeader(node: NodeId, term: number, orphan: boolean, boundMs: number): void {
+    if (!orphan) {
+      this.orphanSince.delete(node);
+      return;
+    }
+    const now = this.ctx.now?.() ?? 0;
+    const since = this.orphanSince.get(node) ?? now;
+    this.orphanSince.set(node, since);
+    if (now - since > boundMs) {
+      this.fail(
+        'removed-leader',
+        `${node} still leads term ${term} ${(now - since).toFixed(1)}ms after its removal committed (bound ${boundMs}ms); thesis §4.2.2: it steps down once the change commits`,
+      );
+    }
+  }
+
   observeCrash(node: NodeId): void {
+    this.orphanSince.delete(node);
     this.forgetReadsOf(node);
     this.lastCommit.delete(node);
     this.verifiedLeaders.delete(node);
