@@ -175,8 +175,11 @@ interface SimNode {
   inflight: Ready | null;
   /** The state machine: every entry applied, in index order (noops included); rebuilt at restart. */
   applied: Entry[];
-  /** A snapshot received whole from a leader, waiting for the core's Ready.snapshot (lost on crash). */
-  receivedSnapshot: SimSnapshot | null;
+  /**
+   * Snapshots received whole from a leader, by "index:term", kept until a Ready.snapshot names one
+   * (lost on crash). At most MAX_RECEIVED_SNAPSHOTS: the oldest is dropped first.
+   */
+  readonly receivedSnapshots: Map<string, SimSnapshot>;
   /** The temporary area of the snapshot being received (lost on crash). */
   inbound: { readonly key: string; readonly total: number; received: number; steppedStream: number } | null;
   /** Configuration last seen at this node (for the trace and for status() while down). */
@@ -237,6 +240,9 @@ function snapshotBytes(image: readonly Entry[]): number {
   for (const e of image) bytes += e.data.length + 16;
   return bytes;
 }
+
+/** Bound on whole snapshots a node keeps while waiting for its core's Ready.snapshot (oldest dropped first). */
+const MAX_RECEIVED_SNAPSHOTS = 4;
 
 /** Bound on read results kept for readResults() (oldest dropped first). */
 const MAX_READ_RESULTS = 100_000;
@@ -336,7 +342,7 @@ export class SimCluster {
       durable: { hardState: EMPTY_HARD_STATE, log: [], base: { index: 0, term: 0 }, snapshot: null },
       inflight: null,
       applied: [],
-      receivedSnapshot: null,
+      receivedSnapshots: new Map(),
       inbound: null,
       lastConfigKey: configKey(bootstrapConfig),
       lastConfig: bootstrapConfig,
@@ -485,7 +491,7 @@ export class SimCluster {
     n.proposals.clear();
     // The temporary snapshot area and a snapshot not yet switched in are lost; streams it was sending stop.
     n.inbound = null;
-    n.receivedSnapshot = null;
+    n.receivedSnapshots.clear();
     for (const [key, st] of this.streams) if (st.from === n) this.streams.delete(key);
     n.lastRole = null;
     n.lastLeader = null;
@@ -1087,15 +1093,16 @@ export class SimCluster {
    * the state machine becomes its image, it becomes the durable snapshot, the log is emptied.
    */
   private switchInSnapshot(n: SimNode, meta: SnapshotMeta): void {
-    const got = n.receivedSnapshot;
-    if (got === null || got.meta.index !== meta.index || got.meta.term !== meta.term) {
+    const got = n.receivedSnapshots.get(`${meta.index}:${meta.term}`);
+    if (got === undefined) {
       this.checker.fail(
         'driver-contract',
         `${n.id}'s Ready asks to switch in snapshot (${meta.index},${meta.term}) but the driver received ` +
-          (got === null ? 'none' : `(${got.meta.index},${got.meta.term})`),
+          (n.receivedSnapshots.size === 0 ? 'none' : [...n.receivedSnapshots.keys()].map((k) => `(${k.replace(':', ',')})`).join(' ')),
       );
     }
-    n.receivedSnapshot = null;
+    // Received snapshots at or below this one will not be asked for any more.
+    for (const [key, r] of n.receivedSnapshots) if (r.meta.index <= meta.index) n.receivedSnapshots.delete(key);
     const before = n.applied.length;
     // The state machine: the image must agree with what was applied here (State Machine Safety),
     // and must not be older than it (checked by observeAppliedIndex).
@@ -1268,7 +1275,11 @@ export class SimCluster {
       // InstallSnapshot — once per stream, also when the data was already complete from an
       // earlier stream (whose message may have been stale by the time it arrived).
       tmp.steppedStream = st.id;
-      n.receivedSnapshot = st.snapshot;
+      n.receivedSnapshots.set(`${st.snapshot.meta.index}:${st.snapshot.meta.term}`, st.snapshot);
+      for (const key of n.receivedSnapshots.keys()) {
+        if (n.receivedSnapshots.size <= MAX_RECEIVED_SNAPSHOTS) break;
+        n.receivedSnapshots.delete(key);
+      }
       this.trace(`${tag} ${formatMessage(m)} (data complete)`);
       try {
         n.core.step(m);
