@@ -290,7 +290,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private snapshotting: Promise<void> | null = null;
   /** No new snapshot attempt before this time (after a failure). */
   private snapshotRetryAtMs = 0;
-  /** Files received from a leader, verified, waiting for the core's Ready.snapshot (newest only). */
+  /** Files received from a leader, verified, waiting for the core's Ready.snapshot (at most 4). */
   private readonly receivedSnapshots = new Map<string, VerifiedSnapshot>();
   /** Outgoing snapshot streams by follower. */
   private readonly sendingSnapshots = new Map<NodeId, string>();
@@ -801,8 +801,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     if (file.index !== message.meta.index || file.term !== message.meta.term) {
       throw new RaftError('BAD_REQUEST', `snapshot file ${file.index}/${file.term} does not match InstallSnapshot ${message.meta.index}/${message.meta.term}`);
     }
-    this.receivedSnapshots.clear(); // only the newest is kept
+    // Kept until a Ready.snapshot names one (core contract, InstallSnapshot); at most 4, oldest
+    // dropped first (its file stays on disk until a prune, so verify() still finds it).
     this.receivedSnapshots.set(`${file.index}/${file.term}`, file);
+    while (this.receivedSnapshots.size > 4) this.receivedSnapshots.delete(this.receivedSnapshots.keys().next().value!);
     this.core.step(message);
     this.schedule();
   }
