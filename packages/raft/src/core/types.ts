@@ -235,12 +235,16 @@ export interface FailedRead {
  *      entry at or before snapshot.index (every stored entry is deleted). Only then go on;
  *   1. persist `hardState` (if present) and `entries` atomically and durably (fsync). If
  *      `entries[0].index` is at or below the stored last index, the stored suffix from that
- *      index on is replaced (truncated and rewritten in the same atomic batch);
+ *      index on is replaced (truncated and rewritten in the same atomic batch). A hard state
+ *      whose only change is `commit` need not be synced on its own: commitIndex is volatile
+ *      (Figure 2) and a restarted node learns it again, so the node driver writes it with the
+ *      next save. Term and vote must always be durable before any message is sent;
  *   2. only then send `messages` (durability before acknowledgement);
  *   3. apply `committedEntries` in order to the state machine (all are already durable locally);
  *   4. answer `readStates` once applied >= index, fail `failedReads`;
  *   5. call `advance(ready)`.
- * Fields are empty arrays (never undefined) when there is nothing to do.
+ * Fields are empty arrays (never undefined) when there is nothing to do. Only one Ready is
+ * outstanding at a time: hasReady() is false, and ready() throws, until it is advanced.
  */
 export interface Ready {
   /** A snapshot installed from the leader (see step 0 above), or null. */
@@ -295,7 +299,10 @@ export interface RaftConfig {
   readonly leaseDriftTicks?: number;
   /** Bound on AppendEntries messages in flight to one follower (pipelining). Default 256. */
   readonly maxInflightMsgs?: number;
-  /** Bound on the entry payload bytes of one AppendEntries (at least one entry is always sent). Default 1 MiB. */
+  /**
+   * Bound on the entry bytes of one AppendEntries: payload plus 16 bytes per entry (so batches of
+   * empty entries are bounded too). At least one entry is always sent. Default 1 MiB.
+   */
   readonly maxMsgBytes?: number;
   /**
    * Bound on the bytes of entries a leader has appended but not committed. Past it, propose()
