@@ -158,6 +158,8 @@ export class NodeServer {
   /** With --join: the members the contacted node reported, linked until our own config is known. */
   private readonly joinMembers: readonly NodeId[];
   private joining: Promise<void> | null = null;
+  /** Set by shutdown(): answers carry `Connection: close`. */
+  private draining = false;
 
   private constructor(
     private readonly opts: NodeServerOptions,
@@ -369,7 +371,11 @@ export class NodeServer {
       this.http.closeAllConnections();
       await this.streamer.close();
       await this.driver.stop();
-      await closed;
+      // Bounded: a connection the server still counts may never close by itself (seen under
+      // load, with no handle left to keep the process alive), so 'close' may never come.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+      clearTimeout(timer);
     })();
     return this.closing;
   }
@@ -377,9 +383,9 @@ export class NodeServer {
   /**
    * A graceful stop: a leader hands leadership to its most up-to-date voter first (thesis §3.10,
    * bounded by transferTimeoutMs), then waits up to drainMs for its proposals in flight to be
-   * applied (acknowledged to their clients), then close().
+   * applied (acknowledged to their clients), lets HTTP clients go for graceMs, then close().
    */
-  async shutdown(transferTimeoutMs = 3000, drainMs = 2000): Promise<void> {
+  async shutdown(transferTimeoutMs = 3000, drainMs = 2000, graceMs = 300): Promise<void> {
     const log = this.opts.logger;
     let transferred = false;
     if (this.opts.transferOnShutdown !== false && this.driver.role === 'leader') {
@@ -404,6 +410,13 @@ export class NodeServer {
       const deadline = Date.now() + drainMs;
       while (this.driver.status().pendingProposals > 0 && Date.now() < deadline) await sleep(20);
     }
+    // Let HTTP clients move on before connections are cut: from now on every answer says
+    // `Connection: close` (a client then does not reuse the connection, so no request is lost in
+    // flight on a keep-alive connection being closed), idle connections close now, and requests
+    // still arriving are answered (a follower redirects) for a short grace period.
+    this.draining = true;
+    this.http.closeIdleConnections();
+    await sleep(graceMs);
     await this.close();
   }
 
@@ -483,6 +496,7 @@ export class NodeServer {
   // HTTP
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.draining) res.setHeader('connection', 'close');
     const url = new URL(req.url ?? '/', 'http://node');
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     const memberPath = /^\/members\/([^/]+)(\/promote)?$/.exec(url.pathname);
