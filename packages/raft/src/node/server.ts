@@ -411,11 +411,12 @@ export class NodeServer {
       while (this.driver.status().pendingProposals > 0 && Date.now() < deadline) await sleep(20);
     }
     // Let HTTP clients move on before connections are cut: from now on every answer says
-    // `Connection: close` (a client then does not reuse the connection, so no request is lost in
-    // flight on a keep-alive connection being closed), idle connections close now, and requests
-    // still arriving are answered (a follower redirects) for a short grace period.
+    // `Connection: close` (the client does not reuse that connection), and requests keep being
+    // answered (a follower redirects) for a short grace period. Idle keep-alive connections are
+    // not closed early: a client may be writing a request on one at that very moment (it would
+    // see a reset and not know whether its proposal arrived); its next request gets an answer
+    // and the close.
     this.draining = true;
-    this.http.closeIdleConnections();
     await sleep(graceMs);
     await this.close();
   }
