@@ -220,7 +220,10 @@ describe('raft node processes: snapshots and membership', () => {
 
   it('a rolling restart of every node (SIGTERM: the leader transfers first) loses no client proposal', async () => {
     const spec = await clusterSpec(3);
-    const procs: Proc[] = spec.nodes.map((n) => startNode(spec, n, COMPACT));
+    // Slower ticks than FAST (election timeout 400-800 ms): on a busy machine a 200 ms timeout
+    // brings spurious elections, and a leader deposed that way rightly reports LEADERSHIP_LOST.
+    const SLOWER = [...COMPACT, '--tick-ms', '40'];
+    const procs: Proc[] = spec.nodes.map((n) => startNode(spec, n, SLOWER));
     await Promise.all(procs.map(waitListening));
     const ports = spec.nodes.map((n) => n.port);
     await waitLeader(spec);
@@ -274,7 +277,7 @@ describe('raft node processes: snapshots and membership', () => {
       await new Promise((res) => setTimeout(res, 400)); // let some proposals through
       expect(await sigterm(procs[i]!)).toBe(0);
       stopped.push(procs[i]!);
-      procs[i] = startNode(spec, node, COMPACT);
+      procs[i] = startNode(spec, node, SLOWER);
       await waitListening(procs[i]!);
       await waitFor(`${node.id} to catch up after its restart`, async () => {
         const [s, l] = await Promise.all([status3(node.port), waitLeader(spec).then((n) => status3(n.port))]);

@@ -298,6 +298,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private readonly coreInbox: ((core: RaftNode) => void)[] = [];
   /** The configuration last announced with the 'config' event. */
   private configKey = '';
+  /** The term in which this node last started a leadership transfer (0: never). */
+  private transferTerm = 0;
   /** A leadership transfer this node started, and who waits for it. */
   private transfer: { readonly to: NodeId; readonly deadlineMs: number; readonly waiters: Deferred<TransferAck>[] } | null = null;
 
@@ -856,6 +858,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     } catch (e) {
       return Promise.reject(isRaftError(e) ? e : new RaftError('BAD_REQUEST', e instanceof Error ? e.message : String(e)));
     }
+    this.transferTerm = this.core.status().term;
     const electionTicks = this.opts.config.electionTicks ?? 10;
     const timeoutMs = opts.timeoutMs ?? Math.max(1000, 2 * electionTicks * this.tickMs);
     return new Promise<TransferAck>((resolve, reject) => {
@@ -990,7 +993,9 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     // ...except after a leadership transfer: the leader stopped appending and brought the target
     // up to date before handing over (thesis §3.10), so those entries are in the new leader's log
     // and normally commit; they are acknowledged (or dropped) when applied, or time out.
-    const handingOver = previous.role === 'leader' && next.role !== 'leader' && this.transfer !== null;
+    // (Also when the transfer was already given up: the target may still win the election the
+    // TimeoutNow started, in the same term.)
+    const handingOver = previous.role === 'leader' && next.role !== 'leader' && (this.transfer !== null || this.transferTerm === previous.term);
     if (handingOver) for (const p of this.appended.values()) p.handedOver = true;
     if (next.role !== 'leader' || next.term !== previous.term) {
       for (const [index, p] of this.appended) {
