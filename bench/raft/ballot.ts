@@ -2,8 +2,6 @@
 // (real LevelDB with fsync, real ws transport), and a client speaking the node's pipelined
 // msgpack protocol on ws /client, multiplexed over a few connections per member.
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import WebSocket from 'ws';
 import {
@@ -11,11 +9,10 @@ import {
   getJson,
   isRecord,
   randomPayload,
-  tailOf,
-  type BenchCluster,
   type ProposeClient,
 } from './cluster.js';
-import { freePorts, StopWaiting, waitUntil, type ManagedProcess, type Supervisor } from './supervisor.js';
+import { ProcessCluster, type ProcessMember } from './process-cluster.js';
+import { freePorts, type Supervisor } from './supervisor.js';
 
 export interface BallotClusterOptions {
   readonly supervisor: Supervisor;
@@ -32,12 +29,8 @@ export interface BallotClusterOptions {
   readonly extraArgs?: readonly string[];
 }
 
-interface Member {
-  readonly name: string;
+interface Member extends ProcessMember {
   readonly port: number;
-  readonly dataDir: string;
-  readonly logFile: string;
-  proc: ManagedProcess | null;
 }
 
 interface NodeStatus {
@@ -65,15 +58,18 @@ function parseStatus(value: unknown): NodeStatus {
   };
 }
 
-export class BallotCluster implements BenchCluster {
+export class BallotCluster extends ProcessCluster<Member> {
   readonly system = 'ballot' as const;
-  readonly members: readonly string[];
   readonly electionTimeoutMs: number;
-  private readonly byName = new Map<string, Member>();
+  protected readonly leaderIndexName = 'commit index';
   private peersArg = '';
 
   constructor(private readonly opts: BallotClusterOptions) {
-    this.members = Array.from({ length: opts.size }, (_, i) => `n${i + 1}`);
+    super(
+      Array.from({ length: opts.size }, (_, i) => `n${i + 1}`),
+      opts.supervisor,
+      opts.workDir,
+    );
     this.electionTimeoutMs = opts.tickMs * opts.electionTicks;
   }
 
@@ -84,32 +80,18 @@ export class BallotCluster implements BenchCluster {
   async start(): Promise<void> {
     const ports = await freePorts(this.members.length);
     for (const [i, name] of this.members.entries()) {
-      const dataDir = join(this.opts.workDir, 'ballot', name);
-      mkdirSync(dataDir, { recursive: true });
-      this.byName.set(name, {
-        name,
-        port: ports[i] as number,
-        dataDir,
-        logFile: join(this.opts.workDir, `ballot-${name}.log`),
-        proc: null,
-      });
+      this.byName.set(name, { ...this.newMember(name), port: ports[i] as number });
     }
     this.peersArg = this.members.map((n) => `${n}=${this.address(n)}`).join(',');
     await Promise.all(this.members.map((n) => this.launch(n)));
   }
 
-  private member(name: string): Member {
-    const m = this.byName.get(name);
-    if (m === undefined) throw new Error(`unknown ballot member ${name}`);
-    return m;
-  }
-
-  private async launch(name: string): Promise<void> {
+  protected async launch(name: string): Promise<void> {
     const m = this.member(name);
-    const proc = this.opts.supervisor.spawn({
-      name: `ballot/${name}`,
-      command: process.execPath,
-      args: [
+    await this.spawnAndWait(
+      name,
+      process.execPath,
+      [
         this.opts.binPath,
         'raft',
         'node',
@@ -124,91 +106,32 @@ export class BallotCluster implements BenchCluster {
         '--log-level', this.opts.logLevel,
         ...(this.opts.extraArgs ?? []),
       ],
-      logFile: m.logFile,
-    });
-    m.proc = proc;
-    try {
-      await waitUntil(
-        `ballot/${name} to serve GET /status`,
-        async () => {
-          if (!proc.isRunning()) throw new StopWaiting(`ballot/${name} exited during start-up`);
-          return parseStatus(await getJson(`http://${this.address(name)}/status`, 500));
-        },
-        { timeoutMs: 30_000, intervalMs: 50 },
-      );
-    } catch (err) {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}; log ${m.logFile}:\n${await tailOf(m.logFile)}`);
-    }
+      'GET /status',
+      async () => parseStatus(await getJson(`http://${this.address(name)}/status`, 500)),
+    );
   }
 
   async status(name: string): Promise<NodeStatus> {
     return parseStatus(await getJson(`http://${this.address(name)}/status`, 1000));
   }
 
-  private running(): string[] {
-    return this.members.filter((n) => this.byName.get(n)?.proc?.isRunning() === true);
+  protected async agreedLeader(): Promise<string | undefined> {
+    const statuses = await Promise.all(this.running().map((n) => this.status(n)));
+    const leaders = statuses.filter((s) => s.role === 'leader');
+    if (leaders.length !== 1) return undefined;
+    const leader = leaders[0] as NodeStatus;
+    const agreed = statuses.every((s) => s.leader === leader.id && s.term === leader.term);
+    return agreed ? leader.id : undefined;
   }
 
-  async waitForLeader(timeoutMs: number): Promise<string> {
-    return waitUntil(
-      'a ballot leader all running members agree on',
-      async () => {
-        const statuses = await Promise.all(this.running().map((n) => this.status(n)));
-        const leaders = statuses.filter((s) => s.role === 'leader');
-        if (leaders.length !== 1) return undefined;
-        const leader = leaders[0] as NodeStatus;
-        const agreed = statuses.every((s) => s.leader === leader.id && s.term === leader.term);
-        return agreed ? leader.id : undefined;
-      },
-      { timeoutMs, intervalMs: 20 },
-    );
-  }
-
-  async waitCaughtUp(timeoutMs: number): Promise<void> {
-    await waitUntil(
-      'every ballot member to apply the leader commit index',
-      async () => {
-        const down = this.members.find((n) => this.byName.get(n)?.proc?.isRunning() !== true);
-        if (down !== undefined) {
-          throw new StopWaiting(`ballot/${down} is not running (it exited on its own); see ${this.member(down).logFile}`);
-        }
-        const leaderName = await this.waitForLeader(timeoutMs);
-        const target = (await this.status(leaderName)).commit;
-        const statuses = await Promise.all(this.members.map((n) => this.status(n)));
-        return statuses.every((s) => s.applied >= target && s.leader === leaderName) ? true : undefined;
-      },
-      { timeoutMs, intervalMs: 50 },
-    );
-  }
-
-  pids(): ReadonlyMap<string, number> {
-    const out = new Map<string, number>();
-    for (const m of this.byName.values()) if (m.proc?.isRunning() === true) out.set(m.name, m.proc.pid);
-    return out;
-  }
-
-  async kill(member: string): Promise<void> {
-    const proc = this.member(member).proc;
-    if (proc === null) return;
-    proc.signal('SIGKILL');
-    await proc.exited;
-  }
-
-  async restart(member: string): Promise<void> {
-    if (this.member(member).proc?.isRunning() === true) throw new Error(`ballot/${member} is still running`);
-    await this.launch(member);
+  protected async allApplied(leader: string): Promise<boolean> {
+    const target = (await this.status(leader)).commit;
+    const statuses = await Promise.all(this.members.map((n) => this.status(n)));
+    return statuses.every((s) => s.applied >= target && s.leader === leader);
   }
 
   async openClient(concurrency: number, payloadBytes: number): Promise<ProposeClient> {
     return new BallotClient(this, Math.min(4, Math.max(1, concurrency)), concurrency, payloadBytes);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(
-      [...this.byName.values()].map(async (m) => {
-        if (m.proc !== null) await this.opts.supervisor.stop(m.proc, 3000);
-      }),
-    );
   }
 
   describe(): Readonly<Record<string, unknown>> {

@@ -2,9 +2,7 @@
 // (POST /v3/kv/put, base64 keys and values) with keep-alive HTTP agents.
 
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   BenchRequestError,
@@ -12,11 +10,10 @@ import {
   isRecord,
   postJson,
   randomPayload,
-  tailOf,
-  type BenchCluster,
   type ProposeClient,
 } from './cluster.js';
-import { freePorts, StopWaiting, waitUntil, type ManagedProcess, type Supervisor } from './supervisor.js';
+import { ProcessCluster, type ProcessMember } from './process-cluster.js';
+import { freePorts, type Supervisor } from './supervisor.js';
 
 /** The etcd binary and its version, or why it cannot be used. */
 export type EtcdDetection =
@@ -51,13 +48,9 @@ export interface EtcdClusterOptions {
   readonly extraArgs?: readonly string[];
 }
 
-interface Member {
-  readonly name: string;
+interface Member extends ProcessMember {
   readonly clientPort: number;
   readonly peerPort: number;
-  readonly dataDir: string;
-  readonly logFile: string;
-  proc: ManagedProcess | null;
   /** etcd's member id (a uint64, kept as the decimal string the JSON gateway returns). */
   id: string | null;
 }
@@ -87,26 +80,23 @@ function parseStatus(value: unknown): MemberStatus {
   };
 }
 
-export class EtcdCluster implements BenchCluster {
+export class EtcdCluster extends ProcessCluster<Member> {
   readonly system = 'etcd' as const;
-  readonly members: readonly string[];
   readonly electionTimeoutMs: number;
-  private readonly byName = new Map<string, Member>();
+  protected readonly leaderIndexName = 'raft index';
   private initialCluster = '';
 
   constructor(private readonly opts: EtcdClusterOptions) {
-    this.members = Array.from({ length: opts.size }, (_, i) => `e${i + 1}`);
+    super(
+      Array.from({ length: opts.size }, (_, i) => `e${i + 1}`),
+      opts.supervisor,
+      opts.workDir,
+    );
     this.electionTimeoutMs = opts.electionTimeoutMs;
   }
 
   clientAddress(member: string): { readonly host: string; readonly port: number } {
     return { host: '127.0.0.1', port: this.member(member).clientPort };
-  }
-
-  private member(name: string): Member {
-    const m = this.byName.get(name);
-    if (m === undefined) throw new Error(`unknown etcd member ${name}`);
-    return m;
   }
 
   private url(member: string, path: string): string {
@@ -116,15 +106,10 @@ export class EtcdCluster implements BenchCluster {
   async start(): Promise<void> {
     const ports = await freePorts(this.members.length * 2);
     for (const [i, name] of this.members.entries()) {
-      const dataDir = join(this.opts.workDir, 'etcd', name);
-      mkdirSync(dataDir, { recursive: true });
       this.byName.set(name, {
-        name,
+        ...this.newMember(name),
         clientPort: ports[2 * i] as number,
         peerPort: ports[2 * i + 1] as number,
-        dataDir,
-        logFile: join(this.opts.workDir, `etcd-${name}.log`),
-        proc: null,
         id: null,
       });
     }
@@ -141,12 +126,12 @@ export class EtcdCluster implements BenchCluster {
     for (const m of this.byName.values()) if (m.id === null) throw new Error(`etcd member ${m.name} missing from member list`);
   }
 
-  private async launch(name: string): Promise<void> {
+  protected async launch(name: string): Promise<void> {
     const m = this.member(name);
-    const proc = this.opts.supervisor.spawn({
-      name: `etcd/${name}`,
-      command: this.opts.binary,
-      args: [
+    await this.spawnAndWait(
+      name,
+      this.opts.binary,
+      [
         '--name', name,
         '--data-dir', m.dataDir,
         '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
@@ -163,25 +148,9 @@ export class EtcdCluster implements BenchCluster {
         '--log-level', 'warn',
         ...(this.opts.extraArgs ?? []),
       ],
-      logFile: m.logFile,
-    });
-    m.proc = proc;
-    try {
-      await waitUntil(
-        `etcd/${name} to serve GET /version`,
-        async () => {
-          if (!proc.isRunning()) throw new StopWaiting(`etcd/${name} exited during start-up`);
-          return await getJson(this.url(name, '/version'), 500);
-        },
-        { timeoutMs: 30_000, intervalMs: 50 },
-      );
-    } catch (err) {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}; log ${m.logFile}:\n${await tailOf(m.logFile)}`);
-    }
-  }
-
-  private running(): string[] {
-    return this.members.filter((n) => this.byName.get(n)?.proc?.isRunning() === true);
+      'GET /version',
+      () => getJson(this.url(name, '/version'), 500),
+    );
   }
 
   private async status(member: string): Promise<MemberStatus> {
@@ -193,67 +162,24 @@ export class EtcdCluster implements BenchCluster {
     return null;
   }
 
-  async waitForLeader(timeoutMs: number): Promise<string> {
-    return waitUntil(
-      'an etcd leader all running members agree on',
-      async () => {
-        const statuses = await Promise.all(this.running().map((n) => this.status(n)));
-        const first = statuses[0];
-        if (first === undefined || first.leader === '0') return undefined;
-        if (!statuses.every((s) => s.leader === first.leader && s.raftTerm === first.raftTerm)) return undefined;
-        const name = this.nameOf(first.leader);
-        return name !== null && this.running().includes(name) ? name : undefined;
-      },
-      { timeoutMs, intervalMs: 20 },
-    );
+  protected async agreedLeader(): Promise<string | undefined> {
+    const statuses = await Promise.all(this.running().map((n) => this.status(n)));
+    const first = statuses[0];
+    if (first === undefined || first.leader === '0') return undefined;
+    if (!statuses.every((s) => s.leader === first.leader && s.raftTerm === first.raftTerm)) return undefined;
+    const name = this.nameOf(first.leader);
+    return name !== null && this.running().includes(name) ? name : undefined;
   }
 
-  async waitCaughtUp(timeoutMs: number): Promise<void> {
-    await waitUntil(
-      'every etcd member to apply the leader raft index',
-      async () => {
-        const down = this.members.find((n) => this.byName.get(n)?.proc?.isRunning() !== true);
-        if (down !== undefined) {
-          throw new StopWaiting(`etcd/${down} is not running (it exited on its own); see ${this.member(down).logFile}`);
-        }
-        const leader = await this.waitForLeader(timeoutMs);
-        const target = (await this.status(leader)).raftIndex;
-        const statuses = await Promise.all(this.members.map((n) => this.status(n)));
-        return statuses.every((s) => s.raftAppliedIndex >= target) ? true : undefined;
-      },
-      { timeoutMs, intervalMs: 50 },
-    );
-  }
-
-  pids(): ReadonlyMap<string, number> {
-    const out = new Map<string, number>();
-    for (const m of this.byName.values()) if (m.proc?.isRunning() === true) out.set(m.name, m.proc.pid);
-    return out;
-  }
-
-  async kill(member: string): Promise<void> {
-    const proc = this.member(member).proc;
-    if (proc === null) return;
-    proc.signal('SIGKILL');
-    await proc.exited;
-  }
-
-  async restart(member: string): Promise<void> {
-    if (this.member(member).proc?.isRunning() === true) throw new Error(`etcd/${member} is still running`);
-    await this.launch(member);
+  protected async allApplied(leader: string): Promise<boolean> {
+    const target = (await this.status(leader)).raftIndex;
+    const statuses = await Promise.all(this.members.map((n) => this.status(n)));
+    return statuses.every((s) => s.raftAppliedIndex >= target);
   }
 
   async openClient(concurrency: number, payloadBytes: number): Promise<ProposeClient> {
     const leader = await this.waitForLeader(30_000);
     return new EtcdClient(this, leader, concurrency, payloadBytes);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(
-      [...this.byName.values()].map(async (m) => {
-        if (m.proc !== null) await this.opts.supervisor.stop(m.proc, 3000);
-      }),
-    );
   }
 
   describe(): Readonly<Record<string, unknown>> {

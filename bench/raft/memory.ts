@@ -14,14 +14,24 @@
 // Prints tables (metric, Ballot, etcd, ratio) and writes JSON to bench/results/raft-memory-<timestamp>.json.
 
 import { lstat, readdir } from 'node:fs/promises';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { BallotCluster } from './ballot.js';
+import {
+  addClusterOptions,
+  etcdReference,
+  nonNegativeInt,
+  positiveInt,
+  requireBallotBin,
+  runMain,
+  startBenchRun,
+  writeResults,
+  type ClusterSettings,
+} from './cli-common.js';
 import { BenchRequestError, getJson, isRecord, postJson, type BenchCluster } from './cluster.js';
-import { detectEtcd, EtcdCluster, type EtcdDetection } from './etcd.js';
+import { EtcdCluster } from './etcd.js';
 import {
   etaMs,
   formatDuration,
@@ -33,11 +43,9 @@ import {
   type RunFigures,
   type Sample,
 } from './memory-stats.js';
-import { Progress } from './progress.js';
-import { sleep, Supervisor } from './supervisor.js';
+import type { Progress } from './progress.js';
+import { sleep } from './supervisor.js';
 import { formatComparison } from './table.js';
-
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Compaction effectively off: thresholds no run of this benchmark reaches. */
 const NO_COMPACTION_ARGS = ['--snapshot-entries', '1000000000', '--snapshot-bytes', String(Number.MAX_SAFE_INTEGER)] as const;
@@ -52,32 +60,15 @@ const NO_COMPACTION_ARGS = ['--snapshot-entries', '1000000000', '--snapshot-byte
  */
 const ETCD_ARGS = ['--snapshot-count', '10000', '--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '10s'] as const;
 
-interface Settings {
+interface Settings extends ClusterSettings {
   readonly entries: number;
   readonly uncompactedEntries: number;
   readonly concurrency: number;
-  readonly payloadBytes: number;
   readonly sampleMs: number;
   readonly settleMs: number;
   readonly maxMinutes: number;
-  readonly tickMs: number;
-  readonly electionTicks: number;
-  readonly heartbeatTicks: number;
-  readonly etcd: boolean;
-  readonly etcdBin: string;
-  readonly ballotBin: string;
-  readonly resultsDir: string;
-  readonly keepData: boolean;
-  readonly logLevel: string;
   readonly quick: boolean;
 }
-
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
-const nonNegativeInt = (value: string): number => (value === '0' ? 0 : positiveInt(value));
 
 function parseSettings(argv: readonly string[]): Settings {
   const program = new Command('bench:raft:memory')
@@ -86,19 +77,10 @@ function parseSettings(argv: readonly string[]): Settings {
     .option('--entries <n>', '256-byte proposals acknowledged per system', positiveInt, 1_000_000)
     .option('--uncompacted-entries <n>', 'entries for the extra Ballot run with compaction off (0: skip it)', nonNegativeInt, 100_000)
     .option('--concurrency <n>', 'closed-loop proposers', positiveInt, 256)
-    .option('--payload-bytes <n>', 'bytes per proposal', positiveInt, 256)
     .option('--sample-ms <ms>', 'sampling interval of RSS and data dir size', positiveInt, 1000)
     .option('--settle-ms <ms>', 'idle time after the last entry before the final sample', nonNegativeInt, 3000)
-    .option('--max-minutes <n>', 'hard time limit of the whole run; a system still loading when its share runs out stops early (reported)', positiveInt, 40)
-    .option('--tick-ms <ms>', 'Ballot tick; etcd heartbeat = tick-ms x heartbeat-ticks', positiveInt, 100)
-    .option('--election-ticks <n>', 'Ballot election timeout in ticks; etcd --election-timeout = tick-ms x this', positiveInt, 10)
-    .option('--heartbeat-ticks <n>', 'Ballot heartbeat interval in ticks', positiveInt, 1)
-    .option('--no-etcd', 'skip the etcd reference')
-    .option('--etcd-bin <path>', 'etcd binary', 'etcd')
-    .option('--ballot-bin <path>', 'the ballot CLI entry', join(repoRoot, 'packages/cli/dist/bin.js'))
-    .option('--results-dir <dir>', 'where the JSON goes', join(repoRoot, 'bench/results'))
-    .option('--keep-data', 'keep data directories and logs after a successful run', false)
-    .option('--log-level <level>', 'Ballot nodes --log-level', 'warn');
+    .option('--max-minutes <n>', 'hard time limit of the whole run; a system still loading when its share runs out stops early (reported)', positiveInt, 40);
+  addClusterOptions(program, 'warn');
   program.parse([...argv], { from: 'user' });
   const o = program.opts<Omit<Settings, never>>();
   const entries = o.quick && program.getOptionValueSource('entries') !== 'cli' ? 100_000 : o.entries;
@@ -354,17 +336,10 @@ const figures = (run: RunRecord | undefined, samples?: readonly Sample[]): RunFi
 
 async function main(): Promise<void> {
   const s = parseSettings(process.argv.slice(2));
-  const progress = new Progress();
-  const supervisor = new Supervisor();
-  const workDir = mkdtempSync(join(tmpdir(), 'ballot-bench-memory-'));
-  let succeeded = false;
-  supervisor.installCleanupHandlers(() => {
-    progress.stop();
-    if (succeeded && !s.keepData) rmSync(workDir, { recursive: true, force: true });
-    else process.stderr.write(`data directories and logs kept in ${workDir}\n`);
-  });
-  if (!existsSync(s.ballotBin)) throw new Error(`${s.ballotBin} not found: build first (npm run build), or pass --ballot-bin`);
-  const etcd: EtcdDetection = s.etcd ? await detectEtcd(s.etcdBin) : { found: false, reason: 'skipped (--no-etcd)' };
+  const run = startBenchRun('ballot-bench-memory-', s.keepData);
+  const { progress, supervisor, workDir } = run;
+  requireBallotBin(s.ballotBin);
+  const etcd = await etcdReference(s);
 
   const startedAt = new Date();
   const hardLimitMs = s.maxMinutes * 60_000;
@@ -474,9 +449,7 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(lines.join('\n'));
 
-  mkdirSync(s.resultsDir, { recursive: true });
-  const file = join(s.resultsDir, `raft-memory-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  const json = {
+  writeResults(s.resultsDir, 'raft-memory', startedAt, {
     benchmark: 'raft-memory',
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -491,16 +464,8 @@ async function main(): Promise<void> {
     compactionOffRows: offRows,
     compactionOffTable: offTable,
     runs,
-  };
-  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
-  process.stdout.write(`results: ${file}\n`);
-  succeeded = true;
+  });
+  run.succeeded = true;
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`\nbench:raft:memory failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench:raft:memory', main);

@@ -13,49 +13,40 @@
 //    repeated for several rounds; medians across rounds are reported.
 // Prints a table (metric, Ballot, etcd, ratio) and writes JSON to bench/results/raft-<timestamp>.json.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { BallotCluster } from './ballot.js';
+import {
+  addClusterOptions,
+  etcdReference,
+  nonNegativeInt,
+  positiveInt,
+  requireBallotBin,
+  runMain,
+  startBenchRun,
+  writeResults,
+  type ClusterSettings,
+} from './cli-common.js';
 import type { BenchCluster } from './cluster.js';
-import { detectEtcd, EtcdCluster, type EtcdDetection } from './etcd.js';
+import { EtcdCluster } from './etcd.js';
 import { maxProbesInFlight, measureFailover, type FailoverSample } from './failover.js';
 import { measureFdatasync } from './fsync.js';
 import { runClosedLoop } from './load.js';
-import { Progress } from './progress.js';
 import { comparisonRows, failoverFigures, throughputFigures, type PhaseRecord, type SystemName } from './report.js';
-import { processCpuMs, Supervisor } from './supervisor.js';
+import { processCpuMs } from './supervisor.js';
 import { formatComparison, formatValue } from './table.js';
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
-interface Settings {
+interface Settings extends ClusterSettings {
   readonly durationS: number;
   readonly warmupS: number;
   readonly rounds: number;
   readonly concurrency: readonly number[];
   readonly kills: number;
-  readonly payloadBytes: number;
-  readonly tickMs: number;
-  readonly electionTicks: number;
-  readonly heartbeatTicks: number;
-  readonly etcd: boolean;
   readonly ballot: boolean;
-  readonly etcdBin: string;
-  readonly ballotBin: string;
-  readonly resultsDir: string;
-  readonly keepData: boolean;
-  readonly logLevel: string;
   readonly quick: boolean;
 }
 
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
 const nonNegativeNumber = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
@@ -71,24 +62,10 @@ function parseSettings(argv: readonly string[]): Settings {
     .option('--warmup-s <s>', 'warm-up before each window, seconds', nonNegativeNumber, 3)
     .option('--rounds <n>', 'rounds of every (system, concurrency) phase; medians across rounds are reported', positiveInt, 3)
     .option('--concurrency <list>', 'closed-loop proposer counts', intList, [1, 16, 256])
-    .option('--kills <n>', 'leader SIGKILLs per system for the failover measurement', (v) => (v === '0' ? 0 : positiveInt(v)), 20)
-    .option('--payload-bytes <n>', 'bytes per proposal', positiveInt, 256)
-    .option('--tick-ms <ms>', 'Ballot tick; etcd heartbeat = tick-ms x heartbeat-ticks', positiveInt, 100)
-    .option('--election-ticks <n>', 'Ballot election timeout in ticks; etcd --election-timeout = tick-ms x this', positiveInt, 10)
-    .option('--heartbeat-ticks <n>', 'Ballot heartbeat interval in ticks', positiveInt, 1)
-    .option('--no-etcd', 'skip the etcd reference')
-    .option('--no-ballot', 'skip Ballot (to check the harness against etcd alone)')
-    .option('--etcd-bin <path>', 'etcd binary', 'etcd')
-    .option('--ballot-bin <path>', 'the ballot CLI entry', join(repoRoot, 'packages/cli/dist/bin.js'))
-    .option('--results-dir <dir>', 'where the JSON goes', join(repoRoot, 'bench/results'))
-    .option('--keep-data', 'keep data directories and logs after a successful run', false)
-    .option('--log-level <level>', 'Ballot nodes --log-level', 'info');
+    .option('--kills <n>', 'leader SIGKILLs per system for the failover measurement', nonNegativeInt, 20);
+  addClusterOptions(program, 'info').option('--no-ballot', 'skip Ballot (to check the harness against etcd alone)');
   program.parse([...argv], { from: 'user' });
-  const o = program.opts<{
-    quick: boolean; durationS: number; warmupS: number; rounds: number; concurrency: number[]; kills: number;
-    payloadBytes: number; tickMs: number; electionTicks: number; heartbeatTicks: number; etcd: boolean; ballot: boolean;
-    etcdBin: string; ballotBin: string; resultsDir: string; keepData: boolean; logLevel: string;
-  }>();
+  const o = program.opts<Settings>();
   const quickDefault = <T>(key: string, quickValue: T, value: T): T =>
     o.quick && program.getOptionValueSource(key) !== 'cli' ? quickValue : value;
   return {
@@ -131,20 +108,11 @@ function rssMb(pid: number): number | null {
 
 async function main(): Promise<void> {
   const s = parseSettings(process.argv.slice(2));
-  const progress = new Progress();
-  const supervisor = new Supervisor();
-  const workDir = mkdtempSync(join(tmpdir(), 'ballot-bench-raft-'));
-  let succeeded = false;
-  supervisor.installCleanupHandlers(() => {
-    progress.stop();
-    if (succeeded && !s.keepData) rmSync(workDir, { recursive: true, force: true });
-    else process.stderr.write(`data directories and logs kept in ${workDir}\n`);
-  });
+  const run = startBenchRun('ballot-bench-raft-', s.keepData);
+  const { progress, supervisor, workDir } = run;
 
-  if (s.ballot && !existsSync(s.ballotBin)) {
-    throw new Error(`${s.ballotBin} not found: build first (npm run build), or pass --ballot-bin`);
-  }
-  const etcd: EtcdDetection = s.etcd ? await detectEtcd(s.etcdBin) : { found: false, reason: 'skipped (--no-etcd)' };
+  if (s.ballot) requireBallotBin(s.ballotBin);
+  const etcd = await etcdReference(s);
   const systems = (etcd.found ? 1 : 0) + (s.ballot ? 1 : 0);
   if (systems === 0) throw new Error('nothing to measure: Ballot skipped and etcd unavailable');
   const expectedMs = expectedDurationMs(s, systems);
@@ -302,9 +270,7 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(lines.join('\n'));
 
-  mkdirSync(s.resultsDir, { recursive: true });
-  const file = join(s.resultsDir, `raft-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  const json = {
+  writeResults(s.resultsDir, 'raft', startedAt, {
     benchmark: 'raft',
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -333,16 +299,8 @@ async function main(): Promise<void> {
     memberRssMbAtEnd: rss,
     phases,
     failoverSamples: Object.fromEntries(failovers),
-  };
-  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
-  process.stdout.write(`results: ${file}\n`);
-  succeeded = true;
+  });
+  run.succeeded = true;
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`\nbench:raft failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench:raft', main);

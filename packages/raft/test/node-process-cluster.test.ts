@@ -1,15 +1,13 @@
 // Real `ballot raft node` processes on loopback: election and commit over HTTP, redirects, the
 // ws /client API, cluster-id checks, flag validation, and `ballot raft cluster` (npm start).
 // Needs `npm run build` first (the root `npm test` does it).
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 
 import {
-  assertBuilt,
   clusterSpec,
   http,
-  killAll,
   run,
   sigkill,
   sigterm,
@@ -18,13 +16,11 @@ import {
   tempDir,
   waitFor,
   waitLeader,
+  useProcessTestHooks,
   waitListening,
 } from './node-process-helpers.js';
 
-beforeAll(() => assertBuilt());
-afterEach(async () => {
-  await killAll();
-});
+useProcessTestHooks();
 
 describe('raft node processes', () => {
   it('three processes elect a leader, commit via POST /propose, redirect from followers, and agree on the applied digest', async () => {

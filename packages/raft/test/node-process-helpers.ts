@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll } from 'vitest';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = join(ROOT, 'packages/cli/dist/bin.js');
@@ -87,6 +88,17 @@ export async function killAll(): Promise<void> {
   }
   await Promise.all(waits);
   for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * Registers the hooks every process test file needs: fail early if the CLI is not built, and
+ * SIGKILL every process the test started (by PID) after each test, also when it failed.
+ */
+export function useProcessTestHooks(): void {
+  beforeAll(() => assertBuilt());
+  afterEach(async () => {
+    await killAll();
+  });
 }
 
 export async function sigterm(p: Proc): Promise<number | string> {

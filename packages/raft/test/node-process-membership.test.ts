@@ -2,7 +2,7 @@
 // (learner → snapshot → voter), removing a node and the leader, `raft transfer`, and a rolling
 // restart of every node with leadership transfer under a concurrent proposer that sees no failed
 // proposal. Needs `npm run build` first (the root `npm test` does it).
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 
 import {
@@ -10,11 +10,9 @@ import {
   type NodeSpec,
   type Proc,
   FAST,
-  assertBuilt,
   clusterSpec,
   freePorts,
   http,
-  killAll,
   run,
   sigkill,
   sigterm,
@@ -23,13 +21,11 @@ import {
   tempDir,
   waitFor,
   waitLeader,
+  useProcessTestHooks,
   waitListening,
 } from './node-process-helpers.js';
 
-beforeAll(() => assertBuilt());
-afterEach(async () => {
-  await killAll();
-});
+useProcessTestHooks();
 
 interface Status3 {
   id: string;

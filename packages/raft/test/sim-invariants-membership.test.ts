@@ -5,33 +5,15 @@
 
 import { describe, expect, it } from 'vitest';
 import { encodeConfChange } from '../src/core/membership.js';
-import type { ClusterConfig, ConfChange, Entry, HardState } from '../src/core/types.js';
-import { InvariantChecker, InvariantViolation, quorumsOverlap, type InvariantName } from '../src/sim/invariants.js';
+import type { ClusterConfig, ConfChange, Entry } from '../src/core/types.js';
+import { InvariantChecker, quorumsOverlap } from '../src/sim/invariants.js';
+import { expectViolation, hs, noop } from './sim-helpers.js';
 
 function cfg(voters: string[], learners: string[] = []): ClusterConfig {
   return { voters, learners };
 }
 function conf(index: number, term: number, change: ConfChange): Entry {
   return { index, term, type: 'config', data: encodeConfChange(change) };
-}
-function noop(index: number, term: number): Entry {
-  return { index, term, type: 'noop', data: new Uint8Array(0) };
-}
-function hs(term: number, commit: number): HardState {
-  return { term, vote: null, commit };
-}
-
-function expectViolation(invariant: InvariantName, fn: () => void, detail?: RegExp): InvariantViolation {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvariantViolation);
-    const v = err as InvariantViolation;
-    expect(v.invariant).toBe(invariant);
-    if (detail) expect(v.detail).toMatch(detail);
-    return v;
-  }
-  throw new Error(`expected a ${invariant} violation, but the history was accepted`);
 }
 
 const ABC = cfg(['a', 'b', 'c']);

@@ -2,31 +2,13 @@
 // that each one is reported, with the invariant's name and a readable detail.
 
 import { describe, expect, it } from 'vitest';
-import type { Entry, HardState } from '../src/core/types.js';
-import { InvariantChecker, InvariantViolation, type InvariantName } from '../src/sim/invariants.js';
+import type { Entry } from '../src/core/types.js';
+import { InvariantChecker } from '../src/sim/invariants.js';
+import { expectViolation, hs, noop } from './sim-helpers.js';
 
 const enc = new TextEncoder();
 function e(index: number, term: number, text = `x${index}.${term}`): Entry {
   return { index, term, type: 'normal', data: enc.encode(text) };
-}
-function noop(index: number, term: number): Entry {
-  return { index, term, type: 'noop', data: new Uint8Array(0) };
-}
-function hs(term: number, commit: number, vote: string | null = null): HardState {
-  return { term, vote, commit };
-}
-
-function expectViolation(invariant: InvariantName, fn: () => void, detail?: RegExp): InvariantViolation {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvariantViolation);
-    const v = err as InvariantViolation;
-    expect(v.invariant).toBe(invariant);
-    if (detail) expect(v.detail).toMatch(detail);
-    return v;
-  }
-  throw new Error(`expected a ${invariant} violation, but the history was accepted`);
 }
 
 describe('InvariantChecker accepts a correct history', () => {
