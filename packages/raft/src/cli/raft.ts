@@ -200,7 +200,9 @@ export function registerRaftCommands(program: Command): void {
     .action(async (id: string, address: string, o: { endpoint: string; waitMs: number }) => {
       if (!NODE_ID.test(id)) usage(`member add: invalid node id "${id}"`);
       const addr = endpointOf(address);
-      const r = await leaderRequest(endpointOf(o.endpoint), 'POST', '/members', JSON.stringify({ id, address: addr }), o.waitMs);
+      const r = await leaderRequest(endpointOf(o.endpoint), 'POST', '/members', JSON.stringify({ id, address: addr }), o.waitMs, (c) =>
+        c.voters.includes(id) || c.learners.includes(id),
+      );
       process.stdout.write(`added ${id} (${addr}) as a learner at index ${r.index}; config: ${describeConfig(r.config)}\n`);
     });
   member
@@ -210,7 +212,9 @@ export function registerRaftCommands(program: Command): void {
     .option('--wait-ms <ms>', 'how long to retry', parser(intFlag('--wait-ms', 0, 600_000)), 30_000)
     .argument('<id>', 'the learner\'s id')
     .action(async (id: string, o: { endpoint: string; waitMs: number }) => {
-      const r = await leaderRequest(endpointOf(o.endpoint), 'POST', `/members/${encodeURIComponent(id)}/promote`, '', o.waitMs);
+      const r = await leaderRequest(endpointOf(o.endpoint), 'POST', `/members/${encodeURIComponent(id)}/promote`, '', o.waitMs, (c) =>
+        c.voters.includes(id),
+      );
       process.stdout.write(`promoted ${id} to voter at index ${r.index}; config: ${describeConfig(r.config)}\n`);
     });
   member
@@ -220,7 +224,9 @@ export function registerRaftCommands(program: Command): void {
     .option('--wait-ms <ms>', 'how long to retry', parser(intFlag('--wait-ms', 0, 600_000)), 10_000)
     .argument('<id>', 'the node to remove')
     .action(async (id: string, o: { endpoint: string; waitMs: number }) => {
-      const r = await leaderRequest(endpointOf(o.endpoint), 'DELETE', `/members/${encodeURIComponent(id)}`, undefined, o.waitMs);
+      const r = await leaderRequest(endpointOf(o.endpoint), 'DELETE', `/members/${encodeURIComponent(id)}`, undefined, o.waitMs, (c) =>
+        !c.voters.includes(id) && !c.learners.includes(id),
+      );
       process.stdout.write(`removed ${id} at index ${r.index}; config: ${describeConfig(r.config)}\n`);
     });
 
@@ -404,8 +410,21 @@ function describeConfig(c: { voters: readonly string[]; learners: readonly strin
  * A leader-only request: follows NOT_LEADER redirects; retries while it is safe and may help
  * (NO_LEADER, CONF_CHANGE_IN_PROGRESS, TRANSFER_IN_PROGRESS, a not-yet-caught-up learner:
  * nothing was appended) until waitMs; anything else fails with the server's message.
+ *
+ * A membership change whose outcome is unknown (LEADERSHIP_LOST: the leader stepped down after
+ * appending it; TIMEOUT) must not simply be sent again, since it may be in effect already and a
+ * second copy would be refused. With `settled`, the leader's configuration is read instead: if
+ * the change is in it (a leader never drops entries of its own log, so it will commit), the
+ * request succeeded; if not, it is retried.
  */
-async function leaderRequest(endpoint: string, method: string, path: string, body: string | undefined, waitMs: number): Promise<ChangeAck> {
+async function leaderRequest(
+  endpoint: string,
+  method: string,
+  path: string,
+  body: string | undefined,
+  waitMs: number,
+  settled?: (config: ChangeAck['config']) => boolean,
+): Promise<ChangeAck> {
   const deadline = Date.now() + waitMs;
   let ep = endpoint;
   for (let hops = 0; ; ) {
@@ -422,8 +441,24 @@ async function leaderRequest(endpoint: string, method: string, path: string, bod
       await sleep(200);
       continue;
     }
+    if (settled !== undefined && (err.code === 'LEADERSHIP_LOST' || err.code === 'TIMEOUT') && Date.now() < deadline) {
+      await sleep(200);
+      const m = await leaderMembers(ep);
+      if (m !== null && settled(m.config)) return { index: m.commit, term: 0, config: m.config };
+      continue;
+    }
     fail(`${method} ${path} on ${ep}: HTTP ${res.status} ${err.code ?? ''}: ${err.message ?? JSON.stringify(res.body)}`);
   }
+}
+
+/** The leader's /members (asked through `ep`, following its leader address), or null when no leader answers. */
+async function leaderMembers(ep: string): Promise<MembersBody | null> {
+  const first = await httpJson(`http://${ep}/members`, { method: 'GET' }).catch(() => null);
+  const leaderAddress = (first?.body as { leaderAddress?: string | null } | undefined)?.leaderAddress;
+  const res = typeof leaderAddress === 'string' && leaderAddress !== ep ? await httpJson(`http://${leaderAddress}/members`, { method: 'GET' }).catch(() => null) : first;
+  if (res === null || res.status !== 200) return null;
+  const m = res.body as MembersBody;
+  return m.leader !== null && m.leader === m.id ? m : null;
 }
 
 interface MembersBody {

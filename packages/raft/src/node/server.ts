@@ -875,8 +875,12 @@ export async function runNodeProcess(opts: NodeServerOptions): Promise<never> {
   }
   const shutdown = (signal: string, code: number): void => {
     log.info({ signal }, 'stopping');
-    const force = setTimeout(() => process.exit(code), 10_000);
-    force.unref();
+    // Kept referenced: if stopping hangs with no other handle left, the process must still end
+    // here, saying why, rather than with Node's cryptic exit 13 (an unsettled top-level await).
+    setTimeout(() => {
+      log.error({ signal }, 'stopping did not finish within 10 s; exiting anyway');
+      process.exit(EXIT.FATAL);
+    }, 10_000);
     (signal === 'fatal' ? node.close() : node.shutdown()).then(
       () => {
         log.info('stopped');
