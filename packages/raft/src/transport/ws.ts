@@ -232,7 +232,8 @@ export class WsTransport implements Transport {
     this.log.info({ peer: id }, 'peer removed');
   }
 
-  private dropLink(link: PeerLink): void {
+  /** Stops a link's timers and drops (and counts) what it still had queued. */
+  private quiesceLink(link: PeerLink): void {
     if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
     if (link.pingTimer !== null) clearInterval(link.pingTimer);
     if (link.flushScheduled !== null) clearImmediate(link.flushScheduled);
@@ -240,6 +241,10 @@ export class WsTransport implements Transport {
     link.droppedMsgs += link.queue.length;
     link.queue = [];
     link.connected = false;
+  }
+
+  private dropLink(link: PeerLink): void {
+    this.quiesceLink(link);
     const ws = link.ws;
     link.ws = null; // its close handler then sees a replaced link and does not reconnect
     if (ws !== null) void closeSocket(ws, CLOSE_CODES.SHUTDOWN, 'peer removed', CLOSE_GRACE_MS);
@@ -310,13 +315,7 @@ export class WsTransport implements Transport {
     this.opts.server.off('upgrade', this.onUpgrade);
     const sockets: WebSocket[] = [];
     for (const link of this.links.values()) {
-      if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
-      if (link.pingTimer !== null) clearInterval(link.pingTimer);
-      if (link.flushScheduled !== null) clearImmediate(link.flushScheduled);
-      link.reconnectTimer = link.pingTimer = link.flushScheduled = null;
-      link.droppedMsgs += link.queue.length;
-      link.queue = [];
-      link.connected = false;
+      this.quiesceLink(link);
       if (link.ws !== null) sockets.push(link.ws);
     }
     for (const [ws, conn] of this.inbound) {
