@@ -11,15 +11,16 @@
 //
 // Usage errors exit with code 2 and say which flag is wrong.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option, CommanderError } from 'commander';
 import type { LevelWithSilent } from 'pino';
 
 import type { NodeId, ReadMode } from '../core/types.js';
 import { EXIT, createNodeLogger, runNodeProcess } from '../node/server.js';
+import { ChildGroup, freePorts, sleep, type Child } from './supervisor.js';
+
+export { freePorts } from './supervisor.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flag parsing. Each parser throws UsageError with a message naming the flag.
@@ -561,31 +562,8 @@ interface Member {
   readonly id: string;
   readonly address: string;
   readonly logFile: string;
-  child: ChildProcess;
-  exit: string | null;
+  readonly child: Child;
   status: StatusBody | null;
-}
-
-/** Asks the OS for `n` distinct free TCP ports on 127.0.0.1 (holds them all open until all are known). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((resolveServer, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolveServer(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const a = s.address();
-    if (typeof a !== 'object' || a === null) throw new Error('no port assigned');
-    return a.port;
-  });
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
 }
 
 async function runCluster(o: ClusterFlags): Promise<void> {
@@ -598,13 +576,11 @@ async function runCluster(o: ClusterFlags): Promise<void> {
   if (!bin) fail('cannot find the ballot CLI script to start nodes with');
   const tty = process.stdout.isTTY === true;
 
-  const members: Member[] = ids.map((id, i) => {
-    const logFile = join(dataRoot, `${id}.log`);
-    const fd = openSync(logFile, 'a');
-    const child = spawn(
-      process.execPath,
-      [
-        bin,
+  const group = new ChildGroup(
+    ids.map((id, i) => ({
+      name: id,
+      logFile: join(dataRoot, `${id}.log`),
+      args: [
         'raft', 'node',
         '--id', id,
         '--data-dir', join(dataRoot, id),
@@ -614,31 +590,13 @@ async function runCluster(o: ClusterFlags): Promise<void> {
         '--tick-ms', String(o.tickMs),
         '--election-ticks', String(o.electionTicks),
       ],
-      { stdio: ['ignore', fd, fd] },
-    );
-    closeSync(fd);
-    const m: Member = { id, address: `127.0.0.1:${ports[i]}`, logFile, child, exit: null, status: null };
-    child.on('exit', (code, signal) => {
-      m.exit = signal ? `killed by ${signal}` : `exited with code ${code}`;
-    });
-    return m;
-  });
-
-  // Every child is stopped by PID however this process ends.
-  let stopping: Promise<void> | null = null;
-  const stopAll = (): Promise<void> => {
-    stopping ??= (async () => {
-      for (const m of members) if (m.exit === null && m.child.pid) safeKill(m.child.pid, 'SIGTERM');
-      // A node's graceful stop may first try a leadership transfer and drain (bounded, < 10 s).
-      const deadline = Date.now() + 10_000;
-      while (members.some((m) => m.exit === null) && Date.now() < deadline) await sleep(50);
-      for (const m of members) if (m.exit === null && m.child.pid) safeKill(m.child.pid, 'SIGKILL');
-    })();
-    return stopping;
-  };
-  process.on('exit', () => {
-    for (const m of members) if (m.exit === null && m.child.pid) safeKill(m.child.pid, 'SIGKILL');
-  });
+    })),
+    bin,
+  );
+  const members: Member[] = group.children.map((child, i) => ({ id: child.name, address: `127.0.0.1:${ports[i]}`, logFile: child.logFile, child, status: null }));
+  // Every child is stopped by PID however this process ends (the group also SIGKILLs on exit).
+  // A node's graceful stop may first try a leadership transfer and drain (bounded, < 10 s).
+  const stopAll = (): Promise<void> => group.stopAll(10_000);
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) return;
@@ -673,7 +631,7 @@ async function runCluster(o: ClusterFlags): Promise<void> {
   const poll = async (): Promise<void> => {
     await Promise.all(
       members.map(async (m) => {
-        if (m.exit !== null) {
+        if (m.child.exit !== null) {
           m.status = null;
           return;
         }
@@ -688,7 +646,7 @@ async function runCluster(o: ClusterFlags): Promise<void> {
   };
 
   const proposeOne = (): void => {
-    const leader = members.find((m) => m.status?.role === 'leader' && m.exit === null);
+    const leader = members.find((m) => m.status?.role === 'leader' && m.child.exit === null);
     if (!leader || proposing) return;
     proposing = true;
     const n = ++seq;
@@ -726,7 +684,7 @@ async function runCluster(o: ClusterFlags): Promise<void> {
         rows.push(
           s
             ? [m.id, String(m.child.pid), s.role, String(s.term), s.leader ?? '-', String(s.commit), String(s.applied), String(s.lastIndex), s.appliedDigest.slice(0, 12)]
-            : [m.id, String(m.child.pid), m.exit ?? 'starting…', '', '', '', '', '', ''],
+            : [m.id, String(m.child.pid), m.child.exit ?? 'starting…', '', '', '', '', '', ''],
         );
       }
       const lines =
@@ -742,7 +700,7 @@ async function runCluster(o: ClusterFlags): Promise<void> {
       // Plain output: a line every 2 s and whenever the leadership changes.
       lastPlainMs = Date.now();
       const nodes = members
-        .map((m) => (m.status ? `${m.id}=${m.status.role}/t${m.status.term}/c${m.status.commit}/a${m.status.applied}` : `${m.id}=${m.exit ?? 'starting'}`))
+        .map((m) => (m.status ? `${m.id}=${m.status.role}/t${m.status.term}/c${m.status.commit}/a${m.status.applied}` : `${m.id}=${m.child.exit ?? 'starting'}`))
         .join(' ');
       process.stdout.write(
         `t=${elapsedS}s leader=${leaders.length > 0 ? leaderKey : 'none'} ${nodes} committed=${committed} failed=${failed}\n`,
@@ -755,7 +713,7 @@ async function runCluster(o: ClusterFlags): Promise<void> {
     await poll();
     proposeOne();
     render();
-    if (members.every((m) => m.exit !== null)) {
+    if (members.every((m) => m.child.exit !== null)) {
       process.stdout.write(`every node has exited; see the logs in ${dataRoot}\n`);
       process.exitCode = 1;
       break;
@@ -768,16 +726,4 @@ async function runCluster(o: ClusterFlags): Promise<void> {
   await stopAll();
   process.stdout.write(summary);
   process.exit(process.exitCode ?? 0);
-}
-
-function safeKill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
