@@ -46,6 +46,15 @@ export interface EtcdClusterOptions {
   readonly electionTimeoutMs: number;
   /** More etcd flags appended to every member's command line (e.g. snapshot and compaction settings). */
   readonly extraArgs?: readonly string[];
+  /**
+   * 'ballot' runs Ballot's etcd-compatible server instead (`ballot kv serve` takes etcd's flag names):
+   * members b1..bN, data under <workDir>/ballot, no etcd-only flags (pre-vote, zap logger). Default 'etcd'.
+   */
+  readonly system?: 'etcd' | 'ballot';
+  /** Arguments before etcd's flags, e.g. [bin.js, 'kv', 'serve'] with binary = process.execPath. */
+  readonly argvPrefix?: readonly string[];
+  /** GET path polled until a member serves (default /version; /health answers on both). */
+  readonly readinessPath?: string;
 }
 
 interface Member extends ProcessMember {
@@ -81,17 +90,18 @@ function parseStatus(value: unknown): MemberStatus {
 }
 
 export class EtcdCluster extends ProcessCluster<Member> {
-  readonly system = 'etcd' as const;
+  readonly system: 'etcd' | 'ballot';
   readonly electionTimeoutMs: number;
   protected readonly leaderIndexName = 'raft index';
   private initialCluster = '';
 
   constructor(private readonly opts: EtcdClusterOptions) {
     super(
-      Array.from({ length: opts.size }, (_, i) => `e${i + 1}`),
+      Array.from({ length: opts.size }, (_, i) => `${opts.system === 'ballot' ? 'b' : 'e'}${i + 1}`),
       opts.supervisor,
       opts.workDir,
     );
+    this.system = opts.system ?? 'etcd';
     this.electionTimeoutMs = opts.electionTimeoutMs;
   }
 
@@ -128,10 +138,13 @@ export class EtcdCluster extends ProcessCluster<Member> {
 
   protected async launch(name: string): Promise<void> {
     const m = this.member(name);
+    const readinessPath = this.opts.readinessPath ?? '/version';
+    const etcdOnly = this.system === 'etcd' ? ['--pre-vote=true', '--logger', 'zap', '--log-level', 'warn'] : [];
     await this.spawnAndWait(
       name,
       this.opts.binary,
       [
+        ...(this.opts.argvPrefix ?? []),
         '--name', name,
         '--data-dir', m.dataDir,
         '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
@@ -143,13 +156,11 @@ export class EtcdCluster extends ProcessCluster<Member> {
         '--initial-cluster-token', 'ballot-bench',
         '--heartbeat-interval', String(this.opts.heartbeatMs),
         '--election-timeout', String(this.opts.electionTimeoutMs),
-        '--pre-vote=true',
-        '--logger', 'zap',
-        '--log-level', 'warn',
+        ...etcdOnly,
         ...(this.opts.extraArgs ?? []),
       ],
-      'GET /version',
-      () => getJson(this.url(name, '/version'), 500),
+      `GET ${readinessPath}`,
+      () => getJson(this.url(name, readinessPath), 500),
     );
   }
 
@@ -185,9 +196,10 @@ export class EtcdCluster extends ProcessCluster<Member> {
   describe(): Readonly<Record<string, unknown>> {
     return {
       members: this.members.length,
+      command: [this.opts.binary, ...(this.opts.argvPrefix ?? [])].join(' '),
       heartbeatMs: this.opts.heartbeatMs,
       electionTimeoutMs: this.opts.electionTimeoutMs,
-      preVote: true,
+      ...(this.system === 'etcd' ? { preVote: true } : {}),
       client: 'HTTP/1.1 keep-alive POST /v3/kv/put (JSON gateway, base64), one socket per concurrent proposer',
     };
   }
