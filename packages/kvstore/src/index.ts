@@ -3,3 +3,8 @@ export * from './types.js';
 export * from './errors.js';
 export { createJsonGateway, READ_CONSISTENCY_HEADER, type JsonGatewayOptions, type JsonGatewayHandler } from './json/gateway.js';
 export * as etcdJson from './json/codec.js';
+export { attachNativeServer, type NativeServer, type NativeServerOptions } from './native/server.js';
+export { NATIVE_PATH } from './native/protocol.js';
+export { KvClient, nativeUrl, type KvClientOptions } from './client/client.js';
+export { prefixEnd, prefixRange, toBytes, bytesToString } from './client/keys.js';
+export { registerKvCommands, parseDurationMs, type CliClient } from './cli/kv.js';
