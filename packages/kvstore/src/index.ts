@@ -7,4 +7,3 @@ export { attachNativeServer, type NativeServer, type NativeServerOptions } from 
 export { NATIVE_PATH } from './native/protocol.js';
 export { KvClient, nativeUrl, type KvClientOptions } from './client/client.js';
 export { prefixEnd, prefixRange, toBytes, bytesToString } from './client/keys.js';
-export { registerKvCommands, parseDurationMs, type CliClient } from './cli/kv.js';
