@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvStateMachine } from '../src/state/machine.js';
+import type { RevisionEvents, TxnResult, PutResult, DeleteRangeResult } from '../src/types.js';
+import { LogFeeder, td, te, tempDir } from './state-helpers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function open(dir?: string): Promise<{ sm: KvStateMachine; dir: string }> {
+  let d = dir;
+  if (d === undefined) {
+    const t = tempDir();
+    cleanups.push(() => t.cleanup());
+    d = t.dir;
+  }
+  const sm = await KvStateMachine.open({ dir: d });
+  cleanups.push(() => sm.close());
+  return { sm, dir: d };
+}
+
+describe('KvStateMachine basics', () => {
+  it('put, range, delete move the revision once per write and emit events', async () => {
+    const { sm } = await open();
+    const events: RevisionEvents[] = [];
+    sm.on('events', (e) => events.push(e));
+    const f = new LogFeeder(sm);
+    const o1 = f.apply({ op: 'put', req: { key: te('a'), value: te('1') } });
+    expect(o1).toMatchObject({ ok: true, revision: 1 });
+    const o2 = f.apply({ op: 'put', req: { key: te('a'), value: te('2'), prevKv: true } });
+    expect(o2.ok && (o2.result as PutResult).prevKv?.modRevision).toBe(1);
+    f.apply({ op: 'put', req: { key: te('b'), value: te('x') } });
+    const r = await sm.range({ key: te('a'), rangeEnd: te('c') });
+    expect(r.count).toBe(2);
+    expect(r.kvs.map((kv) => [td(kv.key), td(kv.value), kv.createRevision, kv.modRevision, kv.version])).toEqual([
+      ['a', '2', 1, 2, 2],
+      ['b', 'x', 3, 3, 1],
+    ]);
+    const d = f.apply({ op: 'deleteRange', req: { key: te('a'), rangeEnd: te('z'), prevKv: true } });
+    expect(d).toMatchObject({ ok: true, revision: 4 });
+    expect(d.ok && (d.result as DeleteRangeResult).deleted).toBe(2);
+    // Deleting nothing creates no revision.
+    expect(f.apply({ op: 'deleteRange', req: { key: te('a') } })).toMatchObject({ ok: true, revision: 4 });
+    expect(events.map((e) => [e.revision, e.events.map((x) => x.type)])).toEqual([
+      [1, ['put']],
+      [2, ['put']],
+      [3, ['put']],
+      [4, ['delete', 'delete']],
+    ]);
+    // Historical reads from disk.
+    const old = await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 2 });
+    expect(old.kvs.map((kv) => td(kv.value))).toEqual(['2']);
+    const old3 = await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 3 });
+    expect(old3.kvs.map((kv) => td(kv.value))).toEqual(['2', 'x']);
+    await expect(sm.range({ key: te('a'), revision: 9 })).rejects.toMatchObject({ code: 'FUTURE_REV' });
+  });
+
+  it('txn: compares decide the branch, one revision for all writes, reads see earlier writes', async () => {
+    const { sm } = await open();
+    const f = new LogFeeder(sm);
+    f.apply({ op: 'put', req: { key: te('k'), value: te('v') } });
+    const o = f.apply({
+      op: 'txn',
+      req: {
+        compare: [{ result: 'equal', target: 'value', key: te('k'), value: te('v') }],
+        success: [{ put: { key: te('k'), value: te('w') } }, { put: { key: te('n'), value: te('1') } }, { range: { key: te('k') } }],
+        failure: [],
+      },
+    });
+    expect(o).toMatchObject({ ok: true, revision: 2 });
+    const res = (o.ok ? o.result : null) as TxnResult;
+    expect(res.succeeded).toBe(true);
+    const read = res.responses[2]!;
+    expect('range' in read && td(read.range.kvs[0]!.value)).toBe('w');
+    // A read-only txn creates no revision; a failing compare takes the failure branch.
+    const o2 = f.apply({ op: 'txn', req: { compare: [{ result: 'greater', target: 'version', key: te('k'), version: 5 }], success: [], failure: [{ range: { key: te('n') } }] } });
+    expect(o2).toMatchObject({ ok: true, revision: 2 });
+    expect((o2.ok ? (o2.result as TxnResult) : null)?.succeeded).toBe(false);
+    // A put on a lease that does not exist fails the whole txn, changing nothing.
+    const o3 = f.apply({ op: 'txn', req: { compare: [], success: [{ put: { key: te('z'), value: te('1') } }, { put: { key: te('y'), value: te('1'), lease: 77 } }], failure: [] } });
+    expect(o3).toMatchObject({ ok: false, code: 'LEASE_NOT_FOUND', revision: 2 });
+    expect((await sm.range({ key: te('z') })).count).toBe(0);
+  });
+
+  it('persists with the applied index and skips replayed entries after reopening', async () => {
+    const t = tempDir();
+    cleanups.push(() => t.cleanup());
+    const sm = await KvStateMachine.open({ dir: t.dir });
+    const f = new LogFeeder(sm);
+    const entries = [];
+    for (let i = 0; i < 20; i++) {
+      const e = f.entryFor({ op: 'put', req: { key: te(`k${i % 5}`), value: te(`v${i}`) } });
+      entries.push(e);
+      sm.apply(e);
+    }
+    await sm.close();
+    const sm2 = await KvStateMachine.open({ dir: t.dir });
+    cleanups.push(() => sm2.close());
+    expect(sm2.appliedIndex).toBe(20);
+    expect(sm2.revision).toBe(20);
+    for (const e of entries) sm2.apply(e); // replay: all skipped
+    expect(sm2.revision).toBe(20);
+    const r = await sm2.range({ key: te('k'), rangeEnd: te('l') });
+    expect(r.kvs.map((kv) => [td(kv.key), td(kv.value), kv.version])).toEqual([
+      ['k0', 'v15', 4],
+      ['k1', 'v16', 4],
+      ['k2', 'v17', 4],
+      ['k3', 'v18', 4],
+      ['k4', 'v19', 4],
+    ]);
+    expect(td((await sm2.range({ key: te('k0'), revision: 6 })).kvs[0]!.value)).toBe('v5');
+  });
+});
