@@ -214,6 +214,11 @@ describe('response encoding: etcd 3.4.23 shapes (recorded from its gateway)', ()
       }),
     );
     expect(encodeTxnResult({ succeeded: false, responses: [] }, H)).toEqual({ header: HJ });
+    // A range before the txn's first write shows the revision before the txn (recorded from etcd).
+    expect(encodeTxnResult({ succeeded: false, responses: [{ range: { kvs: [], more: false, count: 0 } }, { put: {} }] }, { ...H, revision: 11 })).toEqual({
+      header: { ...HJ, revision: '11' },
+      responses: [{ response_range: { header: { revision: '10' } } }, { response_put: { header: { revision: '11' } } }],
+    });
   });
 
   it('leases, members, status: etcd\'s camelCase names', () => {

@@ -545,26 +545,50 @@ export function encodeDeleteRangeResult(r: DeleteRangeResult, h?: ResponseHeader
 
 /**
  * A txn's responses. etcd fills each nested range/put/delete response's header with the revision
- * only, and leaves a nested txn's header empty; Ballot does the same.
+ * only, and leaves a nested txn's header empty. That revision is the store's as the op saw it: the
+ * txn's new revision once any earlier op of the txn (or this one) wrote something, the revision
+ * before the txn until then (a range before the first put shows the old revision).
  */
-function encodeResponseOp(op: ResponseOp, revision: number): JsonObject {
-  const inner: JsonObject = { revision: String(revision) };
-  if (revision === 0) delete inner.revision;
-  if ('range' in op) return { response_range: { header: inner, ...encodeRangeResult(op.range) } };
-  if ('put' in op) return { response_put: { header: inner, ...encodePutResult(op.put) } };
-  if ('deleteRange' in op) return { response_delete_range: { header: inner, ...encodeDeleteRangeResult(op.deleteRange) } };
-  return { response_txn: { header: {}, ...encodeTxnBody(op.txn, revision) } };
+interface TxnWalk {
+  readonly before: number;
+  readonly after: number;
+  wrote: boolean;
 }
 
-function encodeTxnBody(r: TxnResult, revision: number): JsonObject {
+function txnWrites(responses: readonly ResponseOp[]): boolean {
+  return responses.some((op) =>
+    'put' in op ? true : 'deleteRange' in op ? op.deleteRange.deleted > 0 : 'txn' in op ? txnWrites(op.txn.responses) : false,
+  );
+}
+
+function revisionHeader(w: TxnWalk): JsonObject {
+  const rev = w.wrote ? w.after : w.before;
+  return rev === 0 ? {} : { revision: String(rev) };
+}
+
+function encodeResponseOp(op: ResponseOp, w: TxnWalk): JsonObject {
+  if ('range' in op) return { response_range: { header: revisionHeader(w), ...encodeRangeResult(op.range) } };
+  if ('put' in op) {
+    w.wrote = true;
+    return { response_put: { header: revisionHeader(w), ...encodePutResult(op.put) } };
+  }
+  if ('deleteRange' in op) {
+    if (op.deleteRange.deleted > 0) w.wrote = true;
+    return { response_delete_range: { header: revisionHeader(w), ...encodeDeleteRangeResult(op.deleteRange) } };
+  }
+  return { response_txn: { header: {}, ...encodeTxnBody(op.txn, w) } };
+}
+
+function encodeTxnBody(r: TxnResult, w: TxnWalk): JsonObject {
   const o: JsonObject = {};
   put(o, 'succeeded', r.succeeded);
-  put(o, 'responses', r.responses.map((op) => encodeResponseOp(op, revision)));
+  put(o, 'responses', r.responses.map((op) => encodeResponseOp(op, w)));
   return o;
 }
 
 export function encodeTxnResult(r: TxnResult, h: ResponseHeader): JsonObject {
-  return withHeader(h, encodeTxnBody(r, h.revision));
+  const wrote = txnWrites(r.responses);
+  return withHeader(h, encodeTxnBody(r, { before: wrote ? h.revision - 1 : h.revision, after: h.revision, wrote: false }));
 }
 
 export function encodeLeaseGrantResult(r: LeaseGrantResult, h: ResponseHeader): JsonObject {
