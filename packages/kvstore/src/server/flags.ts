@@ -1,0 +1,269 @@
+// `ballot kv serve` takes etcd's own flag names and defaults, so an etcd user's scripts work
+// unchanged:
+//
+//   --name default                 --data-dir <name>.etcd
+//   --listen-client-urls           http://localhost:2379      (comma-separated; 0.0.0.0 accepted)
+//   --advertise-client-urls        http://localhost:2379
+//   --listen-peer-urls             http://localhost:2380
+//   --initial-advertise-peer-urls  http://localhost:2380
+//   --initial-cluster              <name>=<initial-advertise-peer-urls>   (name=url[,name=url...])
+//   --initial-cluster-state        new | existing
+//   --initial-cluster-token        etcd-cluster
+//   --heartbeat-interval           100 (ms)   one Raft tick
+//   --election-timeout             1000 (ms)  electionTicks = election-timeout / heartbeat-interval
+//   --snapshot-count               10000      (etcd: 100000) entries applied between snapshots
+//   --max-request-bytes            1572864    (etcd's 1.5 MiB)
+//   --log-level                    info
+// and Ballot's own: --read-mode read-index|lease, --request-timeout-ms.
+//
+// Members dial each other at the advertised peer URLs and listen on the listen URLs (which may
+// differ, as in etcd). Only http:// URLs are supported (no TLS; a difference from etcd).
+
+import { Command, CommanderError, Option } from 'commander';
+import { LIMITS } from '../errors.js';
+import { normalizeUrl } from './ids.js';
+
+export interface KvServeOptions {
+  name: string;
+  dataDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  /** name → peer URLs of every initial member, this one included. */
+  initialCluster: Record<string, string[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  /** Ballot's --read-mode: how linearizable reads are served (lease-based reads are an opt-in for experiments). */
+  readMode?: 'read-index' | 'lease';
+  logLevel?: string;
+  /** Entries applied between two snapshots of the store (the Raft log is compacted then). */
+  snapshotCount?: number;
+  /** Bound on one client request (etcd's --max-request-bytes). */
+  maxRequestBytes?: number;
+  /** Deadline of a client request that gives none. Default 10 000 ms (raised to 5 election timeouts if smaller). */
+  requestTimeoutMs?: number;
+}
+
+export class KvUsageError extends Error {
+  override readonly name = 'KvUsageError';
+}
+
+export const KV_SERVE_DEFAULTS = {
+  name: 'default',
+  clientUrl: 'http://localhost:2379',
+  peerUrl: 'http://localhost:2380',
+  initialClusterState: 'new',
+  initialClusterToken: 'etcd-cluster',
+  heartbeatIntervalMs: 100,
+  electionTimeoutMs: 1000,
+  snapshotCount: 10_000,
+  logLevel: 'info',
+} as const;
+
+export interface ParsedUrl {
+  /** The URL as given, without a trailing slash. */
+  readonly url: string;
+  /** The host to listen on or dial, without IPv6 brackets. */
+  readonly host: string;
+  readonly port: number;
+  /** "host:port" for dialing (IPv6 in brackets). */
+  readonly hostPort: string;
+}
+
+/** One http:// URL with a host and a port (0 is accepted for a listen URL: the OS picks a port). */
+export function parseUrl(flag: string, value: string, allowPortZero = false): ParsedUrl {
+  let u: URL;
+  try {
+    u = new URL(value.trim());
+  } catch {
+    throw new KvUsageError(`${flag}: "${value}" is not a URL (expected e.g. http://127.0.0.1:2379)`);
+  }
+  if (u.protocol === 'https:') throw new KvUsageError(`${flag}: "${value}": https (TLS) is not supported by Ballot; use http://`);
+  if (u.protocol !== 'http:') throw new KvUsageError(`${flag}: "${value}": expected an http:// URL`);
+  if (u.hostname === '') throw new KvUsageError(`${flag}: "${value}" has no host`);
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') {
+    throw new KvUsageError(`${flag}: "${value}" must not have a path, query or fragment`);
+  }
+  if (u.port === '' && !/:0\/?$/.test(value.trim())) throw new KvUsageError(`${flag}: "${value}" has no port (e.g. http://127.0.0.1:2379)`);
+  const port = u.port === '' ? 0 : Number(u.port);
+  if (port === 0 && !allowPortZero) throw new KvUsageError(`${flag}: "${value}": port 0 is only allowed in listen URLs`);
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return { url: `http://${u.hostname}:${port}`, host, port, hostPort: `${u.hostname}:${port}` };
+}
+
+/** A comma-separated list of URLs (at least one, no duplicates). */
+export function parseUrlList(flag: string, value: string, allowPortZero = false): string[] {
+  const parts = value.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  if (parts.length === 0) throw new KvUsageError(`${flag}: expected at least one URL`);
+  const urls = parts.map((p) => parseUrl(flag, p, allowPortZero).url);
+  const dup = urls.find((u, i) => urls.indexOf(u) !== i);
+  if (dup !== undefined) throw new KvUsageError(`${flag}: ${dup} is listed twice`);
+  return urls;
+}
+
+/** "n1=http://a:2380,n2=http://b:2380,n1=http://a2:2380" → { n1: [a, a2], n2: [b] } (etcd allows a name to repeat). */
+export function parseInitialCluster(value: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const parts = value.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  if (parts.length === 0) throw new KvUsageError('--initial-cluster: expected name=url[,name=url...]');
+  const owner = new Map<string, string>();
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new KvUsageError(`--initial-cluster: expected name=url, got "${part}"`);
+    const name = part.slice(0, eq);
+    const url = parseUrl(`--initial-cluster (${name})`, part.slice(eq + 1)).url;
+    const other = owner.get(url);
+    if (other !== undefined) throw new KvUsageError(`--initial-cluster: ${url} is given to both ${other} and ${name}`);
+    owner.set(url, name);
+    (out[name] ??= []).push(url);
+  }
+  return out;
+}
+
+function intOf(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim())) throw new KvUsageError(`${flag}: expected an integer, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new KvUsageError(`${flag}: ${n} is out of range ${min}-${max}`);
+  return n;
+}
+
+/** What commander hands the action (strings, checked by validateKvServeFlags). */
+interface RawServeFlags {
+  name: string;
+  dataDir?: string;
+  listenClientUrls: string;
+  advertiseClientUrls: string;
+  listenPeerUrls: string;
+  initialAdvertisePeerUrls: string;
+  initialCluster?: string;
+  initialClusterState: string;
+  initialClusterToken: string;
+  heartbeatInterval: string;
+  electionTimeout: string;
+  snapshotCount: string;
+  maxRequestBytes: string;
+  readMode: 'read-index' | 'lease';
+  logLevel: string;
+  requestTimeoutMs?: string;
+}
+
+/** Adds etcd's serve flags to `cmd`. */
+function addServeOptions(cmd: Command): Command {
+  const d = KV_SERVE_DEFAULTS;
+  return cmd
+    .option('--name <name>', "this member's human-readable name (a key of --initial-cluster)", d.name)
+    .option('--data-dir <dir>', 'where the member keeps its Raft log (<dir>/raft) and its store (<dir>/kv); default <name>.etcd')
+    .option('--listen-client-urls <urls>', 'URLs to listen on for client traffic (comma-separated; 0.0.0.0 accepted)', d.clientUrl)
+    .option('--advertise-client-urls <urls>', "this member's client URLs as published to the cluster and clients", d.clientUrl)
+    .option('--listen-peer-urls <urls>', 'URLs to listen on for peer traffic (Raft, snapshots, forwarded requests)', d.peerUrl)
+    .option('--initial-advertise-peer-urls <urls>', "this member's peer URLs as the other members dial them", d.peerUrl)
+    .option('--initial-cluster <list>', 'every initial member as name=peer-url, comma-separated (default: <name>=<initial-advertise-peer-urls>)')
+    .addOption(new Option('--initial-cluster-state <state>', 'new: bootstrap a cluster; existing: join one that already added this member').choices(['new', 'existing']).default(d.initialClusterState))
+    .option('--initial-cluster-token <token>', 'distinguishes clusters started with the same member URLs (member and cluster ids depend on it)', d.initialClusterToken)
+    .option('--heartbeat-interval <ms>', 'time between leader heartbeats; one Raft tick', String(d.heartbeatIntervalMs))
+    .option('--election-timeout <ms>', 'time a follower waits for a leader before campaigning (randomized up to 2x)', String(d.electionTimeoutMs))
+    .option('--snapshot-count <n>', 'entries applied between two snapshots of the store (the log is compacted then)', String(d.snapshotCount))
+    .option('--max-request-bytes <n>', 'largest client request accepted', String(LIMITS.maxRequestBytes))
+    .addOption(new Option('--read-mode <mode>', 'Ballot: linearizable reads by ReadIndex (safe) or leader lease (faster, unsafe under clock drift)').choices(['read-index', 'lease']).default('read-index'))
+    .option('--request-timeout-ms <ms>', 'Ballot: deadline of a client request that gives none')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(d.logLevel));
+}
+
+/** Checks every flag and builds the options (KvUsageError names the wrong flag). */
+function validateKvServeFlags(o: RawServeFlags): KvServeOptions {
+  const name = o.name.trim();
+  if (name === '' || /[=,\s]/.test(name)) throw new KvUsageError(`--name: "${o.name}" must be non-empty without '=', ',' or spaces`);
+  const listenClientUrls = parseUrlList('--listen-client-urls', o.listenClientUrls, true);
+  const advertiseClientUrls = parseUrlList('--advertise-client-urls', o.advertiseClientUrls);
+  const listenPeerUrls = parseUrlList('--listen-peer-urls', o.listenPeerUrls, true);
+  const initialAdvertisePeerUrls = parseUrlList('--initial-advertise-peer-urls', o.initialAdvertisePeerUrls);
+  const initialCluster = parseInitialCluster(o.initialCluster ?? `${name}=${initialAdvertisePeerUrls.join(`,${name}=`)}`);
+  const mine = initialCluster[name];
+  if (mine === undefined) {
+    throw new KvUsageError(`--initial-cluster: this member's --name "${name}" is not in it (${Object.keys(initialCluster).join(', ')}); list every member, this one included`);
+  }
+  const sortedMine = [...mine].map(normalizeUrl).sort().join(',');
+  const sortedAdvertised = [...initialAdvertisePeerUrls].map(normalizeUrl).sort().join(',');
+  if (sortedMine !== sortedAdvertised) {
+    throw new KvUsageError(`--initial-cluster has ${name}=${mine.join(',')} but --initial-advertise-peer-urls is ${initialAdvertisePeerUrls.join(',')}; they must match (as etcd requires)`);
+  }
+  const heartbeatIntervalMs = intOf('--heartbeat-interval', o.heartbeatInterval, 1, 60_000);
+  const electionTimeoutMs = intOf('--election-timeout', o.electionTimeout, 1, 600_000);
+  // etcd's own rule, with its wording's meaning: elections must not race heartbeats.
+  if (electionTimeoutMs < 5 * heartbeatIntervalMs) {
+    throw new KvUsageError(`--election-timeout (${electionTimeoutMs} ms) should be at least 5 times --heartbeat-interval (${heartbeatIntervalMs} ms)`);
+  }
+  if (o.initialClusterState !== 'new' && o.initialClusterState !== 'existing') {
+    throw new KvUsageError(`--initial-cluster-state: expected new or existing, got "${o.initialClusterState}"`);
+  }
+  const token = o.initialClusterToken.trim();
+  if (token === '') throw new KvUsageError('--initial-cluster-token: must not be empty');
+  const dataDir = (o.dataDir ?? `${name}.etcd`).trim();
+  if (dataDir === '') throw new KvUsageError('--data-dir: must not be empty');
+  return {
+    name,
+    dataDir,
+    listenClientUrls,
+    advertiseClientUrls,
+    listenPeerUrls,
+    initialAdvertisePeerUrls,
+    initialCluster,
+    initialClusterState: o.initialClusterState,
+    initialClusterToken: token,
+    heartbeatIntervalMs,
+    electionTimeoutMs,
+    readMode: o.readMode,
+    logLevel: o.logLevel,
+    snapshotCount: intOf('--snapshot-count', o.snapshotCount, 1, 1_000_000_000),
+    maxRequestBytes: intOf('--max-request-bytes', o.maxRequestBytes, 1024, 64 * 1024 * 1024),
+    ...(o.requestTimeoutMs !== undefined ? { requestTimeoutMs: intOf('--request-timeout-ms', o.requestTimeoutMs, 1, 3_600_000) } : {}),
+  };
+}
+
+/**
+ * Parses `kv serve` flags (argv without the command words, e.g. ['--name', 'n1', ...]).
+ * Throws KvUsageError on a bad or unknown flag.
+ */
+export function parseKvServeFlags(argv: readonly string[]): KvServeOptions {
+  const cmd = addServeOptions(new Command('serve'))
+    .exitOverride()
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined })
+    .allowExcessArguments(false);
+  try {
+    cmd.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) throw new KvUsageError(e.message.replace(/^error: /, ''));
+    throw e;
+  }
+  return validateKvServeFlags(cmd.opts<RawServeFlags>());
+}
+
+/**
+ * Adds `serve` to a commander group (the CLI's `ballot kv`): runs one member in this process
+ * until SIGTERM/SIGINT. Usage errors exit with 2 and name the flag.
+ */
+export function registerKvServeCommand(kv: Command): Command {
+  const serve = addServeOptions(
+    kv.command('serve').description('run one key-value store member (Raft + MVCC store + etcd v3 JSON API + native ws API), with etcd\'s flag names'),
+  );
+  serve.action(async (o: RawServeFlags) => {
+    let opts: KvServeOptions;
+    try {
+      opts = validateKvServeFlags(o);
+    } catch (e) {
+      if (e instanceof KvUsageError) {
+        process.stderr.write(`ballot kv serve: ${e.message}\n`);
+        process.exit(2);
+      }
+      throw e;
+    }
+    // Loaded on use: parsing flags needs none of the server's modules.
+    const runModule = './run.js';
+    const { runKvServe } = (await import(runModule)) as { runKvServe: (o: KvServeOptions) => Promise<void> };
+    await runKvServe(opts);
+  });
+  return serve;
+}
