@@ -13,6 +13,9 @@
 //   terminated (its watches are canceled; a KvClient resumes them from where it was);
 // - a response larger than maxResponseFrameBytes is replaced by a REQUEST_TOO_LARGE error;
 // - liveness: a ping every keepAliveMs; no pong by the next one terminates the connection.
+// Watches are flow-controlled (the hub's FlowControlledSink): while more than watchHighWaterBytes
+// wait in the socket, watch sinks say they are not writable and the hub buffers (bounded there,
+// a watcher too far behind is canceled with a reason and the client resumes it).
 
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -44,6 +47,8 @@ export interface NativeServerOptions {
   readonly maxWatches?: number;
   /** Default 64 MiB. */
   readonly maxBufferedBytes?: number;
+  /** Bytes queued in the socket above which watch sinks report congestion. Default 1 MiB. */
+  readonly watchHighWaterBytes?: number;
   /** Default 30 000; 0 disables pings. */
   readonly keepAliveMs?: number;
   /** Default 1024. */
@@ -77,6 +82,8 @@ class Connection {
   private inFlight = 0;
   private readonly watches = new Map<number, WatchState>();
   private readonly snapshots = new Map<number, SnapshotState>();
+  private readonly drainListeners = new Set<() => void>();
+  private drainCheckPending = false;
   closed = false;
   alive = true;
 
@@ -95,10 +102,29 @@ class Connection {
 
   private sendFrame(frame: Buffer): void {
     if (this.closed) return;
-    this.ws.send(frame);
+    const congested = this.drainListeners.size > 0 && !this.drainCheckPending;
+    if (congested) this.drainCheckPending = true;
+    this.ws.send(frame, congested ? () => this.checkDrain() : undefined);
     if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.log?.warn({ remote: this.remote, bufferedBytes: this.ws.bufferedAmount }, 'native client does not read its answers: closing the connection');
       this.ws.terminate();
+    }
+  }
+
+  /** Watch sinks may take more while the socket holds less than the high-water mark. */
+  get writable(): boolean {
+    return !this.closed && this.ws.bufferedAmount < this.limits.watchHighWaterBytes;
+  }
+
+  private checkDrain(): void {
+    this.drainCheckPending = false;
+    if (this.closed || this.drainListeners.size === 0) return;
+    if (this.writable) {
+      for (const l of [...this.drainListeners]) l();
+    } else {
+      // Still congested: check again when the next write completes.
+      this.drainCheckPending = true;
+      setTimeout(() => this.checkDrain(), 10);
     }
   }
 
@@ -214,7 +240,15 @@ class Connection {
     }
     const state: WatchState = { handle: null, done: false };
     this.watches.set(id, state);
+    const conn = this;
     const sink = {
+      get writable(): boolean {
+        return conn.writable;
+      },
+      onDrain: (listener: () => void): (() => void) => {
+        this.drainListeners.add(listener);
+        return () => this.drainListeners.delete(listener);
+      },
       send: (watch: WatchResponse): void => {
         if (state.done) return;
         if (watch.canceled === true) {
@@ -276,6 +310,7 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     this.writer.discard();
+    this.drainListeners.clear();
     for (const w of this.watches.values()) this.cancelWatch(w);
     this.watches.clear();
     for (const s of this.snapshots.values()) {
@@ -297,6 +332,7 @@ export function attachNativeServer(server: Server, service: KvService, opts: Nat
     maxInFlight: opts.maxInFlight ?? 4096,
     maxWatches: opts.maxWatches ?? 10_000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 64 * 1024 * 1024,
+    watchHighWaterBytes: opts.watchHighWaterBytes ?? 1024 * 1024,
   };
   const maxConnections = opts.maxConnections ?? 1024;
   const keepAliveMs = opts.keepAliveMs ?? 30_000;
