@@ -36,8 +36,12 @@ import { keyMatcher, type KeyMatcher } from './keys.js';
 export interface WatchSource {
   on(event: 'events', listener: (ev: RevisionEvents) => void): unknown;
   off(event: 'events', listener: (ev: RevisionEvents) => void): unknown;
-  /** Every revision in [fromRevision, toRevision] in order; KvError COMPACTED if fromRevision <= compactedRevision. */
-  history(fromRevision: number, toRevision?: number): AsyncIterable<RevisionEvents>;
+  /**
+   * Every revision in [fromRevision, toRevision] in order, all events of a revision together;
+   * KvError COMPACTED if fromRevision <= compactedRevision (thrown or rejected). `withPrevKv`: the
+   * hub wants prevKv filled (a source may ignore the hint and always fill it).
+   */
+  history(fromRevision: number, toRevision?: number, withPrevKv?: boolean): AsyncIterable<RevisionEvents>;
   readonly revision: number;
   readonly compactedRevision: number;
 }
@@ -358,7 +362,7 @@ export class WatchHub {
           this.cancel(w, ETCD_MESSAGES.COMPACTED, this.source.compactedRevision + 1);
           return;
         }
-        for await (const rev of this.source.history(w.nextRevision, target)) {
+        for await (const rev of this.source.history(w.nextRevision, target, w.prevKv)) {
           if (w.phase !== 'catchup') return;
           if (rev.revision < w.nextRevision) continue;
           if (rev.revision > target) break;
