@@ -9,3 +9,5 @@ export { KvClient, nativeUrl, type KvClientOptions } from './client/client.js';
 export { prefixEnd, prefixRange, toBytes, bytesToString } from './client/keys.js';
 export { KvStateMachine, type KvStateMachineOptions, type LeaseInfo, type MemberAttrs } from './state/machine.js';
 export { encodeCommand, decodeCommand, validateCommand } from './state/codec.js';
+export { WatchHub, WATCH_DEFAULTS, isFlowControlled, type WatchHubOptions, type WatchHubStats, type WatchSource, type FlowControlledSink } from './watch/hub.js';
+export { Lessor, LESSOR_DEFAULTS, type LessorOptions, type LessorStats } from './lease/lessor.js';
