@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ClosedLoopResult } from '../raft/load.js';
-import { cellFigures, errorLines, kvTable, type CellRecord } from './report.js';
+import { cellFigures, errorLines, failedResult, kvTable, type CellRecord } from './report.js';
 import {
   checkGet,
   checkModRevisions,
@@ -169,17 +169,24 @@ describe('cell figures and table', () => {
       rec('ballot', 2, result(400, 1, 1, { HTTP_503: 1 })),
     ];
     const etcd = cellFigures(records, 'etcd', 'put', 1);
-    expect(etcd).toMatchObject({ rounds: 3, opsPerSec: 200, p50Ms: 2, p99Ms: 4, errors: 0, flagged: false, serverCpuUsPerOp: 500 });
+    expect(etcd).toMatchObject({ rounds: 3, opsPerSec: 200, p50Ms: 2, p99Ms: 4, errors: 0, flagged: false, serverCpuUsPerOp: 500, clientCpuUsPerOp: 5 });
     const ballot = cellFigures(records, 'ballot', 'put', 1);
     expect(ballot).toMatchObject({ errors: 3, errorsByCode: { HTTP_503: 3 }, flagged: true });
     expect(cellFigures(records, 'ballot-native', 'put', 1)).toBeNull();
+
+    // A round that could not start flags the cell but stays out of the medians.
+    const withFailed = [...records, rec('etcd', 4, failedResult(1, 'CELL_FAILED'))];
+    expect(cellFigures(withFailed, 'etcd', 'put', 1)).toMatchObject({ rounds: 4, roundsMeasured: 3, opsPerSec: 200, errors: 1, flagged: true });
+    const never = cellFigures([rec('ballot-native', 1, failedResult(1, 'NOT_RUN'))], 'ballot-native', 'put', 1);
+    expect(never?.opsPerSec).toBeNaN();
+    expect(kvTable(['put'], [1], ['ballot-native'], () => never).split('\n')[2]).toMatch(/^put\s+1\s+n\/a!\s+n\/a\s+n\/a$/);
 
     const lookup = (s: CellRecord['system'], op: CellRecord['op'], c: number) => cellFigures(records, s, op, c);
     const table = kvTable(['put'], [1], ['etcd', 'ballot', 'ballot-native'], lookup);
     const row = table.split('\n')[2] ?? '';
     expect(row).toMatch(/^put\s+1\s+200\s+2\s+4\s+400!\s+1\s+2\s+2\.00x\s+n\/a\s+n\/a\s+n\/a\s+n\/a$/);
     expect(errorLines(['put'], [1], ['etcd', 'ballot'], lookup)).toEqual([
-      '! Ballot (JSON) put c=1: 3 failed request(s) in 2 round(s) (HTTP_503 x3)',
+      '! Ballot (JSON) put c=1: 3 error(s) in 2 round(s) (HTTP_503 x3)',
     ]);
   });
 });

@@ -28,14 +28,33 @@ export interface CellRecord {
   readonly loadAverage1m: number;
 }
 
+/** The result of a cell that could not run (its client could not connect, ...): one error under `code`, nothing measured. */
+export function failedResult(concurrency: number, code: string): ClosedLoopResult {
+  return {
+    concurrency,
+    measuredMs: 0,
+    acked: 0,
+    ackedPerSec: 0,
+    errors: 1,
+    errorsByCode: { [code]: 1 },
+    latency: { count: 0, minMs: Number.NaN, p50Ms: Number.NaN, p90Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN, meanMs: Number.NaN },
+    clientCpuMs: 0,
+    undrained: 0,
+  };
+}
+
 export interface CellFigures {
   readonly rounds: number;
-  /** Medians across rounds. */
+  /** Rounds that measured (the others could not start; see errorsByCode). */
+  readonly roundsMeasured: number;
+  /** Medians across the rounds measured. */
   readonly opsPerSec: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   /** Members' CPU per successful operation, microseconds (median across rounds; NaN if unknown). */
   readonly serverCpuUsPerOp: number;
+  /** The bench process's CPU per successful operation, microseconds (median across rounds): a busy client caps both sides. */
+  readonly clientCpuUsPerOp: number;
   /** Failed requests inside the windows, summed over rounds, and by code. */
   readonly errors: number;
   readonly errorsByCode: Readonly<Record<string, number>>;
@@ -53,15 +72,20 @@ export function cellFigures(records: readonly CellRecord[], system: KvSystem, op
     for (const [code, n] of Object.entries(r.result.errorsByCode)) errorsByCode[code] = (errorsByCode[code] ?? 0) + n;
   }
   const errors = mine.reduce((n, r) => n + r.result.errors, 0);
+  // Rounds whose cell could not start (failedResult) measured nothing: they flag the cell but do
+  // not enter the medians; a cell no round could measure has NaN figures (shown as n/a!).
+  const ran = mine.filter((r) => r.result.measuredMs > 0);
   const undrained = mine.reduce((n, r) => n + r.result.undrained, 0);
   return {
     rounds: mine.length,
-    opsPerSec: median(mine.map((r) => r.result.ackedPerSec)),
-    p50Ms: median(mine.map((r) => r.result.latency.p50Ms)),
-    p99Ms: median(mine.map((r) => r.result.latency.p99Ms)),
+    roundsMeasured: ran.length,
+    opsPerSec: median(ran.map((r) => r.result.ackedPerSec)),
+    p50Ms: median(ran.map((r) => r.result.latency.p50Ms)),
+    p99Ms: median(ran.map((r) => r.result.latency.p99Ms)),
     serverCpuUsPerOp: median(
-      mine.map((r) => (r.serverCpuMs === null || r.result.acked === 0 ? Number.NaN : (r.serverCpuMs * 1000) / r.result.acked)),
+      ran.map((r) => (r.serverCpuMs === null || r.result.acked === 0 ? Number.NaN : (r.serverCpuMs * 1000) / r.result.acked)),
     ),
+    clientCpuUsPerOp: median(ran.map((r) => (r.result.acked === 0 ? Number.NaN : (r.result.clientCpuMs * 1000) / r.result.acked))),
     errors,
     errorsByCode,
     undrained,
@@ -112,7 +136,8 @@ export function errorLines(ops: readonly KvOp[], clients: readonly number[], sys
           .map(([code, n]) => `${code} x${n}`)
           .join(', ');
         out.push(
-          `! ${KV_SYSTEM_TITLES[s]} ${KV_OP_LABELS[op]} c=${c}: ${f.errors} failed request(s) in ${f.rounds} round(s)` +
+          `! ${KV_SYSTEM_TITLES[s]} ${KV_OP_LABELS[op]} c=${c}: ${f.errors} error(s) in ${f.rounds} round(s)` +
+            (f.roundsMeasured < f.rounds ? `, ${f.rounds - f.roundsMeasured} round(s) could not run` : '') +
             (codes === '' ? '' : ` (${codes})`) +
             (f.undrained > 0 ? `, ${f.undrained} still in flight at the end` : ''),
         );

@@ -30,12 +30,13 @@ import {
   type ClusterSettings,
 } from '../raft/cli-common.js';
 import { EtcdCluster } from '../raft/etcd.js';
-import { runClosedLoop } from '../raft/load.js';
+import { BenchRequestError } from '../raft/cluster.js';
+import { runClosedLoop, type ClosedLoopResult } from '../raft/load.js';
 import { processCpuMs } from '../raft/supervisor.js';
 import { cellOperation, preload, type KvAccess } from './access.js';
 import { JsonKvAccess, type Endpoint } from './json-access.js';
 import { loadKvClient, NativeKvAccess, type NativeClientFactory } from './native-access.js';
-import { cellFigures, errorLines, kvTable, KV_SYSTEM_TITLES, type CellRecord, type KvSystem } from './report.js';
+import { cellFigures, errorLines, failedResult, kvTable, KV_SYSTEM_TITLES, type CellRecord, type KvSystem } from './report.js';
 import { KV_OP_LABELS, KV_OPS, parseOps, type KvOp } from './workload.js';
 
 interface Settings extends ClusterSettings {
@@ -231,6 +232,42 @@ async function main(): Promise<void> {
     return total;
   };
 
+  const measureCell = async (
+    system: KvSystem,
+    op: KvOp,
+    clients: number,
+    label: string,
+  ): Promise<{ readonly result: ClosedLoopResult; readonly serverCpuMs: number | null }> => {
+    const c = clusterOf(system);
+    progress.stage(`${label}: preparing`);
+    await c.waitCaughtUp(60_000);
+    const access = await openAccess(system, clients);
+    let cpuBefore: number | null = null;
+    let serverCpuMs: number | null = null;
+    try {
+      const operation = await cellOperation(access, op, clients, s.keys);
+      progress.stage(`${label}: warm-up`);
+      const result = await runClosedLoop({
+        concurrency: clients,
+        warmupMs: s.warmupMs,
+        durationMs: s.durationMs,
+        op: operation,
+        onWindowStart: () => {
+          cpuBefore = cpuOf(c);
+          progress.stage(`${label}: measuring`, s.durationMs);
+        },
+        onWindowEnd: () => {
+          const after = cpuOf(c);
+          serverCpuMs = cpuBefore === null || after === null ? null : after - cpuBefore;
+        },
+      });
+      return { result, serverCpuMs };
+    } finally {
+      await access.close();
+    }
+  };
+
+  const disabled = new Map<KvSystem, string>();
   const records: CellRecord[] = [];
   const cellMs = s.warmupMs + s.durationMs + CELL_OVERHEAD_MS;
   const totalCells = s.rounds * s.ops.length * s.clients.length * systems.length;
@@ -244,38 +281,30 @@ async function main(): Promise<void> {
         slot++;
         for (const system of order) {
           cellNo++;
-          const c = clusterOf(system);
-          const label = `round ${round}/${s.rounds} ${KV_SYSTEM_TITLES[system]} ${KV_OP_LABELS[op]} c=${clients} (cell ${cellNo}/${totalCells})`;
-          progress.stage(`${label}: preparing`, (totalCells - cellNo + 1) * cellMs);
-          await c.waitCaughtUp(60_000);
-          const access = await openAccess(system, clients);
-          let cpuBefore: number | null = null;
+          const label = `round ${round}/${s.rounds} ${KV_SYSTEM_TITLES[system]} ${KV_OP_LABELS[op]} c=${clients} (cell ${cellNo}/${totalCells}, ~${Math.ceil(((totalCells - cellNo + 1) * cellMs) / 60_000)} min left)`;
+          const why = disabled.get(system);
+          if (why !== undefined) {
+            records.push({ system, op, clients, round, result: failedResult(clients, 'NOT_RUN'), serverCpuMs: null, loadAverage1m: loadavg()[0] ?? 0 });
+            continue;
+          }
+          let result: ClosedLoopResult;
           let serverCpuMs: number | null = null;
-          let result;
           try {
-            const operation = await cellOperation(access, op, clients, s.keys);
-            progress.stage(`${label}: warm-up`, (totalCells - cellNo + 1) * cellMs);
-            result = await runClosedLoop({
-              concurrency: clients,
-              warmupMs: s.warmupMs,
-              durationMs: s.durationMs,
-              op: operation,
-              onWindowStart: () => {
-                cpuBefore = cpuOf(c);
-                progress.stage(`${label}: measuring`, (totalCells - cellNo) * cellMs + s.durationMs);
-              },
-              onWindowEnd: () => {
-                const after = cpuOf(c);
-                serverCpuMs = cpuBefore === null || after === null ? null : after - cpuBefore;
-              },
-            });
-          } finally {
-            await access.close();
+            ({ result, serverCpuMs } = await measureCell(system, op, clients, label));
+          } catch (err) {
+            // The cell could not even start (cluster not caught up, client cannot connect): it is
+            // recorded as failed and the system's remaining cells are not run (they show as failed).
+            const message = err instanceof Error ? err.message : String(err);
+            disabled.set(system, message);
+            progress.note(`${label}: FAILED to start, ${KV_SYSTEM_TITLES[system]} is not measured further: ${message}`);
+            result = failedResult(clients, err instanceof BenchRequestError ? err.code : 'CELL_FAILED');
           }
           records.push({ system, op, clients, round, result, serverCpuMs, loadAverage1m: loadavg()[0] ?? 0 });
+          if (result.measuredMs === 0) continue;
           const flag = result.errors > 0 || result.undrained > 0;
           progress.note(
-            `${label}: ${Math.round(result.ackedPerSec)} ops/s, p50 ${result.latency.p50Ms.toFixed(2)} ms, p99 ${result.latency.p99Ms.toFixed(2)} ms` +
+            `${label}: ${Math.round(result.ackedPerSec)} ops/s, p50 ${result.latency.p50Ms.toFixed(2)} ms, p99 ${result.latency.p99Ms.toFixed(2)} ms, ` +
+              `bench client CPU ${Math.round((100 * result.clientCpuMs) / result.measuredMs)}% of a core` +
               (flag ? ` — FLAGGED: ${result.errors} errors ${JSON.stringify(result.errorsByCode)}, ${result.undrained} undrained` : ''),
           );
         }

@@ -13,7 +13,7 @@ import {
   type ProposeClient,
 } from './cluster.js';
 import { ProcessCluster, type ProcessMember } from './process-cluster.js';
-import { freePorts, type Supervisor } from './supervisor.js';
+import { freePorts, waitUntil, type Supervisor } from './supervisor.js';
 
 /** The etcd binary and its version, or why it cannot be used. */
 export type EtcdDetection =
@@ -125,15 +125,25 @@ export class EtcdCluster extends ProcessCluster<Member> {
     }
     this.initialCluster = this.members.map((n) => `${n}=http://127.0.0.1:${this.member(n).peerPort}`).join(',');
     await Promise.all(this.members.map((n) => this.launch(n)));
-    // Learn member ids (stable across restarts) to map the leader id to a process.
-    const list = await postJson(this.url(this.members[0] as string, '/v3/cluster/member/list'), {}, 5000);
-    if (!isRecord(list) || !Array.isArray(list.members)) throw new Error('unexpected member/list shape');
-    for (const entry of list.members) {
-      if (!isRecord(entry) || typeof entry.name !== 'string') continue;
-      const m = this.byName.get(entry.name);
-      if (m !== undefined) m.id = String(entry.ID);
-    }
-    for (const m of this.byName.values()) if (m.id === null) throw new Error(`etcd member ${m.name} missing from member list`);
+    // Learn member ids (stable across restarts) to map the leader id to a process. A member's name
+    // appears in the list once it has published itself (a moment after it serves), so poll.
+    let lastList: unknown = null;
+    await waitUntil(
+      `every ${this.system} member named in member/list`,
+      async () => {
+        lastList = await postJson(this.url(this.members[0] as string, '/v3/cluster/member/list'), {}, 5000);
+        if (!isRecord(lastList) || !Array.isArray(lastList.members)) throw new Error(`unexpected member/list shape: ${JSON.stringify(lastList)}`);
+        for (const entry of lastList.members) {
+          if (!isRecord(entry) || typeof entry.name !== 'string') continue;
+          const m = this.byName.get(entry.name);
+          if (m !== undefined) m.id = String(entry.ID);
+        }
+        return [...this.byName.values()].every((m) => m.id !== null) ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    ).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; last member/list answer: ${JSON.stringify(lastList)}`);
+    });
   }
 
   protected async launch(name: string): Promise<void> {
