@@ -260,9 +260,8 @@ export function registerKvServeCommand(kv: Command): Command {
       }
       throw e;
     }
-    // Loaded on use: parsing flags needs none of the server's modules.
-    const runModule = './run.js';
-    const { runKvServe } = (await import(runModule)) as { runKvServe: (o: KvServeOptions) => Promise<void> };
+    // Loaded on use: parsing flags (and every other `ballot kv` command) needs none of the server's modules.
+    const { runKvServe } = await import('./run.js');
     await runKvServe(opts);
   });
   return serve;
