@@ -11,3 +11,8 @@ export { KvStateMachine, type KvStateMachineOptions, type LeaseInfo, type Member
 export { encodeCommand, decodeCommand, validateCommand } from './state/codec.js';
 export { WatchHub, WATCH_DEFAULTS, isFlowControlled, type WatchHubOptions, type WatchHubStats, type WatchSource, type FlowControlledSink } from './watch/hub.js';
 export { Lessor, LESSOR_DEFAULTS, type LessorOptions, type LessorStats } from './lease/lessor.js';
+export { KvNode, type KvNodeStartOptions } from './server/node.js';
+export { NodeKvService, KV_SERVER_VERSION } from './server/service.js';
+export { runKvServe } from './server/run.js';
+export { parseKvServeFlags, registerKvServeCommand, KvUsageError, KV_SERVE_DEFAULTS, type KvServeOptions } from './server/flags.js';
+export { computeMemberId, computeClusterId } from './server/ids.js';
