@@ -454,7 +454,20 @@ class ClientWatch implements WatchHandle {
   }
 }
 
+/** What the client did to get answers (for tests, benchmarks and logs). */
+export interface KvClientStats {
+  /** Attempts repeated after a retryable error or a lost connection. */
+  retries: number;
+  /** Connections opened (the first one included). */
+  connects: number;
+  /** Watch streams started again after a reconnect or a member's cancel. */
+  watchResumes: number;
+  /** Writes answered from a session retry (same seq sent more than once). */
+  retriedWrites: number;
+}
+
 export class KvClient implements KvService {
+  readonly stats: KvClientStats = { retries: 0, connects: 0, watchResumes: 0, retriedWrites: 0 };
   private readonly endpoints: string[];
   private readonly timeoutMs: number;
   private readonly attemptTimeoutMs: number;
@@ -553,6 +566,7 @@ export class KvClient implements KvService {
       throw new KvError('STOPPED', 'the client is closed');
     }
     this.conns.add(conn);
+    this.stats.connects++;
     return conn;
   }
 
@@ -674,10 +688,13 @@ export class KvClient implements KvService {
     this.leaderCheck = setTimeout(() => {
       void (async () => {
         const conn = this.current;
+        let again = false;
         try {
           if (conn === null || conn.closed) return;
           const deadline = Date.now() + 2000;
           const url = await this.findLeaderUrl(conn, deadline);
+          // No leader yet, or it has not published its client URLs: look again in a while.
+          again = url === null;
           if (url === null || url === conn.url || this.closed || this.current !== conn) return;
           const leader = await this.openConn(url, deadline);
           if (this.current !== conn || this.closed) {
@@ -690,6 +707,7 @@ export class KvClient implements KvService {
           // stay where we are; the next failure rediscovers
         } finally {
           this.leaderCheck = null;
+          if (again) this.scheduleLeaderCheck(1000);
         }
       })();
     }, delayMs);
@@ -707,6 +725,7 @@ export class KvClient implements KvService {
   private async invoke(op: NativeOp, kind: Kind, args: (attemptTimeoutMs: number) => readonly unknown[], onAttemptError?: (e: KvError) => void): Promise<unknown> {
     const deadlineMs = Date.now() + this.timeoutMs;
     let backoffMs = 25;
+    let retried = false;
     for (;;) {
       let conn: Conn | null = null;
       let err: KvError;
@@ -719,6 +738,7 @@ export class KvClient implements KvService {
         const attemptMs = Math.max(1, Math.min(this.attemptTimeoutMs, deadlineMs - Date.now()));
         const answer = (await conn.call(op, args(attemptMs), Date.now() + attemptMs + 500)) as Answer<unknown>;
         this.noteTerm(answer.header.raftTerm);
+        if (retried) this.stats.retriedWrites++;
         return answer;
       } catch (e) {
         err = toKvError(e);
@@ -729,6 +749,8 @@ export class KvClient implements KvService {
       if (conn !== null && (MOVE_ON.has(err.code) || err instanceof ConnectionLost)) this.moveOn(conn);
       if (!retry || this.closed || Date.now() + backoffMs >= deadlineMs) throw err;
       this.log?.debug({ op, code: err.code, err: err.message }, 'retrying');
+      this.stats.retries++;
+      if (kind === 'write') retried = true;
       await sleep(backoffMs);
       backoffMs = Math.min(backoffMs * 2, 500);
     }
@@ -877,6 +899,7 @@ export class KvClient implements KvService {
   }
 
   private startWatch(w: ClientWatch, conn: Conn): void {
+    if (w.attempts > 0) this.stats.watchResumes++;
     w.attempts++;
     w.conn = conn;
     w.streamId = conn.stream('watch', [w.request()], w);
