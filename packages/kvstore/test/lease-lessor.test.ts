@@ -126,6 +126,32 @@ describe('Lessor', () => {
     expect(lessor.checkExpired()).toBe(1);
   });
 
+  it('granted() restarts the clock of a re-granted id; the `lease` lookup option is used for single leases', () => {
+    const { clock, table } = setup();
+    let lookups = 0;
+    const lessor = new Lessor({
+      leases: () => table.records,
+      lease: (id) => {
+        lookups++;
+        return table.records.get(id);
+      },
+      revoke: table.revoke,
+      nowMs: () => clock.now,
+    });
+    lessors.push(lessor);
+    table.grant(5, 10);
+    lessor.setLeader(true);
+    clock.now += 9_000;
+    table.records.delete(5); // revoked by a client...
+    table.grant(5, 10); // ...and granted again with the same id before the next check
+    lessor.granted(5, 10);
+    expect(lessor.remainingSec(5)).toBe(10);
+    expect(lessor.keepAlive(5)).toBe(10);
+    expect(lookups).toBe(2);
+    clock.now += 9_999;
+    expect(lessor.checkExpired()).toBe(0);
+  });
+
   it('a failed revoke is retried at the next check; never two revokes of one lease in flight', async () => {
     const { clock, table, lessor } = setup();
     table.grant(1, 1);

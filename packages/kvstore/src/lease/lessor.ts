@@ -20,6 +20,8 @@ import { ETCD_MESSAGES, KvError } from '../errors.js';
 export interface LessorOptions {
   /** The state machine's lease records (KvStateMachine.leases). */
   readonly leases: () => ReadonlyMap<number, { readonly ttlSec: number }>;
+  /** One lease's record, if the store can answer without copying the table (keepAlive, remainingSec); default leases().get(id). */
+  readonly lease?: (id: number) => { readonly ttlSec: number } | undefined;
   /** Proposes { op: 'leaseRevoke', id, expired: true } and resolves once applied (rejects if it was not). */
   readonly revoke: (id: number) => Promise<void>;
   /** Injectable clock (ms) for tests; default Date.now. */
@@ -46,6 +48,7 @@ export const LESSOR_DEFAULTS = {
 
 export class Lessor {
   private readonly leases: LessorOptions['leases'];
+  private readonly lease: (id: number) => { readonly ttlSec: number } | undefined;
   private readonly revokeFn: LessorOptions['revoke'];
   private readonly now: () => number;
   private readonly checkIntervalMs: number;
@@ -64,6 +67,7 @@ export class Lessor {
 
   constructor(opts: LessorOptions) {
     this.leases = opts.leases;
+    this.lease = opts.lease ?? ((id) => opts.leases().get(id));
     this.revokeFn = opts.revoke;
     this.now = opts.nowMs ?? Date.now;
     this.checkIntervalMs = opts.checkIntervalMs ?? LESSOR_DEFAULTS.checkIntervalMs;
@@ -106,7 +110,7 @@ export class Lessor {
    */
   keepAlive(id: number): number {
     if (!this.leader) throw new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (lease keep-alives are served by the leader)`);
-    const rec = this.leases().get(id);
+    const rec = this.lease(id);
     if (rec === undefined) throw new KvError('LEASE_NOT_FOUND', ETCD_MESSAGES.LEASE_NOT_FOUND);
     const now = this.now();
     const deadline = this.deadlineOf(id, rec.ttlSec, now);
@@ -120,11 +124,21 @@ export class Lessor {
    * follower, the granted TTL (what a new leader would give it).
    */
   remainingSec(id: number): number {
-    const rec = this.leases().get(id);
+    const rec = this.lease(id);
     if (rec === undefined) return -1;
     if (!this.leader) return rec.ttlSec;
     const now = this.now();
     return Math.max(0, Math.ceil((this.deadlineOf(id, rec.ttlSec, now) - now) / 1000));
+  }
+
+  /**
+   * Tells the leader a lease was just granted (applied): its deadline is now + ttl even if a lease
+   * with the same id was revoked since the last check (otherwise it would inherit the old deadline
+   * for up to one check interval). Optional: without it, a lease's clock starts when first seen.
+   */
+  granted(id: number, ttlSec: number): void {
+    if (!this.leader || this.closed) return;
+    this.deadlines.set(id, this.now() + ttlSec * 1000);
   }
 
   /**
