@@ -1,9 +1,12 @@
 // Unit tests for bench:kv's pure parts: key ownership, the etcd JSON bodies, the answer checks,
-// the per-cell figures and the table. No processes, no timing assertions.
+// the per-cell figures and the table, the cell operations on an in-memory store. No processes, no
+// timing assertions.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { BenchRequestError } from '../raft/cluster.js';
 import type { ClosedLoopResult } from '../raft/load.js';
+import { cellOperation, preload, type KvAccess } from './access.js';
 import { cellFigures, errorLines, failedResult, kvTable, type CellRecord } from './report.js';
 import {
   checkGet,
@@ -19,6 +22,7 @@ import {
   prefixRangeBody,
   putBody,
   txnBody,
+  type TxnOutcome,
 } from './workload.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -188,5 +192,63 @@ describe('cell figures and table', () => {
     expect(errorLines(['put'], [1], ['etcd', 'ballot'], lookup)).toEqual([
       '! Ballot (JSON) put c=1: 3 error(s) in 2 round(s) (HTTP_503 x3)',
     ]);
+  });
+});
+
+describe('cell operations on an in-memory store', () => {
+  /** A KvAccess over a map with a global revision, like etcd's MVCC (enough for the bench's checks). */
+  class MemoryAccess implements KvAccess {
+    readonly label = 'memory';
+    revision = 0;
+    readonly mods = new Map<string, number>();
+    readonly calls: string[] = [];
+    async put(_w: number, key: string): Promise<void> {
+      this.calls.push(`put ${key}`);
+      this.mods.set(key, ++this.revision);
+    }
+    async get(_w: number, key: string, serializable: boolean): Promise<void> {
+      this.calls.push(`${serializable ? 'sget' : 'get'} ${key}`);
+      if (!this.mods.has(key)) throw new BenchRequestError('MISSING_KEY', key);
+    }
+    async txn(_w: number, key: string, expected: number): Promise<TxnOutcome> {
+      this.calls.push(`txn ${key}`);
+      const mod = this.mods.get(key) ?? 0;
+      if (mod !== expected) return { kind: 'conflict', modRevision: mod };
+      this.mods.set(key, ++this.revision);
+      return { kind: 'applied', revision: this.revision };
+    }
+    async modRevisions(): Promise<ReadonlyMap<string, number>> {
+      return new Map(this.mods);
+    }
+    async close(): Promise<void> {}
+  }
+
+  it('preloads every key once', async () => {
+    const mem = new MemoryAccess();
+    await preload(mem, 50, 8, 4);
+    expect(mem.mods.size).toBe(50);
+    expect(mem.calls.length).toBe(50);
+  });
+
+  it('workers read and write only their own keys', async () => {
+    const mem = new MemoryAccess();
+    await preload(mem, 10, 4, 4);
+    mem.calls.length = 0;
+    const get = await cellOperation(mem, 'sget', 3, 10);
+    for (let i = 0; i < 4; i++) await get(1);
+    expect(mem.calls).toEqual(['sget bench/kv/1', 'sget bench/kv/4', 'sget bench/kv/7', 'sget bench/kv/1']);
+  });
+
+  it('txn: compare-and-put succeeds on the cached mod_revision; a write from elsewhere is a counted conflict, then it recovers', async () => {
+    const mem = new MemoryAccess();
+    await preload(mem, 4, 2, 2);
+    const txn = await cellOperation(mem, 'txn', 2, 4);
+    await txn(0); // bench/kv/0
+    await txn(0); // bench/kv/2
+    await txn(0); // bench/kv/0 again: its cached revision is the one the first txn created
+    await mem.put(0, 'bench/kv/2'); // a write the bench did not make (lost or applied twice, in a real run)
+    await expect(txn(0)).rejects.toMatchObject({ code: 'COMPARE_FAILED' });
+    await expect(txn(0)).resolves.toBeUndefined(); // bench/kv/0
+    await expect(txn(0)).resolves.toBeUndefined(); // bench/kv/2: the failure branch refreshed the cache
   });
 });
