@@ -256,6 +256,34 @@ describe('WatchHub on the real state machine', () => {
     expect(peak).toBeLessThanOrEqual(50);
   });
 
+  it('a compaction during a paused catch-up: everything before is delivered without a gap, then canceled with compactRevision; resuming there completes it', async () => {
+    for (let i = 1; i <= 100; i++) store.put(`k${i % 7}`, `v${i}`);
+    const hub = newHub({ maxEventsPerResponse: 5 });
+    const sink = new RecordingSink();
+    sink.congestAfterEachSend = true;
+    hub.watch({ key: enc('k'), rangeEnd: enc('l'), startRevision: 1 }, sink);
+    for (let i = 0; i < 3; i++) {
+      await waitFor(() => !sink.writable && hub.stats().bufferedEvents > 0, 'the catch-up pauses on the congested sink');
+      sink.drain();
+    }
+    // Applied while the first history round (up to 100) is paused: the next round would start at
+    // 101, which is compacted by then.
+    for (let i = 101; i <= 110; i++) store.put(`k${i % 7}`, `v${i}`);
+    store.apply({ op: 'compact', revision: 105 });
+    sink.congestAfterEachSend = false;
+    sink.drain();
+    await waitFor(() => sink.canceled !== undefined, 'the watcher is canceled');
+    const seen = checkStream(sink.responses);
+    expect(seen.map((e) => e.kv.modRevision)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(sink.canceled).toMatchObject({ compactRevision: 106, cancelReason: 'mvcc: required revision has been compacted' });
+    const resumeFrom = 106;
+    const rest = new RecordingSink();
+    hub.watch({ key: enc('k'), rangeEnd: enc('l'), startRevision: resumeFrom }, rest);
+    store.put('k0', 'last'); // 111
+    await waitFor(() => rest.lastRevision === 111, 'the resumed watcher reaches 111');
+    expect(checkStream(rest.responses).map((e) => e.kv.modRevision)).toEqual(Array.from({ length: 112 - resumeFrom }, (_, i) => i + resumeFrom));
+  });
+
   it('bounds the watchers, drops a sink that throws, and close() cancels everyone', () => {
     const hub = newHub({ maxWatchers: 3 });
     const a = watchKeys(hub, { key: enc('a') });
