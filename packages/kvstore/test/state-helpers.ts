@@ -23,6 +23,8 @@ export class LogFeeder {
   constructor(
     readonly sm: KvStateMachine,
     startIndex = sm.appliedIndex,
+    /** Every entry built is appended here (the "Raft log" a restarted store replays). */
+    readonly log: Entry[] = [],
   ) {
     this.index = startIndex;
     sm.on('outcome', (id, o) => this.outcomes.set(id, o));
@@ -30,7 +32,9 @@ export class LogFeeder {
 
   entryFor(cmd: Command, session?: SessionRef, timeMs = this.timeMs): Entry {
     const env: CommandEnvelope = session ? { requestId: `r${this.index + 1}`, timeMs, session, cmd } : { requestId: `r${this.index + 1}`, timeMs, cmd };
-    return { index: ++this.index, term: 1, type: 'normal', data: encodeCommand(env) };
+    const e: Entry = { index: ++this.index, term: 1, type: 'normal', data: encodeCommand(env) };
+    this.log.push(e);
+    return e;
   }
 
   apply(cmd: Command, session?: SessionRef, timeMs?: number): CommandOutcome {
@@ -42,6 +46,8 @@ export class LogFeeder {
   }
 
   noop(): void {
-    this.sm.apply({ index: ++this.index, term: 1, type: 'noop', data: new Uint8Array(0) });
+    const e: Entry = { index: ++this.index, term: 1, type: 'noop', data: new Uint8Array(0) };
+    this.log.push(e);
+    this.sm.apply(e);
   }
 }

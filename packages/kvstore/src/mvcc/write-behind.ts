@@ -56,6 +56,7 @@ export class WriteBehind {
   private readonly holds = new Set<{ readonly seq: number }>();
   private readonly waiters: { readonly seq: number; readonly resolve: () => void; readonly reject: (e: Error) => void }[] = [];
   private failure: Error | null = null;
+  private stopped = false;
   /** True between an apply that added operations and the seal: onSeal must run before sealing. */
   private dirty = false;
 
@@ -79,7 +80,7 @@ export class WriteBehind {
   /** Something changed: seal and write soon (after the current synchronous apply loop). */
   touch(): void {
     this.dirty = true;
-    if (this.scheduled) return;
+    if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
@@ -140,8 +141,13 @@ export class WriteBehind {
     this.dirty = false;
   }
 
+  /** Writes nothing more (the database is closing). */
+  stop(): void {
+    this.stopped = true;
+  }
+
   private kick(): void {
-    if (this.writing || this.failure || this.sealed.length === 0) return;
+    if (this.writing || this.failure || this.stopped || this.sealed.length === 0) return;
     let limit = Infinity;
     for (const h of this.holds) limit = Math.min(limit, h.seq);
     let take = 0;

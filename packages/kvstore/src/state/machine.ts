@@ -92,6 +92,8 @@ interface Session {
 interface Meta {
   readonly format: 1;
   readonly appliedIndex: number;
+  /** Term of the entry at appliedIndex (0 when unknown, e.g. a store restored from a backup). */
+  readonly appliedTerm?: number;
   readonly revision: number;
   readonly compactedRevision: number;
   readonly clockMs: number;
@@ -141,6 +143,7 @@ export class KvStateMachine
   private readonly maxOutcomes: number;
 
   private applied = 0;
+  private appliedTermValue = 0;
   /** The log's clock: the largest envelope timeMs applied so far. */
   private clockMs = 0;
   private readonly leaseTable = new Map<number, Lease>();
@@ -151,7 +154,6 @@ export class KvStateMachine
   private readonly dirtySessions = new Set<number>();
   private readonly dirtyMembers = new Set<string>();
   private closed = false;
-  private restoring: Promise<void> | null = null;
 
   private constructor(db: Db, opts: KvStateMachineOptions) {
     super();
@@ -182,6 +184,11 @@ export class KvStateMachine
     return this.applied;
   }
 
+  /** Term of the last applied entry. */
+  get appliedTerm(): number {
+    return this.appliedTermValue;
+  }
+
   get revision(): number {
     return this.store.revision;
   }
@@ -203,6 +210,7 @@ export class KvStateMachine
       meta = null;
     }
     this.applied = meta?.appliedIndex ?? 0;
+    this.appliedTermValue = meta?.appliedTerm ?? 0;
     this.clockMs = meta?.clockMs ?? 0;
     this.leaseTable.clear();
     this.sessions.clear();
@@ -262,6 +270,7 @@ export class KvStateMachine
     const m: Meta = {
       format: 1,
       appliedIndex: this.applied,
+      appliedTerm: this.appliedTermValue,
       revision: this.store.revision,
       compactedRevision: this.store.compactedRevision,
       clockMs: this.clockMs,
@@ -280,6 +289,7 @@ export class KvStateMachine
   apply(entry: Entry): void {
     if (entry.index <= this.applied) return; // already in LevelDB (restart replays from the log)
     this.applied = entry.index;
+    this.appliedTermValue = entry.term;
     this.wb.touch();
     if (entry.type !== 'normal') return;
     let env: CommandEnvelope;
@@ -648,18 +658,35 @@ export class KvStateMachine
     await this.wb.flushed();
     if (this.applied >= at.index) {
       this.logger.info({ applied: this.applied, at: at.index }, 'kv store: restore skipped, already at or past the snapshot');
+      await data[Symbol.asyncIterator]().return?.();
       return;
     }
+    await this.replaceState(data, at.index, at.term, false);
+    this.logger.info({ at: at.index, revision: this.store.revision }, 'kv store: restored from a snapshot');
+  }
+
+  /**
+   * Replaces the whole state with an image (see snapshot.ts). A failure midway leaves the database
+   * marked "restoring" (it then opens empty) and rejects: the caller must not go on applying.
+   * `fresh`: the image seeds a NEW cluster (backup restore): sessions and published member
+   * attributes belong to the old cluster's log and are dropped; keys, revisions and leases stay.
+   */
+  async replaceState(data: AsyncIterable<Uint8Array>, appliedIndex: number, appliedTerm: number, fresh: boolean): Promise<void> {
+    this.checkOpen();
+    await this.wb.flushed();
     this.wb.discardPending();
     // Mark the database as being rewritten: a crash from here on leaves a store that opens empty.
     await this.db.put(META_KEY, packr.pack({ ...this.meta(), restoring: true }));
-    for (const p of [0x6c, 0x70, 0x72, 0x73]) await this.db.clear(prefixRange(p));
+    await this.db.clear({ gt: META_KEY });
+    await this.db.clear({ lt: META_KEY });
     const header = await readSnapshotFrames(data, async (pairs) => {
-      await this.db.batch(pairs.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      const keep = fresh ? pairs.filter(([k]) => k[0] !== SESSION_PREFIX && k[0] !== MEMBER_PREFIX) : pairs;
+      if (keep.length > 0) await this.db.batch(keep.map(([key, value]) => ({ type: 'put' as const, key, value })));
     });
     const meta: Meta = {
       format: 1,
-      appliedIndex: at.index,
+      appliedIndex,
+      appliedTerm,
       revision: header.revision,
       compactedRevision: header.compactedRevision,
       clockMs: header.clockMs,
@@ -669,7 +696,18 @@ export class KvStateMachine
     this.dirtySessions.clear();
     this.dirtyMembers.clear();
     await this.load();
-    this.logger.info({ at: at.index, revision: this.store.revision }, 'kv store: restored from a snapshot');
+  }
+
+  /**
+   * Closes LevelDB WITHOUT writing the pending batches, as a crash would (a write already handed to
+   * LevelDB completes). For tests of restart: the entries lost are re-applied from the Raft log.
+   */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wb.discardPending();
+    this.wb.stop();
+    await this.db.close();
   }
 
   /** Writes what is pending and closes LevelDB. */
@@ -681,6 +719,7 @@ export class KvStateMachine
     } catch (e) {
       this.logger.error({ err: e }, 'kv store: final flush failed');
     }
+    this.wb.stop();
     await this.db.close();
   }
 }
