@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { BenchRequestError } from '../raft/cluster.js';
 import type { ClosedLoopResult } from '../raft/load.js';
 import { cellOperation, preload, type KvAccess } from './access.js';
-import { cellFigures, errorLines, failedResult, kvTable, type CellRecord } from './report.js';
+import { cellFigures, cpuTable, errorLines, failedResult, kvTable, type CellRecord } from './report.js';
 import {
   checkGet,
   checkModRevisions,
@@ -189,6 +189,7 @@ describe('cell figures and table', () => {
     const table = kvTable(['put'], [1], ['etcd', 'ballot', 'ballot-native'], lookup);
     const row = table.split('\n')[2] ?? '';
     expect(row).toMatch(/^put\s+1\s+200\s+2\s+4\s+400!\s+1\s+2\s+2\.00x\s+n\/a\s+n\/a\s+n\/a\s+n\/a$/);
+    expect(cpuTable(['put'], [1], ['etcd', 'ballot'], lookup).split('\n')[2]).toMatch(/^put\s+1\s+500\s+250$/);
     expect(errorLines(['put'], [1], ['etcd', 'ballot'], lookup)).toEqual([
       '! Ballot (JSON) put c=1: 3 error(s) in 2 round(s) (HTTP_503 x3)',
     ]);

@@ -146,3 +146,18 @@ export function errorLines(ops: readonly KvOp[], clients: readonly number[], sys
   }
   return out;
 }
+
+/**
+ * Members' CPU per successful operation (microseconds, all 3 members together), per system: less
+ * sensitive than ops/s to other load on a shared machine, so it is printed next to the main table.
+ */
+export function cpuTable(ops: readonly KvOp[], clients: readonly number[], systems: readonly KvSystem[], figures: FiguresLookup): string {
+  const header = ['server CPU per op (us)', 'clients', ...systems];
+  const rows: string[][] = [];
+  for (const op of ops) {
+    for (const c of clients) {
+      rows.push([KV_OP_LABELS[op], String(c), ...systems.map((sys) => formatValue(figures(sys, op, c)?.serverCpuUsPerOp ?? null))]);
+    }
+  }
+  return formatTable(header, rows);
+}

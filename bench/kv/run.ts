@@ -36,7 +36,7 @@ import { processCpuMs } from '../raft/supervisor.js';
 import { cellOperation, preload, type KvAccess } from './access.js';
 import { JsonKvAccess, type Endpoint } from './json-access.js';
 import { loadKvClient, NativeKvAccess, type NativeClientFactory } from './native-access.js';
-import { cellFigures, errorLines, failedResult, kvTable, KV_SYSTEM_TITLES, type CellRecord, type KvSystem } from './report.js';
+import { cellFigures, cpuTable, errorLines, failedResult, kvTable, KV_SYSTEM_TITLES, type CellRecord, type KvSystem } from './report.js';
 import { KV_OP_LABELS, KV_OPS, parseOps, type KvOp } from './workload.js';
 
 interface Settings extends ClusterSettings {
@@ -239,14 +239,13 @@ async function main(): Promise<void> {
     label: string,
   ): Promise<{ readonly result: ClosedLoopResult; readonly serverCpuMs: number | null }> => {
     const c = clusterOf(system);
-    progress.stage(`${label}: preparing`);
+    progress.stage(label, s.warmupMs + s.durationMs + CELL_OVERHEAD_MS);
     await c.waitCaughtUp(60_000);
     const access = await openAccess(system, clients);
     let cpuBefore: number | null = null;
     let serverCpuMs: number | null = null;
     try {
       const operation = await cellOperation(access, op, clients, s.keys);
-      progress.stage(`${label}: warm-up`);
       const result = await runClosedLoop({
         concurrency: clients,
         warmupMs: s.warmupMs,
@@ -254,7 +253,6 @@ async function main(): Promise<void> {
         op: operation,
         onWindowStart: () => {
           cpuBefore = cpuOf(c);
-          progress.stage(`${label}: measuring`, s.durationMs);
         },
         onWindowEnd: () => {
           const after = cpuOf(c);
@@ -318,6 +316,7 @@ async function main(): Promise<void> {
 
   const figures = (system: KvSystem, op: KvOp, clients: number) => cellFigures(records, system, op, clients);
   const table = kvTable(s.ops, s.clients, systems, figures);
+  const cpu = cpuTable(s.ops, s.clients, systems, figures);
   const flagged = errorLines(s.ops, s.clients, systems, figures);
   const finishedAt = new Date();
   const lines = [
@@ -333,6 +332,8 @@ async function main(): Promise<void> {
       `at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     '',
     table,
+    '',
+    cpu,
     '',
     flagged.length === 0 ? 'every request in every window succeeded and passed its checks' : `cells marked "!" had failed requests:\n${flagged.join('\n')}`,
     '',
@@ -365,6 +366,7 @@ async function main(): Promise<void> {
       ]),
     ),
     table,
+    cpuTable: cpu,
     flagged,
     cells: records,
   });
