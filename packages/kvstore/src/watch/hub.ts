@@ -87,6 +87,10 @@ export interface WatchHubStats {
   readonly canceledSlow: number;
 }
 
+function latin1(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
 export const WATCH_DEFAULTS = {
   maxBufferedEvents: 10_000,
   maxEventsPerResponse: 1_000,
@@ -108,7 +112,11 @@ interface Watcher {
   readonly sink: WatchSink;
   readonly flow: FlowControlledSink | null;
   phase: Phase;
-  /** The first revision not yet processed: every revision below it is delivered or in `buffer`. */
+  /**
+   * Catch-up: the first revision not yet read from history (every revision below it is delivered
+   * or in `buffer`). Live: the first revision the watcher wants (the live feed skips older ones);
+   * a live watcher has processed every revision up to source.revision.
+   */
   nextRevision: number;
   /** Filtered revisions not yet sent (only those with at least one event for this watcher). */
   buffer: RevisionEvents[];
@@ -130,6 +138,10 @@ export class WatchHub {
   private readonly maxWatchers: number;
   private readonly log: Logger | undefined;
   private readonly watchers = new Map<number, Watcher>();
+  /** Watchers of a single key, by the key as a latin1 string (one character per byte). */
+  private readonly byKey = new Map<string, Set<Watcher>>();
+  /** Watchers of a range (tested against every event). */
+  private readonly rangeWatchers = new Set<Watcher>();
   private nextSerial = 1;
   private readonly onEvents = (ev: RevisionEvents): void => this.feed(ev);
   private progressTimer: NodeJS.Timeout | null = null;
@@ -213,6 +225,7 @@ export class WatchHub {
       unsubscribeDrain: null,
     };
     this.watchers.set(w.serial, w);
+    this.index(w);
     if (flow) {
       const off = flow.onDrain(() => this.drained(w));
       w.unsubscribeDrain = typeof off === 'function' ? off : null;
@@ -252,16 +265,54 @@ export class WatchHub {
   // Live feed: called synchronously inside the state machine's apply. Only filters and queues.
 
   private feed(ev: RevisionEvents): void {
-    for (const w of this.watchers.values()) {
-      if (w.phase !== 'live' || ev.revision < w.nextRevision) continue;
-      w.nextRevision = ev.revision + 1;
-      const events = this.filter(w, ev.events);
-      if (events.length > 0) this.enqueue(w, { revision: ev.revision, events });
+    if (this.watchers.size === 0) return;
+    // Which live watchers want which events of this revision (order of events kept per watcher).
+    let matched: Map<Watcher, WatchEvent[]> | null = null;
+    const add = (w: Watcher, e: WatchEvent): void => {
+      if (w.phase !== 'live' || ev.revision < w.nextRevision) return;
+      if (e.type === 'put' ? w.noPut : w.noDelete) return;
+      matched ??= new Map();
+      let list = matched.get(w);
+      if (list === undefined) matched.set(w, (list = []));
+      list.push(w.prevKv || e.prevKv === undefined ? e : { type: e.type, kv: e.kv });
+    };
+    for (const e of ev.events) {
+      if (this.byKey.size > 0) {
+        const exact = this.byKey.get(latin1(e.kv.key));
+        if (exact !== undefined) for (const w of exact) add(w, e);
+      }
+      for (const w of this.rangeWatchers) if (w.range.matches(e.kv.key)) add(w, e);
+    }
+    if (matched === null) return;
+    for (const [w, events] of matched as Map<Watcher, WatchEvent[]>) this.enqueue(w, { revision: ev.revision, events });
+  }
+
+  private index(w: Watcher): void {
+    if (w.range.rangeEnd === null) {
+      const k = latin1(w.range.key);
+      let set = this.byKey.get(k);
+      if (set === undefined) this.byKey.set(k, (set = new Set()));
+      set.add(w);
+    } else {
+      this.rangeWatchers.add(w);
+    }
+  }
+
+  private unindex(w: Watcher): void {
+    this.watchers.delete(w.serial);
+    if (w.range.rangeEnd === null) {
+      const k = latin1(w.range.key);
+      const set = this.byKey.get(k);
+      set?.delete(w);
+      if (set?.size === 0) this.byKey.delete(k);
+    } else {
+      this.rangeWatchers.delete(w);
     }
   }
 
   /** Queues a filtered revision; cancels the watcher when its buffer passes the bound; sends what the sink accepts. */
   private enqueue(w: Watcher, rev: RevisionEvents): void {
+    if (w.phase === 'canceled') return; // canceled by an earlier sink's send in the same feed
     w.buffer.push(rev);
     w.bufferedEvents += rev.events.length;
     if (w.phase === 'live' && w.bufferedEvents > this.maxBufferedEvents) {
@@ -405,7 +456,7 @@ export class WatchHub {
     w.phase = 'canceled';
     w.buffer = [];
     w.bufferedEvents = 0;
-    this.watchers.delete(w.serial);
+    this.unindex(w);
     w.unsubscribeDrain?.();
     w.unsubscribeDrain = null;
     const wake = w.drainWaiter;
@@ -435,7 +486,7 @@ export class WatchHub {
       w.phase = 'canceled';
       w.buffer = [];
       w.bufferedEvents = 0;
-      this.watchers.delete(w.serial);
+      this.unindex(w);
       w.unsubscribeDrain?.();
       const wake = w.drainWaiter;
       w.drainWaiter = null;
