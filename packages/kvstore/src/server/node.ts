@@ -52,6 +52,7 @@ import {
 import { KvError } from '../errors.js';
 import type { KvService } from '../types.js';
 import { KvStateMachine } from '../state/machine.js';
+import { writeBackup } from '../state/backup.js';
 import { WatchHub } from '../watch/hub.js';
 import { Lessor } from '../lease/lessor.js';
 import { computeClusterId, computeMemberId } from './ids.js';
@@ -323,7 +324,7 @@ export class KvNode {
         const l = driver.leader;
         return l === null ? null : (smRef.members().get(l)?.clientUrls[0] ?? null);
       },
-      backup: () => backupOf(smRef),
+      backup: () => writeBackup(smRef),
     });
     serviceRef = service;
     const apis = mountClientApis(clientHttp, service, { maxRequestBytes, logger: log.child({ component: 'api' }) });
@@ -667,11 +668,6 @@ function timeSaves(storage: LevelLogStorage, metrics: KvMetrics): void {
       end();
     }
   };
-}
-
-function backupOf(sm: KvStateMachine): AsyncIterable<Uint8Array> {
-  void sm;
-  throw new KvError('INTERNAL', 'backup is not available in this build');
 }
 
 function startError(e: unknown): NodeStartError {

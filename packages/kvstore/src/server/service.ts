@@ -280,11 +280,12 @@ export class NodeKvService implements KvService {
     }
     const id = computeMemberId(urls, this.c.clusterToken);
     const st = this.c.driver.status();
-    if (st.config.voters.includes(id) || st.config.learners.includes(id)) throw new KvError('MEMBER_EXISTS', ETCD_MESSAGES.MEMBER_EXISTS);
+    // As etcd: a URL another member uses first (same URLs would also give the same id).
     for (const m of [...st.config.voters, ...st.config.learners]) {
       const theirs = this.c.book.get(m) ?? [];
       if (urls.some((u) => theirs.includes(u))) throw new KvError('PEER_URL_EXISTS', ETCD_MESSAGES.PEER_URL_EXISTS);
     }
+    if (st.config.voters.includes(id) || st.config.learners.includes(id)) throw new KvError('MEMBER_EXISTS', ETCD_MESSAGES.MEMBER_EXISTS);
     await this.confChange({ type: isLearner ? 'add-learner' : 'add-voter', node: id, context: encodePeerUrls(urls) });
     const members = this.membersNow();
     return { header: this.header(), result: { member: { id, name: '', peerUrls: urls, clientUrls: [], isLearner }, members } };
