@@ -13,7 +13,16 @@
 // 3. Cells are interleaved: for each (round, operation, clients) every system runs one window,
 //    in an order that rotates, so a noisy machine affects all sides alike; medians across rounds.
 // Every answer is checked; failed requests are counted per cell by code and the cell is flagged.
-// Prints a table (ops/s, p50, p99, ratio to etcd) and writes JSON to bench/results/kv-<timestamp>.json.
+// Prints a table (ops/s, p50, p99, ratio to etcd), the members' CPU per operation, and writes JSON
+// to bench/results/kv-<timestamp>.json.
+//
+// What is the same on both sides: the client code and its keep-alive agents (one socket per
+// client), the member the JSON clients talk to (the leader by default), heartbeat and election
+// timeout, log level warn, fsync on. What differs: etcd runs with --pre-vote (Ballot's Raft core
+// pre-votes by default); the native client (one pipelined WebSocket, a session on every write, the
+// client's own leader discovery and retries) has no etcd counterpart here (etcd's is gRPC). The
+// bench client is one Node process: its CPU per cell is printed, since at high client counts on
+// a small machine it can cap both sides.
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
