@@ -167,7 +167,8 @@ describe('backup files', () => {
     for await (const c of writeBackup(a)) parts.push(Uint8Array.from(c));
     const good = Buffer.concat(parts);
     const flipped = Buffer.from(good);
-    flipped[Math.floor(good.length / 2)] ^= 0x40;
+    const mid = Math.floor(good.length / 2);
+    flipped[mid] = flipped[mid]! ^ 0x40;
     writeFileSync(file, flipped);
     await expect(readBackup(file)).rejects.toThrow(/checksum mismatch/);
     writeFileSync(file, good.subarray(0, good.length - 7));
