@@ -4,8 +4,10 @@
 // newline-terminated `{"result": ...}` objects, as etcd's gateway streams them.
 //
 // Bounds: a unary body is at most maxBodyBytes (else 400 "request is too large"); each message of
-// a stream likewise; a stream's unsent output is at most maxStreamBufferBytes (a client that does
-// not read is cut off: its watches are canceled with a reason and the stream ends); at most
+// a stream likewise; watch events stop flowing to a socket holding watchHighWaterBytes unsent (the
+// hub buffers them, bounded, and cancels a watcher that falls too far behind, with a reason); a
+// stream's unsent output is at most maxStreamBufferBytes (a client that does not read is cut off:
+// its watches are canceled and the stream ends); at most
 // maxWatchesPerStream watches and maxPendingKeepAlives queued keep-alives per stream (beyond: an
 // error line, then the stream ends). Bad input is answered with a 4xx and etcd's error body;
 // nothing a client sends can throw out of the handler.
@@ -15,6 +17,7 @@ import type { Logger } from 'pino';
 
 import { KV_GRPC_CODE, KV_HTTP_STATUS, KvError, LIMITS, toKvError } from '../errors.js';
 import type { Answer, KvService, ResponseHeader, WatchHandle, WatchResponse } from '../types.js';
+import type { FlowControlledSink } from '../watch/hub.js';
 import {
   decodeCompactRequest,
   decodeDeleteRangeRequest,
@@ -50,8 +53,14 @@ export interface JsonGatewayOptions {
    * (base64 is 4/3 of the bytes, plus field names), so the body limit is derived from it.
    */
   readonly maxRequestBytes?: number;
-  /** Unsent bytes a streaming response may hold before the client is cut off. Default 16 MiB. */
+  /**
+   * Unsent bytes a streaming response may hold before the client is cut off (its watches canceled,
+   * the stream ended). Default 16 MiB. Watch events stop flowing at watchHighWaterBytes already
+   * (the hub then buffers them per watcher, bounded), so this bound is a backstop.
+   */
   readonly maxStreamBufferBytes?: number;
+  /** Unsent bytes above which a watch stream asks the hub to hold events. Default 1 MiB. */
+  readonly watchHighWaterBytes?: number;
   /** Watches one /v3/watch stream may hold. Default 1 000. */
   readonly maxWatchesPerStream?: number;
   /** Keep-alive messages of one stream waiting to be answered. Default 1 000. */
@@ -76,6 +85,7 @@ export function createJsonGateway(service: KvService, opts: JsonGatewayOptions =
   const maxBodyBytes = maxBodyBytesFor(opts.maxRequestBytes ?? LIMITS.maxRequestBytes);
   const maxStreamBufferBytes = opts.maxStreamBufferBytes ?? 16 * 1024 * 1024;
   const maxWatchesPerStream = opts.maxWatchesPerStream ?? 1000;
+  const watchHighWaterBytes = Math.min(opts.watchHighWaterBytes ?? 1024 * 1024, maxStreamBufferBytes);
   const maxPendingKeepAlives = opts.maxPendingKeepAlives ?? 1000;
   const logger = opts.logger;
 
@@ -150,7 +160,7 @@ export function createJsonGateway(service: KvService, opts: JsonGatewayOptions =
       if (route) {
         serveUnary(req, res, path, route).catch((e: unknown) => fail(res, e, path));
       } else if (path === '/v3/watch') {
-        serveWatch(service, req, res, { maxBodyBytes, maxStreamBufferBytes, maxWatchesPerStream, logger });
+        serveWatch(service, req, res, { maxBodyBytes, maxStreamBufferBytes, maxWatchesPerStream, watchHighWaterBytes, logger });
       } else if (path === '/v3/lease/keepalive') {
         serveKeepAlive(service, req, res, { maxBodyBytes, maxStreamBufferBytes, maxPendingKeepAlives });
       } else {
@@ -414,7 +424,7 @@ function serveWatch(
   service: KvService,
   req: IncomingMessage,
   res: ServerResponse,
-  opts: StreamOptions & { readonly maxWatchesPerStream: number; readonly logger: Logger | undefined },
+  opts: StreamOptions & { readonly maxWatchesPerStream: number; readonly watchHighWaterBytes: number; readonly logger: Logger | undefined },
 ): void {
   const handles = new Map<number, WatchHandle>();
   const cancelAll = (reason: string): void => {
@@ -437,9 +447,11 @@ function serveWatch(
         if (handles.size >= opts.maxWatchesPerStream) {
           throw new KvError('QUEUE_FULL', `too many watches on one stream (at most ${opts.maxWatchesPerStream})`);
         }
-        stream.start();
         const canceledEarly = new Set<number>();
-        const sink = {
+        // Flow-controlled (watch/hub.ts FlowControlledSink): while the socket holds more than
+        // watchHighWaterBytes unsent, the hub buffers this watcher's events (bounded; a watcher
+        // that falls too far behind is canceled by the hub with a reason).
+        const sink: FlowControlledSink = {
           send: (r: WatchResponse): void => {
             if (r.canceled) {
               if (handles.has(r.watchId)) handles.delete(r.watchId);
@@ -447,10 +459,19 @@ function serveWatch(
             }
             stream.send(encodeWatchResponse(r));
           },
+          get writable(): boolean {
+            return !stream.ended && res.writableLength < opts.watchHighWaterBytes;
+          },
+          onDrain: (listener: () => void): (() => void) => {
+            res.on('drain', listener);
+            return () => res.off('drain', listener);
+          },
         };
+        // A request the service refuses (throws) before anything was sent gets a plain 4xx.
         const handle = service.watch(m.req, sink);
-        if (!canceledEarly.has(handle.watchId) && !stream.ended) handles.set(handle.watchId, handle);
-        else if (stream.ended) handle.cancel('the client closed the watch stream');
+        stream.start();
+        if (stream.ended) handle.cancel('the client closed the watch stream');
+        else if (!canceledEarly.has(handle.watchId)) handles.set(handle.watchId, handle);
         return;
       }
       case 'cancel': {
