@@ -2,6 +2,7 @@
 // `ballot`: one entry point for every Ballot tool. Each package contributes its commands.
 import { Command } from 'commander';
 import { registerRaftCommands, registerSimCommand } from '@ballot/raft';
+import { registerKvCommands } from '@ballot/kvstore';
 
 const program = new Command();
 program
@@ -11,5 +12,6 @@ program
 
 registerRaftCommands(program);
 registerSimCommand(program);
+registerKvCommands(program);
 
 await program.parseAsync(process.argv);

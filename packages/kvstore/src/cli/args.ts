@@ -1,6 +1,7 @@
 // Argument parsing shared by the `ballot kv` commands and the txn script parser. Every parser
 // throws UsageError naming the flag; the command layer turns it into exit code 2.
 
+import { prefixEnd } from '../client/keys.js';
 import type { Bytes, RangeRequest, SortOrder, SortTarget } from '../types.js';
 
 export class UsageError extends Error {
@@ -10,17 +11,7 @@ export class UsageError extends Error {
 const enc = new TextEncoder();
 export const bytes = (s: string): Bytes => enc.encode(s);
 
-/** The first key after every key starting with `prefix` (etcd's GetPrefixRangeEnd); [0] = no end. */
-export function prefixEnd(prefix: Bytes): Bytes {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i]! < 0xff) {
-      const end = prefix.slice(0, i + 1);
-      end[i]! += 1;
-      return end;
-    }
-  }
-  return new Uint8Array([0]);
-}
+export { prefixEnd };
 
 export interface KeyRangeFlags {
   readonly prefix?: boolean;
