@@ -7,6 +7,7 @@ export { attachNativeServer, type NativeServer, type NativeServerOptions } from 
 export { NATIVE_PATH } from './native/protocol.js';
 export { KvClient, nativeUrl, type KvClientOptions } from './client/client.js';
 export { prefixEnd, prefixRange, toBytes, bytesToString } from './client/keys.js';
+export { registerKvCommands, parseDurationMs, type CliClient } from './cli/kv.js';
 export { KvStateMachine, type KvStateMachineOptions, type LeaseInfo, type MemberAttrs } from './state/machine.js';
 export { encodeCommand, decodeCommand, validateCommand } from './state/codec.js';
 export { WatchHub, WATCH_DEFAULTS, isFlowControlled, type WatchHubOptions, type WatchHubStats, type WatchSource, type FlowControlledSink } from './watch/hub.js';
