@@ -215,6 +215,11 @@ export class NodeKvService implements KvService {
     }
     this.c.metrics.proposals.inc({ result: 'ok' });
     if (!o.ok) throw new KvError(o.code, o.message);
+    // The lease's clock starts now, on the leader that granted it (not at the lessor's next check).
+    if (cmd.op === 'leaseGrant') {
+      const g = o.result as LeaseGrantResult;
+      this.c.lessor.granted(g.id, g.ttlSec);
+    }
     return { header: this.header(o.revision), result: o.result };
   }
 
