@@ -112,3 +112,91 @@ describe('KvStateMachine basics', () => {
     expect(td((await sm2.range({ key: te('k0'), revision: 6 })).kvs[0]!.value)).toBe('v5');
   });
 });
+
+describe('KvStateMachine leases, put flags, compaction, history', () => {
+  it('lease grant picks deterministic ids; revoke deletes every attached key in one revision', async () => {
+    const { sm } = await open();
+    const events: RevisionEvents[] = [];
+    sm.on('events', (e) => events.push(e));
+    const f = new LogFeeder(sm);
+    f.noop();
+    const g1 = f.apply({ op: 'leaseGrant', id: 0, ttlSec: 30 });
+    expect(g1).toMatchObject({ ok: true, result: { id: 2, ttlSec: 30 } }); // the entry's index
+    expect(f.apply({ op: 'leaseGrant', id: 4, ttlSec: 0 })).toMatchObject({ ok: true, result: { id: 4, ttlSec: 1 } });
+    expect(f.apply({ op: 'leaseGrant', id: 0, ttlSec: 5 })).toMatchObject({ ok: true, result: { id: 5 } }); // index 4 is taken: next free
+    expect(f.apply({ op: 'leaseGrant', id: 4, ttlSec: 5 })).toMatchObject({ ok: false, code: 'LEASE_EXISTS' });
+    f.apply({ op: 'put', req: { key: te('x'), value: te('1'), lease: 2 } });
+    f.apply({ op: 'put', req: { key: te('y'), value: te('1'), lease: 2 } });
+    f.apply({ op: 'put', req: { key: te('z'), value: te('1'), lease: 4 } });
+    // Moving a key to another lease detaches it from the first.
+    f.apply({ op: 'put', req: { key: te('y'), value: te('2'), lease: 4 } });
+    // ignoreLease keeps the lease, ignoreValue the value.
+    f.apply({ op: 'put', req: { key: te('z'), value: te('new'), ignoreLease: true } });
+    f.apply({ op: 'put', req: { key: te('x'), value: te(''), ignoreValue: true, lease: 4 } });
+    expect(f.apply({ op: 'put', req: { key: te('nope'), value: te(''), ignoreValue: true } })).toMatchObject({ ok: false, code: 'KEY_NOT_FOUND' });
+    const leases = sm.leases();
+    expect([...leases.keys()].sort()).toEqual([2, 4, 5]);
+    expect(leases.get(2)!.keys.map(td)).toEqual([]);
+    expect(leases.get(4)!.keys.map(td)).toEqual(['x', 'y', 'z']);
+    expect((await sm.range({ key: te('x') })).kvs.map((kv) => [td(kv.value), kv.lease])).toEqual([['1', 4]]);
+    expect((await sm.range({ key: te('z') })).kvs.map((kv) => [td(kv.value), kv.lease])).toEqual([['new', 4]]);
+    const before = sm.revision;
+    events.length = 0;
+    expect(f.apply({ op: 'leaseRevoke', id: 4, expired: true })).toMatchObject({ ok: true, revision: before + 1 });
+    expect(events).toHaveLength(1);
+    expect(events[0]!.events.map((e) => [e.type, td(e.kv.key), e.prevKv ? td(e.prevKv.value) : null])).toEqual([
+      ['delete', 'x', '1'],
+      ['delete', 'y', '2'],
+      ['delete', 'z', 'new'],
+    ]);
+    // Revoking a lease without keys creates no revision; an unknown one fails.
+    expect(f.apply({ op: 'leaseRevoke', id: 2 })).toMatchObject({ ok: true, revision: before + 1 });
+    expect(f.apply({ op: 'leaseRevoke', id: 2 })).toMatchObject({ ok: false, code: 'LEASE_NOT_FOUND' });
+    expect([...sm.leases().keys()]).toEqual([5]);
+  });
+
+  it("compaction: etcd's COMPACTED and FUTURE_REV errors; reads at the compacted revision still work", async () => {
+    const { sm } = await open();
+    const f = new LogFeeder(sm);
+    for (let i = 1; i <= 5; i++) f.apply({ op: 'put', req: { key: te('k'), value: te(`v${i}`) } });
+    f.apply({ op: 'deleteRange', req: { key: te('k') } }); // revision 6
+    f.apply({ op: 'put', req: { key: te('k'), value: te('again') } }); // revision 7, a new generation
+    expect(f.apply({ op: 'compact', revision: 9 })).toMatchObject({ ok: false, code: 'FUTURE_REV' });
+    expect(f.apply({ op: 'compact', revision: 3 })).toMatchObject({ ok: true, revision: 7 });
+    expect(f.apply({ op: 'compact', revision: 3 })).toMatchObject({ ok: false, code: 'COMPACTED', message: 'mvcc: required revision has been compacted' });
+    await expect(sm.range({ key: te('k'), revision: 2 })).rejects.toMatchObject({ code: 'COMPACTED' });
+    expect((await sm.range({ key: te('k'), revision: 3 })).kvs.map((kv) => td(kv.value))).toEqual(['v3']);
+    expect((await sm.range({ key: te('k'), revision: 6 })).kvs).toEqual([]);
+    expect(() => sm.history(3)).toThrow(/compacted/);
+    const hist: RevisionEvents[] = [];
+    for await (const e of sm.history(4)) hist.push(e);
+    expect(hist.map((e) => [e.revision, e.events[0]!.type, e.events[0]!.prevKv ? td(e.events[0]!.prevKv.value) : null])).toEqual([
+      [4, 'put', 'v3'],
+      [5, 'put', 'v4'],
+      [6, 'delete', 'v5'],
+      [7, 'put', null],
+    ]);
+    // Compacting past the tombstone drops the old generation entirely; the live one stays.
+    expect(f.apply({ op: 'compact', revision: 7 })).toMatchObject({ ok: true });
+    expect((await sm.range({ key: te('k'), revision: 7 })).kvs.map((kv) => [td(kv.value), kv.createRevision, kv.version])).toEqual([['again', 7, 1]]);
+    expect(await sm.dbSizeBytes()).toBeGreaterThan(0);
+  });
+
+  it('range: prefix, from-key, limit with more, sort, keys only, count only', async () => {
+    const { sm } = await open();
+    const f = new LogFeeder(sm);
+    for (const [k, v] of [['p/b', '3'], ['p/a', '1'], ['p/c', '2'], ['q', '0']] as const) f.apply({ op: 'put', req: { key: te(k), value: te(v) } });
+    f.apply({ op: 'put', req: { key: te('p/a'), value: te('9') } });
+    const keys = (r: { kvs: readonly { key: Uint8Array }[] }): string[] => r.kvs.map((kv) => td(kv.key));
+    expect(keys(await sm.range({ key: te('p/'), rangeEnd: te('p0') }))).toEqual(['p/a', 'p/b', 'p/c']);
+    expect(keys(await sm.range({ key: te('p/b'), rangeEnd: Uint8Array.of(0) }))).toEqual(['p/b', 'p/c', 'q']);
+    const lim = await sm.range({ key: te('p/'), rangeEnd: te('p0'), limit: 2 });
+    expect([keys(lim), lim.more, lim.count]).toEqual([['p/a', 'p/b'], true, 3]);
+    expect(keys(await sm.range({ key: te('p/'), rangeEnd: te('p0'), sortOrder: 'descend' }))).toEqual(['p/c', 'p/b', 'p/a']);
+    expect(keys(await sm.range({ key: te('p/'), rangeEnd: te('p0'), sortTarget: 'value' }))).toEqual(['p/c', 'p/b', 'p/a']);
+    expect(keys(await sm.range({ key: te('p/'), rangeEnd: te('p0'), sortTarget: 'mod', sortOrder: 'descend', limit: 1 }))).toEqual(['p/a']);
+    const ko = await sm.range({ key: te('p/'), rangeEnd: te('p0'), keysOnly: true });
+    expect(ko.kvs.every((kv) => kv.value.length === 0 && kv.version > 0)).toBe(true);
+    expect(await sm.range({ key: te('p/'), rangeEnd: te('p0'), countOnly: true, limit: 1 })).toEqual({ kvs: [], more: false, count: 3 });
+  });
+});

@@ -24,8 +24,12 @@ import type {
 } from '../types.js';
 import { rangesOverlap, toKeyRange, type KeyRange } from '../mvcc/keys.js';
 
-/** No shared structures (every entry decodes alone, on any replica); 64-bit ints as numbers. */
-const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number', mapsAsObjects: true });
+/**
+ * No shared structures (every entry decodes alone, on any replica); 64-bit ints as numbers;
+ * copyBuffers: keys and values get their own memory instead of pointing into the entry's bytes
+ * (which may be a slice of a large network frame that the store would otherwise keep alive).
+ */
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number', mapsAsObjects: true, copyBuffers: true });
 
 /** How deep txns may nest (bounds recursion on garbage and in apply). */
 export const MAX_TXN_DEPTH = 16;
