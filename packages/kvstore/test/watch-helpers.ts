@@ -64,6 +64,13 @@ export class TestStore {
     return this.sm.revision;
   }
 
+  /** Installs `leader`'s state as a Raft snapshot would on a lagging follower (revision jumps, no 'events'). */
+  async installSnapshotFrom(leader: TestStore): Promise<void> {
+    const at = { index: leader.index, term: 1 };
+    await this.sm.restore(at, leader.sm.snapshot(at));
+    this.index = leader.index;
+  }
+
   async close(): Promise<void> {
     await this.sm.close();
     await rm(this.dir, { recursive: true, force: true });

@@ -284,6 +284,66 @@ describe('WatchHub on the real state machine', () => {
     expect(checkStream(rest.responses).map((e) => e.kv.modRevision)).toEqual(Array.from({ length: 112 - resumeFrom }, (_, i) => i + resumeFrom));
   });
 
+  it('a snapshot installed under live watchers (revision jumps without events): they catch up from history, no gap, progress waits', async () => {
+    const leader = await TestStore.open();
+    try {
+      for (let i = 1; i <= 5; i++) {
+        store.put(`k${i % 3}`, `v${i}`);
+        leader.put(`k${i % 3}`, `v${i}`);
+      }
+      const hub = newHub();
+      const sink = watchKeys(hub, { key: enc('k'), rangeEnd: enc('l') });
+      const late = watchKeys(hub, { key: enc('k'), rangeEnd: enc('l'), startRevision: 20 });
+      for (let i = 6; i <= 25; i++) leader.put(`k${i % 3}`, `v${i}`);
+      await store.installSnapshotFrom(leader);
+      expect(store.revision).toBe(25);
+      expect(sink.responses.length).toBe(1); // only `created`: nothing was fed
+      const handle = hub.watch({ key: enc('zz') }, new RecordingSink()); // any call notices the jump
+      handle.cancel();
+      const progressSink = new RecordingSink();
+      hub.watch({ key: enc('k'), rangeEnd: enc('l'), startRevision: 25 }, progressSink);
+      await waitFor(() => sink.lastRevision === 25 && late.lastRevision === 25 && progressSink.lastRevision === 25, 'catch-up after the snapshot');
+      store.put('k1', 'after'); // 26, live again
+      expect(checkStream(sink.responses).map((e) => e.kv.modRevision)).toEqual(
+        Array.from({ length: 21 }, (_, i) => i + 6),
+      );
+      expect(late.events.map((e) => e.kv.modRevision)).toEqual([20, 21, 22, 23, 24, 25, 26]);
+      expect(dec(sink.events.at(-2)?.kv.value ?? enc('?'))).toBe('v25');
+    } finally {
+      await leader.close();
+    }
+  });
+
+  it('a snapshot jump noticed by the live feed itself sends live watchers through history; requestProgress never claims missed revisions', async () => {
+    const leader = await TestStore.open();
+    try {
+      store.put('k', 'v1');
+      leader.put('k', 'v1');
+      const hub = newHub();
+      const sink = new RecordingSink();
+      const h = hub.watch({ key: enc('k') }, sink);
+      for (let i = 2; i <= 10; i++) leader.put('k', `v${i}`);
+      await store.installSnapshotFrom(leader);
+      h.requestProgress(); // at 10 now, but revisions 2..10 are not delivered yet: no progress before them
+      await waitFor(() => sink.responses.some((r) => !r.created && r.events.length === 0), 'the progress notification');
+      const ids = sink.responses.map((r) => (r.created ? 'created' : r.events.length ? r.events.map((e) => e.kv.modRevision).join('+') : `progress@${r.header.revision}`));
+      expect(ids.at(-1)).toBe('progress@10');
+      expect(checkStream(sink.responses).map((e) => e.kv.modRevision)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+      // The jump seen first by the feed: a later apply reveals it.
+      const sink2 = new RecordingSink();
+      hub.watch({ key: enc('k') }, sink2);
+      for (let i = 11; i <= 15; i++) leader.put('k', `v${i}`);
+      await store.installSnapshotFrom(leader);
+      store.put('k', 'v16');
+      await waitFor(() => sink2.lastRevision === 16 && sink.lastRevision === 16, 'both watchers at 16');
+      expect(checkStream(sink2.responses).map((e) => e.kv.modRevision)).toEqual([11, 12, 13, 14, 15, 16]);
+      expect(checkStream(sink.responses).map((e) => e.kv.modRevision)).toEqual(Array.from({ length: 15 }, (_, i) => i + 2));
+    } finally {
+      await leader.close();
+    }
+  });
+
   it('bounds the watchers, drops a sink that throws, and close() cancels everyone', () => {
     const hub = newHub({ maxWatchers: 3 });
     const a = watchKeys(hub, { key: enc('a') });

@@ -143,6 +143,12 @@ export class WatchHub {
   /** Watchers of a range (tested against every event). */
   private readonly rangeWatchers = new Set<Watcher>();
   private nextSerial = 1;
+  /**
+   * The last revision the live feed saw. The store's revision can also move without 'events':
+   * a Raft snapshot installed on a lagging member (restore) jumps it forward. Live watchers then
+   * have not seen the revisions in between; checkGap() sends them back to catch-up from history.
+   */
+  private seenRevision: number;
   private readonly onEvents = (ev: RevisionEvents): void => this.feed(ev);
   private progressTimer: NodeJS.Timeout | null = null;
   private nextWatchId = 1;
@@ -160,6 +166,7 @@ export class WatchHub {
     if (!(this.maxBufferedEvents >= 1 && this.maxEventsPerResponse >= 1 && this.progressIntervalMs > 0 && this.maxWatchers >= 1)) {
       throw new KvError('BAD_REQUEST', 'watch hub: limits must be positive');
     }
+    this.seenRevision = this.source.revision;
     this.source.on('events', this.onEvents);
   }
 
@@ -202,6 +209,7 @@ export class WatchHub {
     }
     // A client-chosen id is unique per stream only (the front end checks that); the hub numbers the rest.
     if (watchId === 0) watchId = this.nextWatchId++;
+    this.checkGap();
     const filters = req.filters ?? [];
     const flow = isFlowControlled(sink) ? sink : null;
     const current = this.source.revision;
@@ -265,6 +273,8 @@ export class WatchHub {
   // Live feed: called synchronously inside the state machine's apply. Only filters and queues.
 
   private feed(ev: RevisionEvents): void {
+    if (ev.revision !== this.seenRevision + 1) this.checkGap(ev.revision - 1);
+    this.seenRevision = ev.revision;
     if (this.watchers.size === 0) return;
     // Which live watchers want which events of this revision (order of events kept per watcher).
     let matched: Map<Watcher, WatchEvent[]> | null = null;
@@ -285,6 +295,26 @@ export class WatchHub {
     }
     if (matched === null) return;
     for (const [w, events] of matched as Map<Watcher, WatchEvent[]>) this.enqueue(w, { revision: ev.revision, events });
+  }
+
+  /**
+   * If revisions up to `upTo` (default: the store's current revision) were applied without passing
+   * through feed() (a snapshot install), every live watcher goes back to catch-up from the first
+   * revision it missed; its buffer stays in front, so order holds. History may have been compacted
+   * by then: those watchers are canceled with compactRevision and resume from there.
+   */
+  private checkGap(upTo: number = this.source.revision): void {
+    if (upTo <= this.seenRevision) return;
+    const missedFrom = this.seenRevision + 1;
+    this.seenRevision = upTo;
+    this.log?.info({ from: missedFrom, to: upTo }, 'watch: the store moved without events (snapshot installed); live watchers catch up from history');
+    for (const w of [...this.watchers.values()]) {
+      if (w.phase !== 'live') continue;
+      w.nextRevision = Math.max(w.nextRevision, missedFrom);
+      if (w.nextRevision > upTo) continue; // starts later than anything missed
+      w.phase = 'catchup';
+      void this.catchUp(w);
+    }
   }
 
   private index(w: Watcher): void {
@@ -357,9 +387,12 @@ export class WatchHub {
       w.sentSinceTick = true;
       this.sendTo(w, { header: this.headerAt(last), watchId: w.watchId, events });
     }
-    if (w.progressWanted && this.caughtUp(w)) {
-      w.progressWanted = false;
-      this.sendProgress(w);
+    if (w.progressWanted && w.phase === 'live') {
+      this.checkGap();
+      if (this.caughtUp(w)) {
+        w.progressWanted = false;
+        this.sendProgress(w);
+      }
     }
   }
 
@@ -375,6 +408,7 @@ export class WatchHub {
 
   private requestProgress(w: Watcher): void {
     if (w.phase === 'canceled') return;
+    this.checkGap();
     if (this.caughtUp(w)) this.sendProgress(w);
     else w.progressWanted = true; // sent by flush() once caught up: a progress revision is a promise
   }
@@ -506,6 +540,7 @@ export class WatchHub {
 
   /** etcd: every interval, watchers with progressNotify that got no events since the last tick get a progress notification, if caught up. */
   private progressTick(): void {
+    this.checkGap();
     let any = false;
     for (const w of this.watchers.values()) {
       if (!w.progressNotify) continue;
