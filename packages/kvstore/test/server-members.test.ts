@@ -1,6 +1,6 @@
 // Membership through the service (etcd's member add/promote/remove as Raft configuration changes,
 // thesis §4.1): a learner added from a follower (forwarded), started with
-// --initial-cluster-state existing, catches up, is promoted, publishes its name, and is removed.
+// --initial-cluster-state existing, catches up (by snapshot: the log was compacted), is promoted, publishes its name, and is removed.
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../src/errors.js';
 import { clusterSpecs, dec, enc, freePorts, startCluster, startMember, stopAll, waitFor, waitLeader } from './server-helpers.js';
@@ -21,11 +21,13 @@ async function code(p: Promise<unknown>): Promise<string> {
 
 describe('member add, promote, remove', () => {
   it('adds a learner that joins an existing cluster, promotes it once caught up, then removes it', async () => {
-    const specs = await clusterSpecs(3);
+    // A small snapshot count: the log is compacted, so the new member gets the store by snapshot.
+    const specs = (await clusterSpecs(3)).map((s) => ({ ...s, snapshotCount: 10 }));
     const nodes = await startCluster(specs);
     const leader = await waitLeader(nodes);
     const follower = nodes.find((n) => n !== leader)!;
     for (let i = 0; i < 30; i++) await leader.service.put({ key: enc(`k${i}`), value: enc(`v${i}`) });
+    await waitFor('a compacted log', () => leader.driver.status().firstIndex > 1);
 
     const [peerPort, clientPort] = await freePorts(2);
     const peerUrl = `http://127.0.0.1:${peerPort}`;
@@ -57,6 +59,8 @@ describe('member add, promote, remove', () => {
     expect(joining.clusterId).toBe(leader.clusterId);
     // It catches up (the learner receives the log) and serves serializable reads of it.
     await waitFor('the learner caught up', async () => (await joining.service.range({ key: enc('k29'), serializable: true })).result.kvs.length === 1);
+    expect((await joining.service.range({ key: enc('k'), rangeEnd: enc('l'), serializable: true })).result.count).toBe(30);
+    expect(joining.driver.snapshot, 'installed a snapshot from the leader').not.toBeNull();
     await waitFor('promotion', async () => (await code(leader.service.memberPromote(newId))) === 'ok');
     const list = await waitFor('m4 published and a voter', async () => {
       const l = await follower.service.memberList();
