@@ -72,6 +72,8 @@ describe('KvClient against a 3-member cluster', () => {
     // The failover was survived by retrying (not by luck between two writes).
     expect(client.stats.retries).toBeGreaterThan(0);
     expect(client.stats.connects).toBeGreaterThanOrEqual(2);
+    // and it finds its way to the new leader
+    await until(() => client.endpoint === nativeUrl(c.endpoints[newLeader]!), 'the client on the new leader');
   }, 60_000);
 
   it('a watch resumes across a restart of its member with every revision exactly once', async () => {
@@ -112,5 +114,33 @@ describe('KvClient against a 3-member cluster', () => {
     expect(got.filter((r) => r.created === true)).toHaveLength(1);
     expect(got.some((r) => r.canceled === true)).toBe(false);
     expect(watcher.stats.watchResumes).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('without a quorum a write fails with a clear KvError at its deadline; stale reads still answer; then it recovers', async () => {
+    cluster = await TestCluster.start(3, 'noquorum');
+    const c = cluster;
+    const client = await KvClient.connect({ endpoints: c.endpoints, timeoutMs: 2500 });
+    clients.push(client);
+    await client.put({ key: enc('q/1'), value: enc('before') });
+    const leader = await c.waitForLeader();
+    const others = [0, 1, 2].filter((i) => i !== leader);
+    await c.stopMember(others[0]!);
+    await c.stopMember(others[1]!);
+    const e = await client.put({ key: enc('q/1'), value: enc('lost') }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(e).toMatchObject({ name: 'KvError' });
+    expect(['NO_LEADER', 'TIMEOUT', 'STOPPED']).toContain((e as { code: string }).code);
+    const stale = await client.range({ key: enc('q/1'), serializable: true });
+    expect(stale.stale).toBe(true);
+    expect(dec(stale.result.kvs[0]!.value)).toBe('before');
+    await c.restartMember(others[0]!);
+    await c.waitForLeader(20_000);
+    await until(
+      () => client.put({ key: enc('q/1'), value: enc('after') }).then(() => true, () => false),
+      'a write after the quorum is back',
+    );
+    expect(dec((await client.get('q/1'))!.value)).toBe('after');
   }, 60_000);
 });

@@ -218,6 +218,50 @@ describe('native protocol against a 1-member KvNode', () => {
     await until(() => native.connections === 0, 'server side close');
     await expect(c.get('small')).rejects.toMatchObject({ code: 'STOPPED' });
     await native.close();
+    expect(native.connections).toBe(0);
     await new Promise<void>((r) => http.close(() => r()));
+  });
+
+  it('close() leaves no timer of the client behind', async () => {
+    // Track the timers created from client.ts (by stack) until they fire or are cleared.
+    const live = new Set<unknown>();
+    const orig = { setTimeout, setInterval, clearTimeout, clearInterval };
+    const fromClient = (): boolean => /client[\\/]client\.(ts|js)/.test(new Error().stack ?? '');
+    const g = globalThis as unknown as Record<string, unknown>;
+    g['setTimeout'] = (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]): NodeJS.Timeout => {
+      const track = fromClient();
+      const t: NodeJS.Timeout = orig.setTimeout(() => {
+        live.delete(t);
+        fn(...args);
+      }, ms);
+      if (track) live.add(t);
+      return t;
+    };
+    g['setInterval'] = (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]): NodeJS.Timeout => {
+      const t = orig.setInterval(fn, ms, ...args);
+      if (fromClient()) live.add(t);
+      return t;
+    };
+    g['clearTimeout'] = (t: NodeJS.Timeout | undefined): void => {
+      live.delete(t);
+      orig.clearTimeout(t);
+    };
+    g['clearInterval'] = (t: NodeJS.Timeout | undefined): void => {
+      live.delete(t);
+      orig.clearInterval(t);
+    };
+    try {
+      const c = await KvClient.connect({ endpoints: cluster.endpoints, keepAliveMs: 100 });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => c.put({ key: enc(`r/${i}`), value: enc('v') })));
+      const seen: WatchResponse[] = [];
+      c.watch({ ...prefixRange('r/') }, { send: (r) => seen.push(r) });
+      await until(() => seen.length > 0, 'created');
+      await new Promise((r) => orig.setTimeout(r, 250)); // a few pings
+      expect(live.size).toBeGreaterThan(0); // the tracking sees the client's timers
+      await c.close();
+      await until(() => live.size === 0, `the client's timers to end (${live.size} left)`, 3000);
+    } finally {
+      Object.assign(globalThis, orig);
+    }
   });
 });
