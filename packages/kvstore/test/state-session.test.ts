@@ -101,6 +101,23 @@ describe('sessions', () => {
     expect(f.apply({ op: 'put', req: { key: te('s6'), value: te('v') } }, { clientId: fourth, seq: 6, ackedSeq: 0 })).toEqual(outs[5]);
   });
 
+  it('the least-recently-used order survives a restart (ties in time are broken by log order)', async () => {
+    const t = tempDir('kv-session-');
+    cleanups.push(() => t.cleanup());
+    const sm = await KvStateMachine.open({ dir: t.dir, maxSessions: 3 });
+    const f = new LogFeeder(sm); // every entry carries the same timestamp
+    const ids = [1, 2, 3].map(() => clientIdOf(f.apply({ op: 'registerSession' })));
+    f.apply({ op: 'put', req: { key: te('x'), value: te('1') } }, { clientId: ids[0]!, seq: 1, ackedSeq: 0 });
+    await sm.close();
+    const sm2 = await KvStateMachine.open({ dir: t.dir, maxSessions: 3 });
+    cleanups.push(() => sm2.close());
+    const f2 = new LogFeeder(sm2, f.index, f.log);
+    f2.apply({ op: 'registerSession' });
+    // The second session was the least recently used, not the first (which has the smallest id).
+    expect(f2.apply({ op: 'put', req: { key: te('y'), value: te('1') } }, { clientId: ids[1]!, seq: 1, ackedSeq: 0 })).toMatchObject({ code: 'SESSION_EXPIRED' });
+    expect(f2.apply({ op: 'put', req: { key: te('y'), value: te('1') } }, { clientId: ids[0]!, seq: 2, ackedSeq: 1 })).toMatchObject({ ok: true });
+  });
+
   it('sessions survive a restart, and a crash replay dedups the same way', async () => {
     const t = tempDir('kv-session-');
     cleanups.push(() => t.cleanup());
@@ -126,6 +143,15 @@ describe('sessions', () => {
     // The retry of seq 2 after the crash is still a duplicate.
     expect(f3.apply({ op: 'put', req: { key: te('k'), value: te('2') } }, { clientId: id, seq: 2, ackedSeq: 1 })).toMatchObject({ ok: true, revision: 2 });
     expect(sm3.revision).toBe(2);
+    // Acknowledging seq 2 forgets its outcome on disk too.
+    const third = f3.apply({ op: 'put', req: { key: te('k'), value: te('3') } }, { clientId: id, seq: 3, ackedSeq: 2 });
+    await sm3.close();
+    const sm4 = await KvStateMachine.open({ dir: t.dir });
+    cleanups.push(() => sm4.close());
+    const f4 = new LogFeeder(sm4, f3.index, f3.log);
+    expect(f4.apply({ op: 'put', req: { key: te('k'), value: te('2') } }, { clientId: id, seq: 2, ackedSeq: 2 })).toMatchObject({ ok: false, code: 'SESSION_EXPIRED' });
+    expect(f4.apply({ op: 'put', req: { key: te('k'), value: te('3') } }, { clientId: id, seq: 3, ackedSeq: 2 })).toEqual(third);
+    expect(sm4.revision).toBe(3);
   });
 
   it('property: random retries of random writes apply each seq exactly once', async () => {

@@ -82,6 +82,8 @@ interface Lease {
 interface Session {
   readonly clientId: number;
   lastUsedMs: number;
+  /** Index of the entry that last used it: the least-recently-used order, rebuilt exactly on load. */
+  lastUsedIndex: number;
   /** Outcomes of applied seqs above ackedSeq, by seq. */
   readonly outcomes: Map<number, CommandOutcome>;
   ackedSeq: number;
@@ -101,12 +103,14 @@ interface Meta {
   readonly restoring?: boolean;
 }
 
-type PersistedSession = [clientId: number, lastUsedMs: number, ackedSeq: number, forgottenSeq: number, outcomes: [number, CommandOutcome][]];
+/** A session's header record; each remembered outcome is a record of its own (written once). */
+type PersistedSession = [clientId: number, lastUsedMs: number, lastUsedIndex: number, ackedSeq: number, forgottenSeq: number];
 
 // LevelDB layout besides the revision records ("r", see mvcc/store.ts).
 const META_KEY = Uint8Array.of(0x6d); // 'm'
 const LEASE_PREFIX = 0x6c; // 'l' + id (8 bytes)
 const SESSION_PREFIX = 0x73; // 's' + clientId (8 bytes)
+const OUTCOME_PREFIX = 0x6f; // 'o' + clientId (8 bytes) + seq (8 bytes)
 const MEMBER_PREFIX = 0x70; // 'p' + member id (utf8)
 
 function idKey(prefix: number, id: number): Uint8Array {
@@ -114,6 +118,16 @@ function idKey(prefix: number, id: number): Uint8Array {
   k[0] = prefix;
   k.writeUInt32BE(Math.floor(id / 0x1_0000_0000), 1);
   k.writeUInt32BE(id >>> 0, 5);
+  return k;
+}
+
+function outcomeKey(clientId: number, seq: number): Uint8Array {
+  const k = Buffer.allocUnsafe(17);
+  k[0] = OUTCOME_PREFIX;
+  k.writeUInt32BE(Math.floor(clientId / 0x1_0000_0000), 1);
+  k.writeUInt32BE(clientId >>> 0, 5);
+  k.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 9);
+  k.writeUInt32BE(seq >>> 0, 13);
   return k;
 }
 
@@ -228,11 +242,18 @@ export class KvStateMachine
     }
     const loaded: Session[] = [];
     for await (const [, v] of this.db.iterator(prefixRange(SESSION_PREFIX))) {
-      const [clientId, lastUsedMs, ackedSeq, forgottenSeq, outcomes] = packr.unpack(v) as PersistedSession;
-      loaded.push({ clientId, lastUsedMs, ackedSeq, forgottenSeq, outcomes: new Map(outcomes) });
+      const [clientId, lastUsedMs, lastUsedIndex, ackedSeq, forgottenSeq] = packr.unpack(v) as PersistedSession;
+      loaded.push({ clientId, lastUsedMs, lastUsedIndex, ackedSeq, forgottenSeq, outcomes: new Map() });
     }
-    // LRU order = order of last use; ties (same timestamp) broken by client id, as everywhere.
-    loaded.sort((a, b) => a.lastUsedMs - b.lastUsedMs || a.clientId - b.clientId);
+    const byId = new Map(loaded.map((s) => [s.clientId, s]));
+    for await (const [k, v] of this.db.iterator(prefixRange(OUTCOME_PREFIX))) {
+      const b = Buffer.from(k.buffer, k.byteOffset, k.byteLength);
+      const clientId = b.readUInt32BE(1) * 0x1_0000_0000 + b.readUInt32BE(5);
+      const seq = b.readUInt32BE(9) * 0x1_0000_0000 + b.readUInt32BE(13);
+      byId.get(clientId)?.outcomes.set(seq, packr.unpack(v) as CommandOutcome);
+    }
+    // LRU order = order of last use (each use is a distinct entry), the same on every replica.
+    loaded.sort((a, b) => a.lastUsedIndex - b.lastUsedIndex);
     for (const s of loaded) this.sessions.set(s.clientId, s);
     for await (const [k, v] of this.db.iterator(prefixRange(MEMBER_PREFIX))) {
       const [name, clientUrls] = packr.unpack(v) as [string, string[]];
@@ -252,7 +273,7 @@ export class KvStateMachine
       const s = this.sessions.get(id);
       if (s === undefined) this.wb.del(idKey(SESSION_PREFIX, id));
       else {
-        const rec: PersistedSession = [s.clientId, s.lastUsedMs, s.ackedSeq, s.forgottenSeq, [...s.outcomes]];
+        const rec: PersistedSession = [s.clientId, s.lastUsedMs, s.lastUsedIndex, s.ackedSeq, s.forgottenSeq];
         this.wb.put(idKey(SESSION_PREFIX, id), packr.pack(rec));
       }
     }
@@ -314,11 +335,12 @@ export class KvStateMachine
     // Touch: the session moves to the most recently used end.
     this.sessions.delete(s.clientId);
     s.lastUsedMs = this.clockMs;
+    s.lastUsedIndex = index;
     this.sessions.set(s.clientId, s);
     this.dirtySessions.add(s.clientId);
     if (ref.ackedSeq > s.ackedSeq) {
       s.ackedSeq = ref.ackedSeq;
-      for (const seq of s.outcomes.keys()) if (seq <= ref.ackedSeq) s.outcomes.delete(seq);
+      for (const seq of s.outcomes.keys()) if (seq <= ref.ackedSeq) this.forgetOutcome(s, seq);
       if (ref.ackedSeq > s.forgottenSeq) s.forgottenSeq = ref.ackedSeq;
     }
     const seen = s.outcomes.get(ref.seq);
@@ -327,21 +349,33 @@ export class KvStateMachine
       return this.failed('SESSION_EXPIRED', `session ${ref.clientId}: the outcome of seq ${ref.seq} was already acknowledged or forgotten`);
     const outcome = this.execute(env.cmd, index);
     s.outcomes.set(ref.seq, outcome);
+    this.wb.put(outcomeKey(s.clientId, ref.seq), packr.pack(outcome));
     if (s.outcomes.size > this.maxOutcomes) {
       let oldest = Infinity;
       for (const seq of s.outcomes.keys()) if (seq < oldest) oldest = seq;
-      s.outcomes.delete(oldest);
+      this.forgetOutcome(s, oldest);
       if (oldest > s.forgottenSeq) s.forgottenSeq = oldest;
     }
     return outcome;
+  }
+
+  private forgetOutcome(s: Session, seq: number): void {
+    s.outcomes.delete(seq);
+    this.wb.del(outcomeKey(s.clientId, seq));
+  }
+
+  /** Removes a session with its remembered outcomes (expiry, eviction at the bound). */
+  private dropSession(s: Session): void {
+    this.sessions.delete(s.clientId);
+    this.dirtySessions.add(s.clientId);
+    for (const seq of s.outcomes.keys()) this.wb.del(outcomeKey(s.clientId, seq));
   }
 
   /** Sessions idle longer than the TTL (on the log's clock) expire, oldest first. */
   private expireSessions(): void {
     for (const s of this.sessions.values()) {
       if (s.lastUsedMs + this.sessionTtlMs >= this.clockMs) break; // LRU order: the rest are newer
-      this.sessions.delete(s.clientId);
-      this.dirtySessions.add(s.clientId);
+      this.dropSession(s);
     }
   }
 
@@ -389,13 +423,10 @@ export class KvStateMachine
           return { ok: true, revision: this.store.revision, result: {} };
         case 'registerSession': {
           if (this.sessions.size >= this.maxSessions) {
-            const lru = this.sessions.keys().next().value;
-            if (lru !== undefined) {
-              this.sessions.delete(lru);
-              this.dirtySessions.add(lru);
-            }
+            const lru = this.sessions.values().next().value;
+            if (lru !== undefined) this.dropSession(lru);
           }
-          this.sessions.set(index, { clientId: index, lastUsedMs: this.clockMs, outcomes: new Map(), ackedSeq: 0, forgottenSeq: 0 });
+          this.sessions.set(index, { clientId: index, lastUsedMs: this.clockMs, lastUsedIndex: index, outcomes: new Map(), ackedSeq: 0, forgottenSeq: 0 });
           this.dirtySessions.add(index);
           return { ok: true, revision: this.store.revision, result: { clientId: index } };
         }
@@ -680,7 +711,7 @@ export class KvStateMachine
     await this.db.clear({ gt: META_KEY });
     await this.db.clear({ lt: META_KEY });
     const header = await readSnapshotFrames(data, async (pairs) => {
-      const keep = fresh ? pairs.filter(([k]) => k[0] !== SESSION_PREFIX && k[0] !== MEMBER_PREFIX) : pairs;
+      const keep = fresh ? pairs.filter(([k]) => k[0] !== SESSION_PREFIX && k[0] !== OUTCOME_PREFIX && k[0] !== MEMBER_PREFIX) : pairs;
       if (keep.length > 0) await this.db.batch(keep.map(([key, value]) => ({ type: 'put' as const, key, value })));
     });
     const meta: Meta = {
