@@ -3,6 +3,8 @@
 // two streams, bounds; then a fast-check fuzz of the API at a fixed seed: the member never
 // crashes, every bad request gets a 4xx with etcd's JSON error body, and a rejected request
 // leaves the store unchanged.
+import { connect } from 'node:net';
+
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -198,6 +200,34 @@ describe('errors', () => {
     expectError(await call(m.url, '/v3/lease/grant', { TTL: '1e3' }), 400, 3, /field "TTL" must be an integer/);
     expectError(await call(m.url, '/v3/cluster/member/remove', { ID: 'abc' }), 400, 3, /field "ID"/);
     expectError(await call(m.url, '/v3/kv/txn', { success: Array.from({ length: 129 }, (_, i) => ({ request_put: { key: b(`t${i}`) } })) }), 400, 3, /too many operations/);
+  });
+
+  it('deep nesting and odd JSON are 400s, not crashes', async () => {
+    let deep: unknown = {};
+    for (let i = 0; i < 40; i++) deep = { success: [{ request_txn: deep }] };
+    expectError(await call(m.url, '/v3/kv/txn', deep), 400, 3, /nests txns deeper than/);
+    expectError(await call(m.url, '/v3/kv/put', `{"key":${'['.repeat(200_000)}${']'.repeat(200_000)}}`), 400, 3, /field "key" must be a base64 string, got an array/);
+    expectError(await call(m.url, '/v3/kv/put', '{"__proto__":{"key":"YQ=="}}'), 400, 3, /unknown field "__proto__"/);
+    expectError(await call(m.url, '/v3/kv/put', '{"key":"YQ==","key":"\ud800"}'), 400, 3, /not valid base64/);
+    expect((await call(m.url, '/v3/kv/range', { key: b('a') })).status).toBe(200);
+  });
+
+  it('clients that vanish mid-body or mid-stream leave the member serving', async () => {
+    const { port } = new URL(m.url);
+    for (const [path, body] of [['/v3/kv/put', '{"key":"YQ=='], ['/v3/watch', '{"create_request":{"key":"YQ=="}}{"create_req'], ['/v3/lease/keepalive', '{"ID":"1"}{']]) {
+      await new Promise<void>((resolve) => {
+        const sock = connect(Number(port), '127.0.0.1', () => {
+          sock.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n${body}`);
+          setTimeout(() => {
+            sock.destroy();
+            resolve();
+          }, 50);
+        });
+        sock.on('error', () => resolve());
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await call(m.url, '/v3/kv/range', { key: b('a') })).status).toBe(200);
   });
 
   it('a body beyond the limit is refused with 400 "request is too large", and the member keeps serving', async () => {

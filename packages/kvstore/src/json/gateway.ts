@@ -150,6 +150,9 @@ export function createJsonGateway(service: KvService, opts: JsonGatewayOptions =
   return (req, res) => {
     const path = (req.url ?? '').split('?')[0] ?? '';
     if (!path.startsWith('/v3/')) return false;
+    // A client that goes away mid-request must not become an unhandled 'error' event.
+    req.on('error', (err) => logger?.debug({ err, path }, 'json gateway: request stream error'));
+    res.on('error', (err) => logger?.debug({ err, path }, 'json gateway: response stream error'));
     try {
       if (req.method !== 'POST') {
         req.resume();
