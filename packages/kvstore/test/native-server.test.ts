@@ -98,6 +98,22 @@ describe('native protocol against a 1-member KvNode', () => {
     expect(reads.map((kv) => dec(kv!.value))).toEqual(Array.from({ length: n }, (_, i) => String(i)));
   });
 
+  it('bounds pending session writes and in-flight calls by queueing, not failing', async () => {
+    const c = await KvClient.connect({ endpoints: cluster.endpoints, maxPendingWrites: 4, maxInFlight: 8 });
+    try {
+      const n = 200;
+      const puts = Promise.all(Array.from({ length: n }, (_, i) => c.put({ key: enc(`q/${i}`), value: enc('v') })));
+      const gets = Promise.all(Array.from({ length: n }, () => c.range({ key: enc('q/0'), serializable: true })));
+      const answers = await puts;
+      await gets;
+      expect(new Set(answers.map((a) => a.header.revision)).size).toBe(n);
+      const all = await c.range({ ...prefixRange('q/'), countOnly: true });
+      expect(all.result.count).toBe(n);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('a write retried under the same session seq applies once and gets the first answer again', async () => {
     const { clientId } = (await client.registerSession()).result;
     const session = { clientId, seq: 1, ackedSeq: 0 };

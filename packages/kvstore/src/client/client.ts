@@ -21,7 +21,8 @@
 // - close() ends every socket and timer.
 //
 // Bounds: requests in flight per connection (maxInFlight; more wait in a queue of maxQueued, beyond
-// it QUEUE_FULL), one request's size (REQUEST_TOO_LARGE before sending), frame size, the backoff
+// it QUEUE_FULL), session writes not yet answered (maxPendingWrites, below the store's remembered
+// outcomes per session, 1024: a retry always finds its first outcome; more wait in the same queue), one request's size (REQUEST_TOO_LARGE before sending), frame size, the backoff
 // (25 ms doubling to 500 ms), attempts (until the deadline), watch resumes without progress (3).
 
 import { WebSocket, type RawData } from 'ws';
@@ -83,6 +84,11 @@ export interface KvClientOptions {
   readonly preferLeader?: boolean;
   /** Requests in flight on a connection (the server's default bound). Default 4096. */
   readonly maxInFlight?: number;
+  /**
+   * Session writes sent and not yet answered, retries included. Default 1000: below the store's
+   * bound on remembered outcomes per session (1024), so a retried seq always finds its outcome.
+   */
+  readonly maxPendingWrites?: number;
   /** Calls waiting for an in-flight slot. Default 100 000; beyond: QUEUE_FULL. */
   readonly maxQueued?: number;
   /** Ping interval; a member that misses a pong by the next ping is left. Default 2000. */
@@ -474,6 +480,8 @@ export class KvClient implements KvService {
   private readonly connectTimeoutMs: number;
   private readonly preferLeader: boolean;
   private readonly maxInFlight: number;
+  private readonly maxPendingWrites: number;
+  private readonly writeWaiting: (() => void)[] = [];
   private readonly maxQueued: number;
   private readonly limits: { maxRequestBytes: number; maxFrameBytes: number; keepAliveMs: number };
   private readonly log: Logger | undefined;
@@ -509,6 +517,7 @@ export class KvClient implements KvService {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
     this.preferLeader = opts.preferLeader ?? true;
     this.maxInFlight = opts.maxInFlight ?? 4096;
+    this.maxPendingWrites = opts.maxPendingWrites ?? 1000;
     this.maxQueued = opts.maxQueued ?? 100_000;
     this.limits = {
       maxRequestBytes: opts.maxRequestBytes ?? DEFAULT_LIMITS.maxRequestBytes,
@@ -756,6 +765,13 @@ export class KvClient implements KvService {
     }
   }
 
+  /** Waits until a session write is settled (bounded queue: maxQueued). */
+  private writeSlot(): Promise<void> {
+    if (this.closed) return Promise.reject(new KvError('STOPPED', 'the client is closed'));
+    if (this.writeWaiting.length >= this.maxQueued) return Promise.reject(new KvError('QUEUE_FULL', `more than ${this.maxQueued} writes waiting`));
+    return new Promise<void>((resolve) => this.writeWaiting.push(resolve));
+  }
+
   /** Waits for an in-flight slot on the current connection (bounded queue). */
   private slot(deadlineMs: number): Promise<void> {
     if (this.waiting.length >= this.maxQueued) return Promise.reject(new KvError('QUEUE_FULL', `more than ${this.maxQueued} calls waiting for the connection`));
@@ -799,6 +815,7 @@ export class KvClient implements KvService {
       if (opts?.session !== undefined) return (await this.invoke(op, 'write', (t) => args({ session: opts.session, timeoutMs: opts.timeoutMs ?? t }))) as T;
       for (let renewals = 0; ; renewals++) {
         const clientId = await this.clientId();
+        while (this.outstanding.size >= this.maxPendingWrites) await this.writeSlot();
         const seq = this.nextSeq++;
         this.outstanding.add(seq);
         let maybeApplied = false;
@@ -825,6 +842,7 @@ export class KvClient implements KvService {
   /** seq was answered or given up: it will never be sent again. */
   private settleSeq(seq: number): void {
     this.outstanding.delete(seq);
+    this.writeWaiting.shift()?.();
     let a = this.ackedSeq;
     while (a + 1 < this.nextSeq && !this.outstanding.has(a + 1)) a++;
     this.ackedSeq = a;
@@ -1001,6 +1019,7 @@ export class KvClient implements KvService {
     for (const c of conns) c.close();
     this.current = null;
     while (this.waiting.length > 0) this.waiting.shift()!();
+    while (this.writeWaiting.length > 0) this.writeWaiting.shift()!();
     await Promise.all(closed);
   }
 }
