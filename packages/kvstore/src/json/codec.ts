@@ -630,6 +630,7 @@ export function encodeMember(m: Member): JsonObject {
   return o;
 }
 
+/** Member list/add/remove/promote. etcd's cluster service leaves the header's revision unset (0, omitted); so does Ballot. */
 export function encodeMembersResult(
   r: { readonly member?: Member; readonly members: readonly Member[] },
   h: ResponseHeader,
@@ -637,7 +638,7 @@ export function encodeMembersResult(
   const o: JsonObject = {};
   if (r.member) o.member = encodeMember(r.member);
   put(o, 'members', r.members.map(encodeMember));
-  return withHeader(h, o);
+  return withHeader({ ...h, revision: 0 }, o);
 }
 
 export function encodeStatusResult(r: StatusResult, h: ResponseHeader): JsonObject {
