@@ -534,7 +534,12 @@ export function registerKvCommands(program: Command): Command {
         if (existsSync(dir) && readdirSync(dir).length > 0) throw new UsageError(`--data-dir: ${dir} exists and is not empty (restore makes a new member's data dir)`);
         const peerUrls = parseUrls('--initial-advertise-peer-urls', o.initialAdvertisePeerUrls);
         const initialCluster = o.initialCluster ?? peerUrls.map((u) => `${o.name}=${u}`).join(',');
-        const r = await restoreBackupInto(file, join(dir, 'kv'));
+        // A restore that fails part-way leaves no half-made data dir behind.
+        const created = !existsSync(dir);
+        const r = await restoreBackupInto(file, join(dir, 'kv')).catch((e: unknown) => {
+          if (created) rmSync(dir, { recursive: true, force: true });
+          throw e;
+        });
         process.stdout.write(
           `restored ${file} into ${dir} (revision ${r.revision})\n` +
             `start the new cluster with: ballot kv serve --name ${o.name} --data-dir ${dir} --initial-cluster ${initialCluster} ` +
