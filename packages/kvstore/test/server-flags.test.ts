@@ -79,6 +79,25 @@ describe('kv serve flags', () => {
     expect(parseInitialCluster('a=http://h:1,a=http://h2:1')).toEqual({ a: ['http://h:1', 'http://h2:1'] });
   });
 
+  it('reads ETCD_* environment variables as etcd does (the command line wins), and accepts etcd-only flags as ignored', () => {
+    const saved = { name: process.env['ETCD_NAME'], cluster: process.env['ETCD_INITIAL_CLUSTER'] };
+    process.env['ETCD_NAME'] = 'envname';
+    process.env['ETCD_INITIAL_CLUSTER'] = 'envname=http://localhost:2380';
+    try {
+      expect(parseKvServeFlags([]).name).toBe('envname');
+      expect(parseKvServeFlags(['--name', 'cli', '--initial-cluster', 'cli=http://localhost:2380']).name).toBe('cli');
+    } finally {
+      if (saved.name === undefined) delete process.env['ETCD_NAME'];
+      else process.env['ETCD_NAME'] = saved.name;
+      if (saved.cluster === undefined) delete process.env['ETCD_INITIAL_CLUSTER'];
+      else process.env['ETCD_INITIAL_CLUSTER'] = saved.cluster;
+    }
+    const o = parseKvServeFlags(['--logger', 'zap', '--auto-compaction-retention=1', '--enable-pprof', '--listen-metrics-urls', 'http://127.0.0.1:0']);
+    expect(o.ignoredEtcdFlags).toEqual(['--logger', '--auto-compaction-retention', '--enable-pprof']);
+    expect(o.listenMetricsUrls).toEqual(['http://127.0.0.1:0']);
+    expect(parseKvServeFlags([]).ignoredEtcdFlags).toEqual([]);
+  });
+
   it('registers `serve` under a commander group', () => {
     const kv = new Command('kv');
     const serve = registerKvServeCommand(kv);

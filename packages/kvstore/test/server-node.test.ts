@@ -46,7 +46,7 @@ describe('KvNode, one member', () => {
 
   it('serves /health, /readyz, /metrics and the etcd JSON gateway on the client URL', async () => {
     const [spec] = await clusterSpecs(1);
-    const node = await startMember(spec!);
+    const node = await startMember({ ...spec!, listenMetricsUrls: ['http://127.0.0.1:0'] });
     await waitLeader([node]);
     const base = node.clientUrls[0]!;
     const health = await waitFor('healthy', async () => {
@@ -64,6 +64,11 @@ describe('KvNode, one member', () => {
     expect(metrics).toMatch(/ballot_kv_requests_total\{[^}]*route="\/v3\/kv\/put"/);
     expect(metrics).toMatch(/ballot_kv_raft_log_save_duration_seconds_count/);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+    // --listen-metrics-urls: probes and metrics only, no client API.
+    const extra = node.metricsUrls[0]!;
+    expect(await (await fetch(`${extra}/metrics`)).text()).toMatch(/ballot_kv_raft_applied_index/);
+    expect((await fetch(`${extra}/health`)).status).toBe(200);
+    expect((await fetch(`${extra}/v3/kv/range`, { method: 'POST', body: '{}' })).status).toBe(404);
   });
 
   it('restarts on its data without re-applying the log it had applied', async () => {

@@ -14,7 +14,11 @@
 //   --snapshot-count               10000      (etcd: 100000) entries applied between snapshots
 //   --max-request-bytes            1572864    (etcd's 1.5 MiB)
 //   --log-level                    info
-// and Ballot's own: --read-mode read-index|lease, --request-timeout-ms.
+//   --listen-metrics-urls          (none) extra listeners for /metrics /health /readyz /livez
+// and Ballot's own: --read-mode read-index|lease, --request-timeout-ms. Every etcd flag may also
+// come from its environment variable (ETCD_NAME, ETCD_INITIAL_CLUSTER, ...), as in etcd; a flag
+// on the command line wins. A few etcd flags that do not apply to Ballot (IGNORED_ETCD_FLAGS) are
+// accepted and ignored with a warning, so etcd command lines keep working.
 //
 // Members dial each other at the advertised peer URLs and listen on the listen URLs (which may
 // differ, as in etcd). Only http:// URLs are supported (no TLS; a difference from etcd).
@@ -43,8 +47,12 @@ export interface KvServeOptions {
   snapshotCount?: number;
   /** Bound on one client request (etcd's --max-request-bytes). */
   maxRequestBytes?: number;
-  /** Deadline of a client request that gives none. Default 10 000 ms (raised to 5 election timeouts if smaller). */
+  /** Deadline of a client request that gives none. Default 10 000 ms. */
   requestTimeoutMs?: number;
+  /** etcd's --listen-metrics-urls: extra listeners serving only /metrics, /health, /readyz, /livez. */
+  listenMetricsUrls?: string[];
+  /** etcd flags given that Ballot accepts but ignores (the member logs a warning naming them). */
+  ignoredEtcdFlags?: string[];
 }
 
 export class KvUsageError extends Error {
@@ -123,6 +131,10 @@ export function parseInitialCluster(value: string): Record<string, string[]> {
   return out;
 }
 
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
 function intOf(flag: string, value: string, min: number, max: number): number {
   if (!/^\d+$/.test(value.trim())) throw new KvUsageError(`${flag}: expected an integer, got "${value}"`);
   const n = Number(value);
@@ -148,28 +160,59 @@ interface RawServeFlags {
   readMode: 'read-index' | 'lease';
   logLevel: string;
   requestTimeoutMs?: string;
+  listenMetricsUrls?: string;
+  [ignored: string]: unknown;
 }
 
-/** Adds etcd's serve flags to `cmd`. */
+/**
+ * etcd flags Ballot accepts so etcd command lines and ETCD_* environments keep working, but that
+ * change nothing here (the member logs a warning naming them): logging backends, bbolt quotas,
+ * auto-compaction, pprof, WAL/snapshot file counts, v2 API, pre-vote and reconfig checks (Ballot
+ * always pre-votes and checks quorum), TLS-less security flags.
+ */
+export const IGNORED_ETCD_FLAGS = [
+  'logger', 'log-outputs', 'quota-backend-bytes', 'auto-compaction-retention', 'auto-compaction-mode', 'enable-pprof',
+  'max-snapshots', 'max-wals', 'strict-reconfig-check', 'pre-vote', 'enable-v2', 'enable-grpc-gateway', 'max-txn-ops',
+  'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'socket-reuse-port', 'socket-reuse-address',
+  'backend-batch-interval', 'backend-batch-limit', 'metrics',
+] as const;
+
+/** etcd reads every flag also from the environment: --initial-cluster ↔ ETCD_INITIAL_CLUSTER. */
+function envOf(flag: string): string {
+  return `ETCD_${flag.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** Adds etcd's serve flags to `cmd` (each also from its ETCD_* environment variable, as etcd). */
 function addServeOptions(cmd: Command): Command {
   const d = KV_SERVE_DEFAULTS;
-  return cmd
-    .option('--name <name>', "this member's human-readable name (a key of --initial-cluster)", d.name)
-    .option('--data-dir <dir>', 'where the member keeps its Raft log (<dir>/raft) and its store (<dir>/kv); default <name>.etcd')
-    .option('--listen-client-urls <urls>', 'URLs to listen on for client traffic (comma-separated; 0.0.0.0 accepted)', d.clientUrl)
-    .option('--advertise-client-urls <urls>', "this member's client URLs as published to the cluster and clients", d.clientUrl)
-    .option('--listen-peer-urls <urls>', 'URLs to listen on for peer traffic (Raft, snapshots, forwarded requests)', d.peerUrl)
-    .option('--initial-advertise-peer-urls <urls>', "this member's peer URLs as the other members dial them", d.peerUrl)
-    .option('--initial-cluster <list>', 'every initial member as name=peer-url, comma-separated (default: <name>=<initial-advertise-peer-urls>)')
-    .addOption(new Option('--initial-cluster-state <state>', 'new: bootstrap a cluster; existing: join one that already added this member').choices(['new', 'existing']).default(d.initialClusterState))
-    .option('--initial-cluster-token <token>', 'distinguishes clusters started with the same member URLs (member and cluster ids depend on it)', d.initialClusterToken)
-    .option('--heartbeat-interval <ms>', 'time between leader heartbeats; one Raft tick', String(d.heartbeatIntervalMs))
-    .option('--election-timeout <ms>', 'time a follower waits for a leader before campaigning (randomized up to 2x)', String(d.electionTimeoutMs))
-    .option('--snapshot-count <n>', 'entries applied between two snapshots of the store (the log is compacted then)', String(d.snapshotCount))
-    .option('--max-request-bytes <n>', 'largest client request accepted', String(LIMITS.maxRequestBytes))
+  const etcd = (flag: string, arg: string, description: string, defaultValue?: string, choices?: readonly string[]): Option => {
+    const o = new Option(`--${flag} ${arg}`, description).env(envOf(flag));
+    if (choices !== undefined) o.choices(choices);
+    if (defaultValue !== undefined) o.default(defaultValue);
+    return o;
+  };
+  cmd
+    .addOption(etcd('name', '<name>', "this member's human-readable name (a key of --initial-cluster)", d.name))
+    .addOption(etcd('data-dir', '<dir>', 'where the member keeps its Raft log (<dir>/raft) and its store (<dir>/kv); default <name>.etcd'))
+    .addOption(etcd('listen-client-urls', '<urls>', 'URLs to listen on for client traffic (comma-separated; 0.0.0.0 accepted)', d.clientUrl))
+    .addOption(etcd('advertise-client-urls', '<urls>', "this member's client URLs as published to the cluster and clients", d.clientUrl))
+    .addOption(etcd('listen-peer-urls', '<urls>', 'URLs to listen on for peer traffic (Raft, snapshots, forwarded requests)', d.peerUrl))
+    .addOption(etcd('initial-advertise-peer-urls', '<urls>', "this member's peer URLs as the other members dial them", d.peerUrl))
+    .addOption(etcd('listen-metrics-urls', '<urls>', 'extra URLs serving only /metrics, /health, /readyz and /livez'))
+    .addOption(etcd('initial-cluster', '<list>', 'every initial member as name=peer-url, comma-separated (default: <name>=<initial-advertise-peer-urls>)'))
+    .addOption(etcd('initial-cluster-state', '<state>', 'new: bootstrap a cluster; existing: join one that already added this member', d.initialClusterState, ['new', 'existing']))
+    .addOption(etcd('initial-cluster-token', '<token>', 'distinguishes clusters started with the same member URLs (member and cluster ids depend on it)', d.initialClusterToken))
+    .addOption(etcd('heartbeat-interval', '<ms>', 'time between leader heartbeats; one Raft tick', String(d.heartbeatIntervalMs)))
+    .addOption(etcd('election-timeout', '<ms>', 'time a follower waits for a leader before campaigning (randomized up to 2x)', String(d.electionTimeoutMs)))
+    .addOption(etcd('snapshot-count', '<n>', 'entries applied between two snapshots of the store (the log is compacted then)', String(d.snapshotCount)))
+    .addOption(etcd('max-request-bytes', '<n>', 'largest client request accepted', String(LIMITS.maxRequestBytes)))
+    .addOption(etcd('log-level', '<level>', 'log level', d.logLevel, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--read-mode <mode>', 'Ballot: linearizable reads by ReadIndex (safe) or leader lease (faster, unsafe under clock drift)').choices(['read-index', 'lease']).default('read-index'))
-    .option('--request-timeout-ms <ms>', 'Ballot: deadline of a client request that gives none')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(d.logLevel));
+    .addOption(new Option('--request-timeout-ms <ms>', 'Ballot: deadline of a client request that gives none'));
+  for (const flag of IGNORED_ETCD_FLAGS) {
+    cmd.addOption(new Option(`--${flag} [value]`, 'accepted for etcd compatibility; ignored by Ballot').env(envOf(flag)).hideHelp());
+  }
+  return cmd;
 }
 
 /** Checks every flag and builds the options (KvUsageError names the wrong flag). */
@@ -220,6 +263,8 @@ function validateKvServeFlags(o: RawServeFlags): KvServeOptions {
     snapshotCount: intOf('--snapshot-count', o.snapshotCount, 1, 1_000_000_000),
     maxRequestBytes: intOf('--max-request-bytes', o.maxRequestBytes, 1024, 64 * 1024 * 1024),
     ...(o.requestTimeoutMs !== undefined ? { requestTimeoutMs: intOf('--request-timeout-ms', o.requestTimeoutMs, 1, 3_600_000) } : {}),
+    ...(o.listenMetricsUrls !== undefined ? { listenMetricsUrls: parseUrlList('--listen-metrics-urls', o.listenMetricsUrls, true) } : {}),
+    ignoredEtcdFlags: IGNORED_ETCD_FLAGS.filter((f) => o[camel(f)] !== undefined).map((f) => `--${f}`),
   };
 }
 

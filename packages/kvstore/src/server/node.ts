@@ -117,6 +117,8 @@ export class KvNode {
     readonly clientUrls: string[],
     /** Peer URLs actually bound. */
     readonly peerUrls: string[],
+    /** --listen-metrics-urls actually bound. */
+    readonly metricsUrls: string[],
   ) {}
 
   get service(): KvService {
@@ -186,15 +188,19 @@ export class KvNode {
     const peerHttp = createServer();
     const clientHttp = createServer();
     const extraListeners: NetServer[] = [];
+    const metricsHttp = opts.listenMetricsUrls !== undefined && opts.listenMetricsUrls.length > 0 ? createServer() : null;
     let peerUrls: string[];
     let clientUrls: string[];
+    let metricsUrls: string[] = [];
     try {
       peerUrls = await listenAll(peerHttp, opts.listenPeerUrls.map((u) => parseUrl('--listen-peer-urls', u, true)), extraListeners);
       clientUrls = await listenAll(clientHttp, opts.listenClientUrls.map((u) => parseUrl('--listen-client-urls', u, true)), extraListeners);
+      if (metricsHttp !== null) metricsUrls = await listenAll(metricsHttp, opts.listenMetricsUrls!.map((u) => parseUrl('--listen-metrics-urls', u, true)), extraListeners);
     } catch (e) {
       for (const s of extraListeners) s.close();
       peerHttp.close();
       clientHttp.close();
+      metricsHttp?.close();
       await sm.close().catch(() => undefined);
       await storage.close().catch(() => undefined);
       throw new NodeStartError((e as Error).message, EXIT.FATAL);
@@ -331,12 +337,18 @@ export class KvNode {
 
     const node = new KvNode(
       opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, tracker, transport, streamer, forwarder,
-      peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, clientUrls, peerUrls,
+      peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, clientUrls, peerUrls, metricsUrls,
     );
     nodeRef = node;
 
     peerHttp.on('request', (req, res) => node.onPeerRequest(req, res));
-    clientHttp.on('request', (req, res) => node.onClientRequest(req, res));
+    clientHttp.on('request', (req, res) => node.onClientRequest(req, res, apis));
+    if (metricsHttp !== null) {
+      // etcd's --listen-metrics-urls: the probes and /metrics only.
+      const probesOnly: ClientApis = { gateway: () => false, upgradePaths: [], close: async () => undefined };
+      metricsHttp.on('request', (req, res) => node.onClientRequest(req, res, probesOnly));
+      extraListeners.push(metricsHttp);
+    }
     // Upgrades nobody claims (not /raft, /snapshot or the native API's path) are refused.
     for (const s of [peerHttp, clientHttp]) {
       s.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
@@ -387,11 +399,15 @@ export class KvNode {
         advertisePeerUrls: opts.initialAdvertisePeerUrls,
         voters: st.config.voters,
         learners: st.config.learners,
+        ...(metricsUrls.length > 0 ? { metricsUrls } : {}),
         electionTicks,
         tickMs: opts.heartbeatIntervalMs,
       },
       'listening',
     );
+    if (opts.ignoredEtcdFlags !== undefined && opts.ignoredEtcdFlags.length > 0) {
+      log.warn({ flags: opts.ignoredEtcdFlags }, 'etcd flags accepted for compatibility but ignored by Ballot');
+    }
     node.logCatchUp(storeAppliedAtStart, restored.hardState.commit);
     if (extra.skipPublish !== true) node.startPublishing();
     return node;
@@ -467,12 +483,12 @@ export class KvNode {
     }
   }
 
-  private onClientRequest(req: IncomingMessage, res: ServerResponse): void {
+  private onClientRequest(req: IncomingMessage, res: ServerResponse, apis: ClientApis): void {
     if (this.draining) res.setHeader('connection', 'close');
     const path = new URL(req.url ?? '/', 'http://client').pathname;
     res.once('finish', () => this.metrics.countRequest(path, res.statusCode));
     handleClientRequest(req, res, path, {
-      apis: this.apis,
+      apis,
       metrics: this.metrics,
       problem: () => this.quorumProblemNow(),
       ready: () => this.readyProblem(),
