@@ -753,6 +753,13 @@ export class KvClient implements KvService {
         err = toKvError(e);
       }
       onAttemptError?.(err);
+      if (err.leaderUrl !== null) {
+        try {
+          this.leaderUrl = nativeUrl(err.leaderUrl); // a member named the leader: try it first next
+        } catch {
+          // not a URL: ignore the hint
+        }
+      }
       const certainlyNotExecuted = NOT_PROPOSED.has(err.code) || (err instanceof ConnectionLost && !err.sent);
       const retry = RETRYABLE.has(err.code) && (kind !== 'once' || certainlyNotExecuted);
       if (conn !== null && (MOVE_ON.has(err.code) || err instanceof ConnectionLost)) this.moveOn(conn);
