@@ -230,7 +230,7 @@ describe('native protocol against a 1-member KvNode', () => {
     for await (const chunk of client.snapshot()) {
       chunks++;
       await new Promise((r) => setTimeout(r, chunks < 4 ? 20 : 0)); // a slow reader: the member waits for credit
-      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
     await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
     expect(chunks).toBeGreaterThan(2);
