@@ -11,6 +11,23 @@
 // maxWatchesPerStream watches and maxPendingKeepAlives queued keep-alives per stream (beyond: an
 // error line, then the stream ends). Bad input is answered with a 4xx and etcd's error body;
 // nothing a client sends can throw out of the handler.
+//
+// Differences from etcd 3.4's gateway that Ballot keeps (checked by json-etcd-compat.test.ts):
+// - strict input: unknown fields, enum numbers outside the enum, a compare value field that does
+//   not match its target, negative revisions/limits/ids, int64 beyond +-(2^53 - 1), and the
+//   unsupported min/max_mod/create_revision filters and watch fragment are 400s (etcd ignores or
+//   accepts them); parse errors name the field in Ballot's words instead of Go's;
+// - statuses come from errors.ts KV_HTTP_STATUS: lease/member already exists 400/409 (etcd 412),
+//   request timed out 504 (etcd 503), a bad first watch request 400 code 3 (etcd 500 code 2),
+//   unknown /v3 paths 404 and non-POST 405 with a JSON error body (etcd: plain text);
+// - a body may be 4/3 of --max-request-bytes + 512 KiB (base64 and field names); the decoded
+//   request is bounded by --max-request-bytes as in etcd;
+// - watch ids are unique per member, not numbered from 0 per stream; progress_request is answered
+//   per watcher (etcd: once, watch_id -1); cancel_reason is filled; a history replay may span
+//   several responses (etcd batches it); a cancel for compaction carries the header's revision;
+// - status has no dbSizeInUse; reads served locally carry `Ballot-Read-Consistency: serializable`;
+// - only /v3 (no /v3beta, /v3alpha), no auth, alarms, defragment, hash, snapshot or move-leader
+//   paths, no CORS headers.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
