@@ -4,7 +4,7 @@
 // /health /readyz /metrics and the JSON gateway mounted on the client listener.
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../src/errors.js';
-import { clusterSpecs, dec, enc, startCluster, startMember, stopAll, stopMember, waitFor, waitLeader } from './server-helpers.js';
+import { clusterSpecs, dec, enc, freePorts, startCluster, startMember, stopAll, stopMember, waitFor, waitLeader } from './server-helpers.js';
 
 afterEach(async () => {
   await stopAll();
@@ -93,6 +93,33 @@ describe('KvNode, one member', () => {
 });
 
 describe('KvNode, three members', () => {
+  it('dials the advertised peer URLs, which may differ from the listen URLs, and serves every listen client URL', async () => {
+    const specs = await clusterSpecs(3);
+    const [extraPort] = await freePorts(1);
+    // Members advertise `localhost` and listen on 127.0.0.1; m1 has a second client listener.
+    const adv = (u: string): string => u.replace('127.0.0.1', 'localhost');
+    const initialCluster: Record<string, string[]> = {};
+    for (const s of specs) initialCluster[s.name] = s.initialAdvertisePeerUrls.map(adv);
+    const nodes = await startCluster(
+      specs.map((s, i) => ({
+        ...s,
+        initialAdvertisePeerUrls: s.initialAdvertisePeerUrls.map(adv),
+        initialCluster,
+        listenClientUrls: i === 0 ? [...s.listenClientUrls, `http://127.0.0.1:${extraPort}`] : s.listenClientUrls,
+      })),
+    );
+    await waitLeader(nodes);
+    expect(nodes[0]!.clientUrls).toHaveLength(2);
+    const w = await nodes[1]!.service.put({ key: enc('adv'), value: enc('ok') });
+    expect(w.header.revision).toBeGreaterThan(0);
+    for (const base of nodes[0]!.clientUrls) {
+      const r = (await (await fetch(`${base}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('adv').toString('base64') }) })).json()) as { kvs: unknown[] };
+      expect(r.kvs).toHaveLength(1);
+    }
+    const members = (await nodes[2]!.service.memberList()).result.members;
+    expect(members.map((m) => m.peerUrls[0]).every((u) => u!.startsWith('http://localhost:'))).toBe(true);
+  });
+
   it('forwards a write from a follower and answers it as if local; every member reads it', async () => {
     const specs = await clusterSpecs(3);
     const nodes = await startCluster(specs);
