@@ -55,6 +55,8 @@ describe('KvNode, one member', () => {
     });
     expect(health).toEqual({ health: 'true', reason: '' });
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${base}/livez`)).text()).toBe('ok\n');
+    expect(await (await fetch(`${base}/version`)).json()).toMatchObject({ etcdcluster: '3.5.0' });
     const put = await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('x').toString('base64'), value: Buffer.from('y').toString('base64') }) });
     expect(put.status).toBe(200);
     const range = (await (await fetch(`${base}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('x').toString('base64') }) })).json()) as { kvs: { value: string }[] };

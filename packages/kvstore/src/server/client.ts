@@ -8,6 +8,7 @@
 //   GET /readyz    200 "ok" when healthy and the store is not far behind the commit index, else
 //                  503 with the reason (Kubernetes-style probe)
 //   GET /livez     200 "ok" while the process serves HTTP
+//   GET /version   etcd's shape: {"etcdserver": "<Ballot's version>", "etcdcluster": "3.5.0"}
 //   GET /metrics   Prometheus text (metrics.ts)
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -17,6 +18,7 @@ import { attachNativeServer } from '../native/server.js';
 import { NATIVE_PATH } from '../native/protocol.js';
 import type { KvService } from '../types.js';
 import type { KvMetrics } from './metrics.js';
+import { KV_SERVER_VERSION } from './service.js';
 
 export interface ClientApis {
   readonly gateway: JsonGatewayHandler;
@@ -51,6 +53,9 @@ export function handleClientRequest(
     case '/livez':
       req.resume();
       return text(res, 200, 'ok\n');
+    case '/version':
+      req.resume();
+      return json(res, 200, { etcdserver: KV_SERVER_VERSION, etcdcluster: '3.5.0' });
     case '/metrics':
       req.resume();
       ctx.metrics.text().then(

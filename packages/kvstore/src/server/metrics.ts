@@ -10,7 +10,7 @@ const KNOWN_ROUTES = new Set([
   '/v3/lease/grant', '/v3/lease/revoke', '/v3/kv/lease/revoke', '/v3/lease/keepalive', '/v3/lease/timetolive',
   '/v3/kv/lease/timetolive', '/v3/lease/leases', '/v3/kv/lease/leases', '/v3/cluster/member/list',
   '/v3/cluster/member/add', '/v3/cluster/member/remove', '/v3/cluster/member/promote', '/v3/maintenance/status',
-  '/health', '/readyz', '/livez', '/metrics', '/ballot/v1',
+  '/health', '/readyz', '/livez', '/metrics', '/version', '/ballot/v1',
 ]);
 
 export interface MetricsSources {
