@@ -251,11 +251,26 @@ const validBodies: Readonly<Record<string, fc.Arbitrary<J>>> = {
   '/v3/kv/range': fc.record({ key: keyArb, range_end: fc.constantFrom('AA==', b('zz')), limit: fc.constantFrom('0', '2'), serializable: fc.boolean() }),
   '/v3/kv/put': fc.record({ key: keyArb, value: fc.constantFrom(b('1'), ''), prev_kv: fc.boolean() }),
   '/v3/kv/deleterange': fc.record({ key: keyArb, range_end: fc.constantFrom('AA==', b('c')), prev_kv: fc.boolean() }),
-  '/v3/kv/txn': fc.constant<J>({
-    compare: [{ key: b('a'), target: 'VALUE', result: 'EQUAL', value: b('1') }],
-    success: [{ request_put: { key: b('t'), value: b('1') } }, { request_range: { key: b('a') } }],
-    failure: [{ request_delete_range: { key: b('t') } }],
-  }),
+  // Random txns over a few keys: duplicate keys in a branch (refused), nested txns, every compare.
+  '/v3/kv/txn': fc.letrec<{ txn: J; op: J }>((tie) => ({
+    txn: fc.record({
+      compare: fc.array(fc.record({
+        key: keyArb,
+        result: fc.constantFrom('EQUAL', 'NOT_EQUAL', 'GREATER', 'LESS'),
+        target: fc.constant('VERSION'),
+        version: fc.constantFrom('0', '1', '2'),
+      }), { maxLength: 2 }),
+      success: fc.array(tie('op'), { maxLength: 3 }),
+      failure: fc.array(tie('op'), { maxLength: 3 }),
+    }),
+    op: fc.oneof(
+      { depthSize: 'small' },
+      fc.record({ request_put: fc.record({ key: keyArb, value: fc.constantFrom(b('1'), b('2')) }) }),
+      fc.record({ request_range: fc.record({ key: keyArb }) }),
+      fc.record({ request_delete_range: fc.record({ key: keyArb, prev_kv: fc.boolean() }) }),
+      fc.record({ request_txn: tie('txn') }),
+    ),
+  })).txn,
   '/v3/kv/compaction': fc.record({ revision: fc.constantFrom('1', '2', '100000') }),
   '/v3/lease/grant': fc.record({ TTL: fc.constantFrom('60', '3600'), ID: fc.constantFrom('0', '5', '6') }),
   '/v3/lease/revoke': fc.record({ ID: fc.constantFrom('5', '6', '7') }),
@@ -341,6 +356,7 @@ describe('fuzz', () => {
       console.log(`json fuzz failed at seed ${seed} after ${runs} requests`);
       throw e;
     }
+    console.log(`json fuzz: statuses ${JSON.stringify([...statuses])}`);
     // The fuzz exercised both sides: accepted requests and rejected ones.
     expect(statuses.get(200) ?? 0, JSON.stringify([...statuses])).toBeGreaterThan(20);
     expect(statuses.get(400) ?? 0, JSON.stringify([...statuses])).toBeGreaterThan(50);
