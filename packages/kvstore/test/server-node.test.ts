@@ -154,28 +154,31 @@ describe('KvNode, three members', () => {
     }
   });
 
-  it('refuses writes and linearizable reads with NO_LEADER within 2 s of losing the quorum; serializable reads still answer, flagged stale', async () => {
-    const specs = await clusterSpecs(3, { heartbeatIntervalMs: 100, electionTimeoutMs: 1000 });
-    const nodes = await startCluster(specs);
-    const leader = await waitLeader(nodes);
-    await leader.service.put({ key: enc('q'), value: enc('before') });
-    const survivor = nodes.find((n) => n !== leader)!;
-    await waitFor('survivor applied', async () => (await survivor.service.range({ key: enc('q'), serializable: true })).result.count === 1);
-    await Promise.all(nodes.filter((n) => n !== survivor).map((n) => stopMember(n)));
-    // The two others are gone now (their processes' Raft stopped): the quorum is lost.
-    const lostAt = Date.now();
-    const write = await waitFor('a fast NO_LEADER for a write', async () => {
-      const e = await refusal(survivor.service.put({ key: enc('q'), value: enc('after') }, { timeoutMs: 500 })).catch(() => null);
-      return e !== null && e.code === 'NO_LEADER' ? e : null;
-    }, 5000);
-    expect(Date.now() - lostAt).toBeLessThan(2000);
-    expect(write.message).toMatch(/^etcdserver: no leader/);
-    const read = await refusal(survivor.service.range({ key: enc('q') }));
-    expect(read.code).toBe('NO_LEADER');
-    const stale = await survivor.service.range({ key: enc('q'), serializable: true });
-    expect(stale.stale).toBe(true);
-    expect(stale.result.kvs.map((kv) => dec(kv.value))).toEqual(['before']);
-    const health = await fetch(`${survivor.clientUrls[0]}/health`);
-    expect(health.status).toBe(503);
-  });
+  for (const survivorRole of ['follower', 'leader'] as const) {
+    it(`refuses writes and linearizable reads with NO_LEADER within 2 s of losing the quorum (survivor: the ${survivorRole}); serializable reads still answer, flagged stale`, async () => {
+      const specs = await clusterSpecs(3, { heartbeatIntervalMs: 100, electionTimeoutMs: 1000 });
+      const nodes = await startCluster(specs);
+      const leader = await waitLeader(nodes);
+      await leader.service.put({ key: enc('q'), value: enc('before') });
+      const survivor = survivorRole === 'leader' ? leader : nodes.find((n) => n !== leader)!;
+      await waitFor('survivor applied', async () => (await survivor.service.range({ key: enc('q'), serializable: true })).result.count === 1);
+      await Promise.all(nodes.filter((n) => n !== survivor).map((n) => stopMember(n)));
+      // The two others are gone now (their Raft stopped): the quorum is lost.
+      const lostAt = Date.now();
+      const write = await waitFor('a fast NO_LEADER for a write', async () => {
+        const e = await refusal(survivor.service.put({ key: enc('q'), value: enc('after') }, { timeoutMs: 500 })).catch(() => null);
+        return e !== null && e.code === 'NO_LEADER' ? e : null;
+      }, 5000);
+      expect(Date.now() - lostAt).toBeLessThan(2000);
+      expect(write.message).toMatch(/^etcdserver: no leader/);
+      const read = await refusal(survivor.service.range({ key: enc('q') }));
+      expect(read.code).toBe('NO_LEADER');
+      const stale = await survivor.service.range({ key: enc('q'), serializable: true });
+      expect(stale.stale).toBe(true);
+      expect(stale.result.kvs.map((kv) => dec(kv.value))).toEqual(['before']);
+      const health = await fetch(`${survivor.clientUrls[0]}/health`);
+      expect(health.status).toBe(503);
+      expect((await survivor.service.status()).result.errors[0]).toMatch(/^etcdserver: no leader/);
+    });
+  }
 });
