@@ -102,7 +102,7 @@ describe('encodeCommand / decodeCommand', () => {
       sm.on('outcome', () => outcomes++);
       sm.apply({ index: 1, term: 1, type: 'normal', data: Uint8Array.of(1, 2, 3, 0xff) });
       expect(sm.appliedIndex).toBe(1);
-      expect(sm.revision).toBe(0);
+      expect(sm.revision).toBe(1); // an empty store is at revision 1, as etcd's
       expect(outcomes).toBe(0);
     } finally {
       await sm.close();

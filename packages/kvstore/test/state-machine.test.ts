@@ -27,31 +27,32 @@ describe('KvStateMachine basics', () => {
     sm.on('events', (e) => events.push(e));
     const f = new LogFeeder(sm);
     const o1 = f.apply({ op: 'put', req: { key: te('a'), value: te('1') } });
-    expect(o1).toMatchObject({ ok: true, revision: 1 });
+    expect(o1).toMatchObject({ ok: true, revision: 2 }); // etcd: an empty store is at revision 1
     const o2 = f.apply({ op: 'put', req: { key: te('a'), value: te('2'), prevKv: true } });
-    expect(o2.ok && (o2.result as PutResult).prevKv?.modRevision).toBe(1);
+    expect(o2.ok && (o2.result as PutResult).prevKv?.modRevision).toBe(2);
     f.apply({ op: 'put', req: { key: te('b'), value: te('x') } });
     const r = await sm.range({ key: te('a'), rangeEnd: te('c') });
     expect(r.count).toBe(2);
     expect(r.kvs.map((kv) => [td(kv.key), td(kv.value), kv.createRevision, kv.modRevision, kv.version])).toEqual([
-      ['a', '2', 1, 2, 2],
-      ['b', 'x', 3, 3, 1],
+      ['a', '2', 2, 3, 2],
+      ['b', 'x', 4, 4, 1],
     ]);
     const d = f.apply({ op: 'deleteRange', req: { key: te('a'), rangeEnd: te('z'), prevKv: true } });
-    expect(d).toMatchObject({ ok: true, revision: 4 });
+    expect(d).toMatchObject({ ok: true, revision: 5 });
     expect(d.ok && (d.result as DeleteRangeResult).deleted).toBe(2);
     // Deleting nothing creates no revision.
-    expect(f.apply({ op: 'deleteRange', req: { key: te('a') } })).toMatchObject({ ok: true, revision: 4 });
+    expect(f.apply({ op: 'deleteRange', req: { key: te('a') } })).toMatchObject({ ok: true, revision: 5 });
     expect(events.map((e) => [e.revision, e.events.map((x) => x.type)])).toEqual([
-      [1, ['put']],
       [2, ['put']],
       [3, ['put']],
-      [4, ['delete', 'delete']],
+      [4, ['put']],
+      [5, ['delete', 'delete']],
     ]);
     // Historical reads from disk.
-    const old = await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 2 });
+    expect((await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 1 })).kvs).toEqual([]);
+    const old = await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 3 });
     expect(old.kvs.map((kv) => td(kv.value))).toEqual(['2']);
-    const old3 = await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 3 });
+    const old3 = await sm.range({ key: te('a'), rangeEnd: te('z'), revision: 4 });
     expect(old3.kvs.map((kv) => td(kv.value))).toEqual(['2', 'x']);
     await expect(sm.range({ key: te('a'), revision: 9 })).rejects.toMatchObject({ code: 'FUTURE_REV' });
   });
@@ -68,18 +69,18 @@ describe('KvStateMachine basics', () => {
         failure: [],
       },
     });
-    expect(o).toMatchObject({ ok: true, revision: 2 });
+    expect(o).toMatchObject({ ok: true, revision: 3 });
     const res = (o.ok ? o.result : null) as TxnResult;
     expect(res.succeeded).toBe(true);
     const read = res.responses[2]!;
     expect('range' in read && td(read.range.kvs[0]!.value)).toBe('w');
     // A read-only txn creates no revision; a failing compare takes the failure branch.
     const o2 = f.apply({ op: 'txn', req: { compare: [{ result: 'greater', target: 'version', key: te('k'), version: 5 }], success: [], failure: [{ range: { key: te('n') } }] } });
-    expect(o2).toMatchObject({ ok: true, revision: 2 });
+    expect(o2).toMatchObject({ ok: true, revision: 3 });
     expect((o2.ok ? (o2.result as TxnResult) : null)?.succeeded).toBe(false);
     // A put on a lease that does not exist fails the whole txn, changing nothing.
     const o3 = f.apply({ op: 'txn', req: { compare: [], success: [{ put: { key: te('z'), value: te('1') } }, { put: { key: te('y'), value: te('1'), lease: 77 } }], failure: [] } });
-    expect(o3).toMatchObject({ ok: false, code: 'LEASE_NOT_FOUND', revision: 2 });
+    expect(o3).toMatchObject({ ok: false, code: 'LEASE_NOT_FOUND', revision: 3 });
     expect((await sm.range({ key: te('z') })).count).toBe(0);
   });
 
@@ -98,9 +99,9 @@ describe('KvStateMachine basics', () => {
     const sm2 = await KvStateMachine.open({ dir: t.dir });
     cleanups.push(() => sm2.close());
     expect(sm2.appliedIndex).toBe(20);
-    expect(sm2.revision).toBe(20);
+    expect(sm2.revision).toBe(21);
     for (const e of entries) sm2.apply(e); // replay: all skipped
-    expect(sm2.revision).toBe(20);
+    expect(sm2.revision).toBe(21);
     const r = await sm2.range({ key: te('k'), rangeEnd: te('l') });
     expect(r.kvs.map((kv) => [td(kv.key), td(kv.value), kv.version])).toEqual([
       ['k0', 'v15', 4],
@@ -109,7 +110,7 @@ describe('KvStateMachine basics', () => {
       ['k3', 'v18', 4],
       ['k4', 'v19', 4],
     ]);
-    expect(td((await sm2.range({ key: te('k0'), revision: 6 })).kvs[0]!.value)).toBe('v5');
+    expect(td((await sm2.range({ key: te('k0'), revision: 7 })).kvs[0]!.value)).toBe('v5');
   });
 });
 
@@ -156,29 +157,42 @@ describe('KvStateMachine leases, put flags, compaction, history', () => {
   });
 
   it("compaction: etcd's COMPACTED and FUTURE_REV errors; reads at the compacted revision still work", async () => {
-    const { sm } = await open();
-    const f = new LogFeeder(sm);
-    for (let i = 1; i <= 5; i++) f.apply({ op: 'put', req: { key: te('k'), value: te(`v${i}`) } });
-    f.apply({ op: 'deleteRange', req: { key: te('k') } }); // revision 6
-    f.apply({ op: 'put', req: { key: te('k'), value: te('again') } }); // revision 7, a new generation
+    const { sm: first, dir } = await open();
+    let sm = first;
+    let f = new LogFeeder(sm);
+    for (let i = 1; i <= 5; i++) f.apply({ op: 'put', req: { key: te('k'), value: te(`v${i}`) } }); // revisions 2..6
+    f.apply({ op: 'deleteRange', req: { key: te('k') } }); // revision 7
+    f.apply({ op: 'put', req: { key: te('k'), value: te('again') } }); // revision 8, a new generation
     expect(f.apply({ op: 'compact', revision: 9 })).toMatchObject({ ok: false, code: 'FUTURE_REV' });
-    expect(f.apply({ op: 'compact', revision: 3 })).toMatchObject({ ok: true, revision: 7 });
-    expect(f.apply({ op: 'compact', revision: 3 })).toMatchObject({ ok: false, code: 'COMPACTED', message: 'mvcc: required revision has been compacted' });
-    await expect(sm.range({ key: te('k'), revision: 2 })).rejects.toMatchObject({ code: 'COMPACTED' });
-    expect((await sm.range({ key: te('k'), revision: 3 })).kvs.map((kv) => td(kv.value))).toEqual(['v3']);
-    expect((await sm.range({ key: te('k'), revision: 6 })).kvs).toEqual([]);
+    expect(f.apply({ op: 'compact', revision: 4 })).toMatchObject({ ok: true, revision: 8 });
+    expect(f.apply({ op: 'compact', revision: 4 })).toMatchObject({ ok: false, code: 'COMPACTED', message: 'mvcc: required revision has been compacted' });
+    await expect(sm.range({ key: te('k'), revision: 3 })).rejects.toMatchObject({ code: 'COMPACTED' });
+    expect((await sm.range({ key: te('k'), revision: 4 })).kvs.map((kv) => td(kv.value))).toEqual(['v3']);
+    expect((await sm.range({ key: te('k'), revision: 7 })).kvs).toEqual([]);
     expect(() => sm.history(3)).toThrow(/compacted/);
     const hist: RevisionEvents[] = [];
-    for await (const e of sm.history(4)) hist.push(e);
+    for await (const e of sm.history(4)) hist.push(e); // the compaction revision itself is replayable
     expect(hist.map((e) => [e.revision, e.events[0]!.type, e.events[0]!.prevKv ? td(e.events[0]!.prevKv.value) : null])).toEqual([
-      [4, 'put', 'v3'],
-      [5, 'put', 'v4'],
-      [6, 'delete', 'v5'],
-      [7, 'put', null],
+      [4, 'put', null], // its previous version was compacted away
+      [5, 'put', 'v3'],
+      [6, 'put', 'v4'],
+      [7, 'delete', 'v5'],
+      [8, 'put', null],
     ]);
-    // Compacting past the tombstone drops the old generation entirely; the live one stays.
+    // Compacting to the delete keeps the delete (revision 7 stays complete for watchers)...
     expect(f.apply({ op: 'compact', revision: 7 })).toMatchObject({ ok: true });
-    expect((await sm.range({ key: te('k'), revision: 7 })).kvs.map((kv) => [td(kv.value), kv.createRevision, kv.version])).toEqual([['again', 7, 1]]);
+    await sm.close(); // the kept tombstone is the first record of its generation on disk: reload it
+    sm = await KvStateMachine.open({ dir });
+    cleanups.push(() => sm.close());
+    f = new LogFeeder(sm, f.index, f.log);
+    expect(sm.compactedRevision).toBe(7);
+    const at7: RevisionEvents[] = [];
+    for await (const e of sm.history(7, 7)) at7.push(e);
+    expect(at7.map((e) => [e.revision, e.events.map((x) => x.type)])).toEqual([[7, ['delete']]]);
+    expect((await sm.range({ key: te('k'), revision: 7 })).kvs).toEqual([]);
+    // ...and compacting past it drops the old generation entirely; the live one stays, also after a restart.
+    expect(f.apply({ op: 'compact', revision: 8 })).toMatchObject({ ok: true });
+    expect((await sm.range({ key: te('k'), revision: 8 })).kvs.map((kv) => [td(kv.value), kv.createRevision, kv.version])).toEqual([['again', 8, 1]]);
     expect(await sm.dbSizeBytes()).toBeGreaterThan(0);
   });
 

@@ -38,17 +38,17 @@ describe('sessions', () => {
     sm.on('events', () => events++);
     const put = { op: 'put' as const, req: { key: te('counter'), value: te('1'), prevKv: true } };
     const first = f.apply(put, { clientId, seq: 1, ackedSeq: 0 });
-    expect(first).toMatchObject({ ok: true, revision: 1 });
+    expect(first).toMatchObject({ ok: true, revision: 2 });
     f.apply({ op: 'put', req: { key: te('other'), value: te('x') } });
     const retry = f.apply(put, { clientId, seq: 1, ackedSeq: 0 });
     expect(retry).toEqual(first); // same revision, same (absent) prevKv: as the first time
-    expect(sm.revision).toBe(2);
+    expect(sm.revision).toBe(3);
     expect(events).toBe(2);
     const second = f.apply({ op: 'put', req: { key: te('counter'), value: te('2') } }, { clientId, seq: 2, ackedSeq: 1 });
-    expect(second).toMatchObject({ ok: true, revision: 3 });
+    expect(second).toMatchObject({ ok: true, revision: 4 });
     // seq 1 was acknowledged: a retry of it is refused rather than applied again.
     expect(f.apply(put, { clientId, seq: 1, ackedSeq: 1 })).toMatchObject({ ok: false, code: 'SESSION_EXPIRED' });
-    expect(sm.revision).toBe(3);
+    expect(sm.revision).toBe(4);
     // A failed command's outcome is remembered too (the retry must not succeed later by surprise).
     const bad = f.apply({ op: 'put', req: { key: te('k'), value: te('v'), lease: 4242 } }, { clientId, seq: 3, ackedSeq: 2 });
     expect(bad).toMatchObject({ ok: false, code: 'LEASE_NOT_FOUND' });
@@ -130,19 +130,19 @@ describe('sessions', () => {
     cleanups.push(() => sm2.close());
     const f2 = new LogFeeder(sm2, f.index, f.log);
     expect(f2.apply({ op: 'put', req: { key: te('k'), value: te('1') } }, { clientId: id, seq: 1, ackedSeq: 0 })).toEqual(first);
-    expect(sm2.revision).toBe(1);
+    expect(sm2.revision).toBe(2);
     // Crash: nothing flushed after this retry; the replayed log gives the same state and outcomes.
     f2.apply({ op: 'put', req: { key: te('k'), value: te('2') } }, { clientId: id, seq: 2, ackedSeq: 1 });
     await sm2.abandon();
     const sm3 = await KvStateMachine.open({ dir: t.dir });
     cleanups.push(() => sm3.close());
     for (const e of f.log) sm3.apply(e);
-    expect(sm3.revision).toBe(2);
+    expect(sm3.revision).toBe(3);
     expect(sm3.appliedIndex).toBe(f.log.length);
     const f3 = new LogFeeder(sm3, f.log.length, f.log);
     // The retry of seq 2 after the crash is still a duplicate.
-    expect(f3.apply({ op: 'put', req: { key: te('k'), value: te('2') } }, { clientId: id, seq: 2, ackedSeq: 1 })).toMatchObject({ ok: true, revision: 2 });
-    expect(sm3.revision).toBe(2);
+    expect(f3.apply({ op: 'put', req: { key: te('k'), value: te('2') } }, { clientId: id, seq: 2, ackedSeq: 1 })).toMatchObject({ ok: true, revision: 3 });
+    expect(sm3.revision).toBe(3);
     // Acknowledging seq 2 forgets its outcome on disk too.
     const third = f3.apply({ op: 'put', req: { key: te('k'), value: te('3') } }, { clientId: id, seq: 3, ackedSeq: 2 });
     await sm3.close();
@@ -151,7 +151,7 @@ describe('sessions', () => {
     const f4 = new LogFeeder(sm4, f3.index, f3.log);
     expect(f4.apply({ op: 'put', req: { key: te('k'), value: te('2') } }, { clientId: id, seq: 2, ackedSeq: 2 })).toMatchObject({ ok: false, code: 'SESSION_EXPIRED' });
     expect(f4.apply({ op: 'put', req: { key: te('k'), value: te('3') } }, { clientId: id, seq: 3, ackedSeq: 2 })).toEqual(third);
-    expect(sm4.revision).toBe(3);
+    expect(sm4.revision).toBe(4);
   });
 
   it('property: random retries of random writes apply each seq exactly once', async () => {
@@ -180,7 +180,7 @@ describe('sessions', () => {
             else expect(o).toEqual(first);
           }
           expect(events).toBe(writes.length);
-          expect(sm.revision).toBe(writes.length);
+          expect(sm.revision).toBe(writes.length + 1);
         } finally {
           await sm.close();
           t.cleanup();

@@ -112,6 +112,43 @@ describe('snapshot and restore', () => {
     await expectSameState(a, b2, a.revision);
   });
 
+  it('reads of the disk during a restore wait for it and answer from the new state (no half-restored answers)', async () => {
+    const { sm: a } = await fresh();
+    const fa = new LogFeeder(a);
+    populate(fa);
+    const at = { index: a.appliedIndex, term: 1 };
+    const chunks: Uint8Array[] = [];
+    for await (const c of a.snapshot(at)) chunks.push(Uint8Array.from(c));
+    const whole = Buffer.concat(chunks);
+    // b has its own, different history.
+    const { sm: b } = await fresh();
+    const fb = new LogFeeder(b);
+    for (let i = 0; i < 10; i++) fb.apply({ op: 'put', req: { key: te(`b/${i}`), value: te('old') } });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* slow(): AsyncGenerator<Uint8Array> {
+      yield whole.subarray(0, 100);
+      await gate; // the restore is now in the middle of rewriting b's database
+      yield whole.subarray(100);
+    }
+    const restoring = b.restore(at, slow());
+    await new Promise((r) => setTimeout(r, 20));
+    const hist = (async () => {
+      const out: RevisionEvents[] = [];
+      for await (const e of b.history(a.compactedRevision, a.revision)) out.push(e);
+      return out;
+    })();
+    const old = b.range({ ...ALL, revision: 5 }); // readable in b's old state, compacted in the new one
+    old.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    await restoring;
+    const expected: RevisionEvents[] = [];
+    for await (const e of a.history(a.compactedRevision, a.revision)) expected.push(e);
+    expect(await hist).toEqual(expected);
+    await expect(old).rejects.toMatchObject({ code: 'COMPACTED' }); // not INTERNAL (a record missing)
+  });
+
   it('a truncated or corrupt image is refused', async () => {
     const { sm: a } = await fresh();
     populate(new LogFeeder(a));

@@ -78,6 +78,16 @@ export class KeyHistory {
   }
 
   /**
+   * Loading from disk after a compaction: a tombstone may be the first record left of its
+   * generation (a delete of exactly the compaction revision is kept, its puts are not).
+   */
+  loadTombstone(rev: Rev): void {
+    const last = this.generations[this.generations.length - 1];
+    if (last === undefined || last.closed) this.generations.push({ createRevision: 0, revs: [rev], closed: true });
+    else this.tombstone(rev);
+  }
+
+  /**
    * Which change holds the key's state as of revision `atRevision`: the newest rev <= atRevision,
    * unless that rev is a tombstone (or there is none), in which case the key did not exist then.
    */
@@ -103,28 +113,26 @@ export class KeyHistory {
   /**
    * Compaction to revision `atRevision` (etcd's rule): every change older than the key's state at
    * `atRevision` is forgotten; that state itself is kept if it is a put (a reader at atRevision still
-   * needs it) and dropped if it is a tombstone (a deleted key reads the same with or without it).
-   * Returns the revs whose stored records can be deleted.
+   * needs it) and dropped if it is a tombstone (a deleted key reads the same with or without it) --
+   * unless the tombstone is OF revision atRevision: then it is kept so that revision stays complete
+   * for watchers replaying from it. Appends the revs whose stored records can be deleted to `dropped`.
    */
-  compact(atRevision: number): Rev[] {
-    const dropped: Rev[] = [];
-    const kept: Generation[] = [];
+  compact(atRevision: number, dropped: Rev[]): void {
+    let kept = 0;
     for (const gen of this.generations) {
       const last = gen.revs[gen.revs.length - 1];
-      if (last !== undefined && gen.closed && last.main <= atRevision) {
-        // The whole generation, tombstone included, ended at or before the compaction point.
-        dropped.push(...gen.revs);
+      if (last !== undefined && gen.closed && last.main < atRevision) {
+        // The whole generation, tombstone included, ended before the compaction point.
+        for (const rev of gen.revs) dropped.push(rev);
         continue;
       }
       // Keep the newest rev <= atRevision (the state a reader at atRevision sees) and everything after.
       let keepFrom = 0;
       for (let i = 0; i < gen.revs.length; i++) if (gen.revs[i]!.main <= atRevision) keepFrom = i;
-      if (keepFrom > 0) dropped.push(...gen.revs.splice(0, keepFrom));
-      kept.push(gen);
+      for (const rev of gen.revs.splice(0, keepFrom)) dropped.push(rev);
+      this.generations[kept++] = gen;
     }
-    this.generations.length = 0;
-    this.generations.push(...kept);
-    return dropped;
+    this.generations.length = kept;
   }
 
   /** The key has nothing left to read at any revision. */

@@ -21,7 +21,9 @@
 //
 // Compaction to revision C (etcd's semantics): afterwards, reads at revisions < C fail with
 // COMPACTED; reads at C and later answer exactly as before. So for each key we keep its state as
-// of C if that is a value (not a tombstone) and everything newer, and delete the rest.
+// of C if that is a value (not a tombstone) and everything newer, and delete the rest. Every
+// record OF revision C itself is kept too (a tombstone at C included), so a watch can still
+// replay revision C completely: history(C) is served, history(C - 1) is COMPACTED.
 
 import { Packr } from 'msgpackr';
 import { ETCD_MESSAGES, KvError } from '../errors.js';
@@ -81,8 +83,20 @@ export interface RangeScan {
   readonly count: number;
 }
 
+/**
+ * Thrown by a read on a store that a restore has replaced meanwhile (its disk records are gone);
+ * the owner retries the read on the new store.
+ */
+export class StaleStoreError extends Error {
+  constructor() {
+    super('mvcc: the store was replaced by a restore during the read');
+  }
+}
+
 export class MvccStore {
   readonly index = new KeyIndex();
+  /** Set when a restore replaced this store: reads that have not touched the disk yet must retry. */
+  retired = false;
   /** The revision of the last write transaction (0 for an empty store). */
   revision = 0;
   /** Reads below this revision fail with COMPACTED; 0 = nothing compacted. */
@@ -91,7 +105,16 @@ export class MvccStore {
   constructor(
     private readonly db: Db,
     private readonly wb: WriteBehind,
+    /** A restore in progress (the database is being rewritten): reads of the disk wait for it. */
+    private readonly restoreInProgress: () => Promise<void> | null = () => null,
   ) {}
+
+  /** Waits for pending writes and for any restore; afterwards (synchronously) the disk may be read. */
+  private async readyToRead(): Promise<void> {
+    await this.wb.flushed();
+    for (let r = this.restoreInProgress(); r !== null; r = this.restoreInProgress()) await r.catch(() => undefined);
+    if (this.retired) throw new StaleStoreError();
+  }
 
   /** Rebuilds the key index from the records on disk (at open and after a restore). */
   async load(revision: number, compactedRevision: number): Promise<void> {
@@ -105,7 +128,7 @@ export class MvccStore {
         for (const [k, v] of page) {
           const rec = decodeRecord(parseRevKey(k), v);
           const h = this.index.getOrCreate(keyString(rec.kv.key));
-          if (rec.tombstone) h.tombstone(rec.rev);
+          if (rec.tombstone) h.loadTombstone(rec.rev);
           else h.put(rec.rev, rec.kv);
         }
       }
@@ -145,7 +168,7 @@ export class MvccStore {
    */
   async rangeAt(range: KeyRange, atRevision: number, maxKvs: number): Promise<RangeScan> {
     this.checkReadable(atRevision);
-    await this.wb.flushed();
+    await this.readyToRead();
     this.checkReadable(atRevision); // a compaction may have been applied meanwhile
     const revs: Rev[] = [];
     let count = 0;
@@ -177,11 +200,12 @@ export class MvccStore {
   compact(atRevision: number): number {
     const emptied: KeyString[] = [];
     let dropped = 0;
+    const revs: Rev[] = [];
     for (const [k, h] of this.index.entries()) {
-      for (const rev of h.compact(atRevision)) {
-        this.wb.del(revKey(rev.main, rev.sub));
-        dropped++;
-      }
+      revs.length = 0;
+      h.compact(atRevision, revs);
+      for (const rev of revs) this.wb.del(revKey(rev.main, rev.sub));
+      dropped += revs.length;
       if (h.isEmpty) emptied.push(k);
     }
     for (const k of emptied) this.index.delete(k);
@@ -193,12 +217,13 @@ export class MvccStore {
    * Every revision in [fromRevision, toRevision], in order, with all the events of each revision
    * together (from disk; waits for pending writes first). prevKv filled when `withPrevKv` and the
    * previous change is still on disk. Reads in pages of `pageRecords` (bounded memory).
+   * COMPACTED if fromRevision < compactedRevision (revision C itself is kept whole, see above).
    */
   async *history(fromRevision: number, toRevision: number, withPrevKv: boolean, pageRecords = 1000): AsyncGenerator<RevisionEvents> {
-    if (fromRevision <= this.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
+    if (fromRevision < this.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
     if (toRevision < fromRevision) return;
-    await this.wb.flushed();
-    if (fromRevision <= this.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
+    await this.readyToRead();
+    if (fromRevision < this.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
     const it = this.db.iterator({ gte: revKey(fromRevision, 0), lt: revKey(toRevision + 1, 0) });
     try {
       let revision = 0;

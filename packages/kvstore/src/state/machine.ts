@@ -45,7 +45,7 @@ import type {
   TxnResult,
 } from '../types.js';
 import { keyBytes, keyString, toKeyRange, type KeyString } from '../mvcc/keys.js';
-import { MvccStore, packr, type RevisionWriter } from '../mvcc/store.js';
+import { MvccStore, StaleStoreError, packr, type RevisionWriter } from '../mvcc/store.js';
 import { WriteBehind, type Db } from '../mvcc/write-behind.js';
 import { decodeCommand, validateCommand } from './codec.js';
 import { readSnapshotFrames, writeSnapshotFrames } from './snapshot.js';
@@ -150,7 +150,7 @@ export class KvStateMachine
 {
   private readonly db: Db;
   private readonly wb: WriteBehind;
-  private readonly store: MvccStore;
+  private store: MvccStore;
   private readonly logger: Logger;
   private readonly sessionTtlMs: number;
   private readonly maxSessions: number;
@@ -160,14 +160,16 @@ export class KvStateMachine
   private appliedTermValue = 0;
   /** The log's clock: the largest envelope timeMs applied so far. */
   private clockMs = 0;
-  private readonly leaseTable = new Map<number, Lease>();
+  private leaseTable = new Map<number, Lease>();
   /** In least-recently-used order (a use moves the session to the end). */
-  private readonly sessions = new Map<number, Session>();
-  private readonly memberTable = new Map<string, MemberAttrs>();
+  private sessions = new Map<number, Session>();
+  private memberTable = new Map<string, MemberAttrs>();
   private readonly dirtyLeases = new Set<number>();
   private readonly dirtySessions = new Set<number>();
   private readonly dirtyMembers = new Set<string>();
   private closed = false;
+  /** Set while restore() rewrites the database; disk reads wait for it. */
+  private restoring: Promise<void> | null = null;
 
   private constructor(db: Db, opts: KvStateMachineOptions) {
     super();
@@ -177,7 +179,7 @@ export class KvStateMachine
     this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.maxOutcomes = opts.maxOutcomesPerSession ?? DEFAULT_MAX_OUTCOMES;
     this.wb = new WriteBehind({ db, logger: this.logger, onSeal: () => this.writeDirty() });
-    this.store = new MvccStore(db, this.wb);
+    this.store = new MvccStore(db, this.wb, () => this.restoring);
   }
 
   /** Opens (or creates) the store in `opts.dir` and loads its state into memory. */
@@ -223,29 +225,26 @@ export class KvStateMachine
       await this.db.clear();
       meta = null;
     }
-    this.applied = meta?.appliedIndex ?? 0;
-    this.appliedTermValue = meta?.appliedTerm ?? 0;
-    this.clockMs = meta?.clockMs ?? 0;
-    this.leaseTable.clear();
-    this.sessions.clear();
-    this.memberTable.clear();
-    this.store.index.clear();
-    await this.store.load(meta?.revision ?? 0, meta?.compactedRevision ?? 0);
-    for await (const [k, v] of this.db.iterator(prefixRange(LEASE_PREFIX))) {
+    // Build the whole state aside, then switch to it at once: a read during a restore sees either
+    // the old state or the new one, never half of each.
+    const store = new MvccStore(this.db, this.wb, () => this.restoring);
+    // etcd's store starts at revision 1 (an empty store answers revision 1; the first write makes 2).
+    await store.load(meta?.revision ?? 1, meta?.compactedRevision ?? 0);
+    const leaseTable = new Map<number, Lease>();
+    for await (const [, v] of this.db.iterator(prefixRange(LEASE_PREFIX))) {
       const [id, ttlSec] = packr.unpack(v) as [number, number];
-      void k;
-      this.leaseTable.set(id, { id, ttlSec, keys: new Set() });
+      leaseTable.set(id, { id, ttlSec, keys: new Set() });
     }
     // Attach live keys to their leases.
-    for (const [k, h] of this.store.index.entries()) {
-      if (h.live !== null && h.live.lease !== 0) this.leaseTable.get(h.live.lease)?.keys.add(k);
+    for (const [k, h] of store.index.entries()) {
+      if (h.live !== null && h.live.lease !== 0) leaseTable.get(h.live.lease)?.keys.add(k);
     }
     const loaded: Session[] = [];
     for await (const [, v] of this.db.iterator(prefixRange(SESSION_PREFIX))) {
       const [clientId, lastUsedMs, lastUsedIndex, ackedSeq, forgottenSeq] = packr.unpack(v) as PersistedSession;
       loaded.push({ clientId, lastUsedMs, lastUsedIndex, ackedSeq, forgottenSeq, outcomes: new Map() });
     }
-    const byId = new Map(loaded.map((s) => [s.clientId, s]));
+    const byId = new Map(loaded.map((x) => [x.clientId, x]));
     for await (const [k, v] of this.db.iterator(prefixRange(OUTCOME_PREFIX))) {
       const b = Buffer.from(k.buffer, k.byteOffset, k.byteLength);
       const clientId = b.readUInt32BE(1) * 0x1_0000_0000 + b.readUInt32BE(5);
@@ -254,11 +253,20 @@ export class KvStateMachine
     }
     // LRU order = order of last use (each use is a distinct entry), the same on every replica.
     loaded.sort((a, b) => a.lastUsedIndex - b.lastUsedIndex);
-    for (const s of loaded) this.sessions.set(s.clientId, s);
+    const sessions = new Map(loaded.map((x) => [x.clientId, x]));
+    const memberTable = new Map<string, MemberAttrs>();
     for await (const [k, v] of this.db.iterator(prefixRange(MEMBER_PREFIX))) {
       const [name, clientUrls] = packr.unpack(v) as [string, string[]];
-      this.memberTable.set(Buffer.from(k.subarray(1)).toString('utf8'), { name, clientUrls });
+      memberTable.set(Buffer.from(k.subarray(1)).toString('utf8'), { name, clientUrls });
     }
+    this.applied = meta?.appliedIndex ?? 0;
+    this.appliedTermValue = meta?.appliedTerm ?? 0;
+    this.clockMs = meta?.clockMs ?? 0;
+    this.store.retired = true;
+    this.store = store;
+    this.leaseTable = leaseTable;
+    this.sessions = sessions;
+    this.memberTable = memberTable;
   }
 
   /** Called when a write-behind batch is sealed: adds the changed records and the metadata. */
@@ -607,8 +615,14 @@ export class KvStateMachine
     this.store.checkReadable(at);
     if (at === 0 || at === this.store.revision) return this.rangeNow(req);
     const plan = rangePlan(req);
-    const scan = await this.store.rangeAt(toKeyRange(req.key, req.rangeEnd), at, plan.maxKvs);
-    return finishRange(req, plan, scan.kvs, scan.count);
+    for (;;) {
+      try {
+        const scan = await this.store.rangeAt(toKeyRange(req.key, req.rangeEnd), at, plan.maxKvs);
+        return finishRange(req, plan, scan.kvs, scan.count);
+      } catch (e) {
+        if (!(e instanceof StaleStoreError)) throw e; // else: a restore replaced the store; read the new one
+      }
+    }
   }
 
   /** Synchronous read at the current revision (what a txn's range sees). */
@@ -620,14 +634,27 @@ export class KvStateMachine
 
   /**
    * Every revision in [fromRevision, toRevision ?? current], in order, one RevisionEvents each (watch
-   * catch-up). KvError COMPACTED if fromRevision <= compactedRevision. prevKv is filled when
+   * catch-up). KvError COMPACTED if fromRevision < compactedRevision (etcd's rule: the compaction
+   * revision itself is kept whole and can be replayed). prevKv is filled when
    * `withPrevKv` (default) and the previous version is still retained.
    */
   history(fromRevision: number, toRevision?: number, withPrevKv = true): AsyncIterable<RevisionEvents> {
     const to = toRevision ?? this.store.revision;
     const from = Math.max(1, fromRevision);
-    if (fromRevision <= this.store.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
-    return this.store.history(from, to, withPrevKv);
+    if (from < this.store.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
+    return this.historyOf(from, to, withPrevKv);
+  }
+
+  private async *historyOf(from: number, to: number, withPrevKv: boolean): AsyncGenerator<RevisionEvents> {
+    for (;;) {
+      try {
+        // A restore may replace the store before the disk is read: then read the new one.
+        yield* this.store.history(from, to, withPrevKv);
+        return;
+      } catch (e) {
+        if (!(e instanceof StaleStoreError)) throw e;
+      }
+    }
   }
 
   /** Bytes of the store's files on disk. */
@@ -704,6 +731,17 @@ export class KvStateMachine
    */
   async replaceState(data: AsyncIterable<Uint8Array>, appliedIndex: number, appliedTerm: number, fresh: boolean): Promise<void> {
     this.checkOpen();
+    if (this.restoring !== null) throw new KvError('IN_PROGRESS', 'a restore is already in progress');
+    const done = this.rewrite(data, appliedIndex, appliedTerm, fresh);
+    this.restoring = done;
+    try {
+      await done;
+    } finally {
+      this.restoring = null;
+    }
+  }
+
+  private async rewrite(data: AsyncIterable<Uint8Array>, appliedIndex: number, appliedTerm: number, fresh: boolean): Promise<void> {
     await this.wb.flushed();
     this.wb.discardPending();
     // Mark the database as being rewritten: a crash from here on leaves a store that opens empty.
