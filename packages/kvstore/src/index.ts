@@ -5,7 +5,7 @@ export { createJsonGateway, READ_CONSISTENCY_HEADER, type JsonGatewayOptions, ty
 export * as etcdJson from './json/codec.js';
 export { attachNativeServer, type NativeServer, type NativeServerOptions } from './native/server.js';
 export { NATIVE_PATH } from './native/protocol.js';
-export { KvClient, nativeUrl, type KvClientOptions } from './client/client.js';
+export { KvClient, nativeUrl, type KvClientOptions, type KvClientStats } from './client/client.js';
 export { prefixEnd, prefixRange, toBytes, bytesToString } from './client/keys.js';
 export { registerKvCommands, parseDurationMs, type CliClient } from './cli/kv.js';
 export { KvStateMachine, type KvStateMachineOptions, type LeaseInfo, type MemberAttrs } from './state/machine.js';

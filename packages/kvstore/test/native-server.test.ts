@@ -214,6 +214,18 @@ describe('native protocol against a 1-member KvNode', () => {
     w2.cancel();
   });
 
+  it('a malformed watch is refused at once; a client-chosen watch id is kept', async () => {
+    expect(() => client.watch({ key: 'k' as unknown as Uint8Array }, { send: () => undefined })).toThrow(/key must be bytes/);
+    const got: WatchResponse[] = [];
+    const h = client.watch({ key: enc('id/1'), watchId: 4242 }, { send: (r) => got.push(r) });
+    expect(h.watchId).toBe(4242);
+    await until(() => got.length > 0, 'created');
+    await client.put({ key: enc('id/1'), value: enc('v') });
+    await until(() => got.length > 1, 'event');
+    expect(got.every((r) => r.watchId === 4242)).toBe(true);
+    h.cancel();
+  });
+
   it('a watch below the compacted revision is canceled with compactRevision', async () => {
     const got: WatchResponse[] = [];
     client.watch({ key: enc('c/1'), startRevision: 1 }, { send: (r) => got.push(r) });

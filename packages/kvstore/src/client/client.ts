@@ -64,6 +64,7 @@ import {
   decodeFrame,
   encodeMessage,
   errorOf,
+  parseRequest,
   parseResponse,
   tooLargeMessage,
   type NativeOp,
@@ -91,7 +92,7 @@ export interface KvClientOptions {
   readonly maxPendingWrites?: number;
   /** Calls waiting for an in-flight slot. Default 100 000; beyond: QUEUE_FULL. */
   readonly maxQueued?: number;
-  /** Ping interval; a member that misses a pong by the next ping is left. Default 2000. */
+  /** Ping interval; a member that misses a pong by the next ping is left. Default 3000. */
   readonly keepAliveMs?: number;
   readonly maxRequestBytes?: number;
   readonly maxFrameBytes?: number;
@@ -522,7 +523,7 @@ export class KvClient implements KvService {
     this.limits = {
       maxRequestBytes: opts.maxRequestBytes ?? DEFAULT_LIMITS.maxRequestBytes,
       maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
-      keepAliveMs: opts.keepAliveMs ?? 2000,
+      keepAliveMs: opts.keepAliveMs ?? 3000,
     };
     this.log = opts.logger;
   }
@@ -913,8 +914,11 @@ export class KvClient implements KvService {
     return this.read('registerSession', 'once', (t) => [{ timeoutMs: opts?.timeoutMs ?? t }]);
   }
 
+  /** Starts a watch; throws KvError BAD_REQUEST at once for a malformed request (as the service does). */
   watch(req: WatchCreateRequest, sink: WatchSink): WatchHandle {
     if (this.closed) throw new KvError('STOPPED', 'the client is closed');
+    const checked = parseRequest({ id: 0, op: 'watch', args: [req] });
+    if ('error' in checked) throw new KvError('BAD_REQUEST', checked.error);
     const w = new ClientWatch(req.watchId !== undefined && req.watchId > 0 ? req.watchId : this.nextWatchId++, req, sink, this);
     this.watches.add(w);
     const c = this.current;
