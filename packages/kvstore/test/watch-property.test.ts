@@ -81,7 +81,7 @@ describe('WatchHub property (real state machine)', () => {
           try {
             const model = new Map<string, string>();
             const events: ModelEvent[] = [];
-            let revision = 0;
+            let revision = store.revision; // a fresh store: etcd starts at revision 1
             const watchers: { sink: RecordingSink; from: number; range: RangeSpec; prevKv: boolean; filter: string }[] = [];
             for (const s of steps) {
               switch (s.kind) {

@@ -38,7 +38,8 @@ export interface WatchSource {
   off(event: 'events', listener: (ev: RevisionEvents) => void): unknown;
   /**
    * Every revision in [fromRevision, toRevision] in order, all events of a revision together;
-   * KvError COMPACTED if fromRevision <= compactedRevision (thrown or rejected). `withPrevKv`: the
+   * KvError COMPACTED (thrown or rejected) if fromRevision < compactedRevision (etcd's rule:
+   * the compaction revision itself stays whole and can be replayed). `withPrevKv`: the
    * hub wants prevKv filled (a source may ignore the hint and always fill it).
    */
   history(fromRevision: number, toRevision?: number, withPrevKv?: boolean): AsyncIterable<RevisionEvents>;
@@ -85,6 +86,24 @@ export interface WatchHubStats {
   readonly bufferedEvents: number;
   /** Watchers canceled because their buffer overflowed, since the hub started. */
   readonly canceledSlow: number;
+}
+
+/** History skipped revisions it should have had (see catchUp). */
+class HistoryGap extends Error {
+  constructor(
+    readonly fromRevision: number,
+    readonly toRevision: number,
+  ) {
+    super(`history is missing revisions ${fromRevision}..${toRevision}`);
+  }
+}
+
+/**
+ * Revisions that exist without events: only the empty store's initial revision 1 (etcd starts a
+ * store at revision 1; the first write creates 2). Every later revision is a write that changed a key.
+ */
+function onlyEmptyRevisions(to: number): boolean {
+  return to <= 1;
 }
 
 function latin1(key: Uint8Array): string {
@@ -187,8 +206,8 @@ export class WatchHub {
 
   /**
    * Starts a watcher. The sink gets `created` first (synchronously, before this returns), then
-   * events, progress notifications, and finally `canceled`. A start revision at or below the
-   * compacted revision gets `created` then `canceled` with compactRevision (etcd's behaviour).
+   * events, progress notifications, and finally `canceled`. A start revision below the compacted
+   * revision gets `created` then `canceled` with compactRevision (etcd's behaviour).
    * Throws KvError BAD_REQUEST for a malformed request, QUEUE_FULL beyond maxWatchers, STOPPED after close().
    */
   watch(req: WatchCreateRequest, sink: WatchSink): WatchHandle {
@@ -246,9 +265,11 @@ export class WatchHub {
 
     this.sendTo(w, { header: this.headerAt(current), watchId, created: true, events: [] });
     if (w.phase === 'canceled') return handle; // the sink failed on `created`
+    // etcd's rule: a compaction at C keeps revision C whole, so a watch may start at C; below it
+    // the watcher is canceled with compactRevision = C, where the client can resume.
     const compacted = this.source.compactedRevision;
-    if (startRevision !== 0 && startRevision <= compacted) {
-      this.cancel(w, ETCD_MESSAGES.COMPACTED, compacted + 1);
+    if (startRevision !== 0 && startRevision < compacted) {
+      this.cancel(w, ETCD_MESSAGES.COMPACTED, compacted);
       return handle;
     }
     if (w.nextRevision <= current) {
@@ -443,14 +464,20 @@ export class WatchHub {
           if (w.bufferedEvents > this.maxBufferedEvents) this.enqueueOverflow(w);
           return;
         }
-        if (w.nextRevision <= this.source.compactedRevision) {
-          this.cancel(w, ETCD_MESSAGES.COMPACTED, this.source.compactedRevision + 1);
+        if (w.nextRevision < this.source.compactedRevision) {
+          this.cancel(w, ETCD_MESSAGES.COMPACTED, this.source.compactedRevision);
           return;
         }
         for await (const rev of this.source.history(w.nextRevision, target, w.prevKv)) {
           if (w.phase !== 'catchup') return;
           if (rev.revision < w.nextRevision) continue;
           if (rev.revision > target) break;
+          // Every revision is a write that changed at least one key, and compaction keeps every
+          // record above the compacted revision: history above it has no holes. A hole means
+          // the store was being replaced under us (a snapshot install); never skip it silently.
+          if (rev.revision !== w.nextRevision && !onlyEmptyRevisions(rev.revision - 1)) {
+            throw new HistoryGap(w.nextRevision, rev.revision - 1);
+          }
           w.nextRevision = rev.revision + 1;
           const events = this.filter(w, rev.events);
           if (events.length === 0) continue;
@@ -463,14 +490,20 @@ export class WatchHub {
           }
         }
         if (w.phase !== 'catchup') return;
-        // Revisions up to target without events for anyone are processed too.
-        if (w.nextRevision <= target) w.nextRevision = target + 1;
+        if (w.nextRevision <= target) {
+          if (!onlyEmptyRevisions(target)) throw new HistoryGap(w.nextRevision, target);
+          w.nextRevision = target + 1;
+        }
         this.flush(w);
       }
     } catch (e) {
       if (w.phase === 'canceled') return;
       if (e instanceof KvError && e.code === 'COMPACTED') {
-        this.cancel(w, ETCD_MESSAGES.COMPACTED, this.source.compactedRevision + 1);
+        // The source refused nextRevision, so the oldest revision it can replay is above it.
+        this.cancel(w, ETCD_MESSAGES.COMPACTED, Math.max(this.source.compactedRevision, w.nextRevision + 1));
+      } else if (e instanceof HistoryGap) {
+        this.log?.warn({ watchId: w.watchId, from: e.fromRevision, to: e.toRevision }, 'watch: history has a hole; canceling the watcher');
+        this.cancel(w, `watch: the store's history is missing revisions ${e.fromRevision}..${e.toRevision} (a snapshot was being installed); resume from the last revision received + 1`);
       } else {
         this.log?.error({ err: e, watchId: w.watchId }, 'watch: reading history failed');
         this.cancel(w, `watch: reading history failed: ${e instanceof Error ? e.message : String(e)}`);
