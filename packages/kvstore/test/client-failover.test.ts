@@ -52,9 +52,24 @@ describe('KvClient against a 3-member cluster', () => {
         done++;
       }
     });
+    // Readers: linearizable reads retried across the failover; each sees every counter only move forward.
+    let readsDone = 0;
+    const readers = Array.from({ length: 4 }, async () => {
+      const last = new Map<number, number>();
+      while (done < writers * perWriter) {
+        const w = readsDone % writers;
+        const kv = await client.get(`ctr/${w}`);
+        const v = kv === null ? 0 : Number(dec(kv.value));
+        expect(v).toBeGreaterThanOrEqual(last.get(w) ?? 0);
+        last.set(w, v);
+        readsDone++;
+      }
+    });
     await until(() => done >= 60, 'some writes before the failover');
     await c.stopMember(leader);
     await Promise.all(loops);
+    await Promise.all(readers);
+    expect(readsDone).toBeGreaterThan(0);
 
     const newLeader = await c.waitForLeader();
     expect(newLeader).not.toBe(leader);
