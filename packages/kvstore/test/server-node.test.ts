@@ -165,12 +165,18 @@ describe('KvNode, three members', () => {
       await Promise.all(nodes.filter((n) => n !== survivor).map((n) => stopMember(n)));
       // The two others are gone now (their Raft stopped): the quorum is lost.
       const lostAt = Date.now();
+      // A linearizable read issued at once, with a long deadline: it waits inside Raft (ReadIndex)
+      // until the member sees the quorum is gone, then fails with NO_LEADER, not at its deadline.
+      const early = refusal(survivor.service.range({ key: enc('q') }, { timeoutMs: 10_000 })).then((e) => ({ e, ms: Date.now() - lostAt }));
       const write = await waitFor('a fast NO_LEADER for a write', async () => {
         const e = await refusal(survivor.service.put({ key: enc('q'), value: enc('after') }, { timeoutMs: 500 })).catch(() => null);
         return e !== null && e.code === 'NO_LEADER' ? e : null;
       }, 5000);
       expect(Date.now() - lostAt).toBeLessThan(2000);
       expect(write.message).toMatch(/^etcdserver: no leader/);
+      const earlyRead = await early;
+      expect(earlyRead.e.code).toBe('NO_LEADER');
+      expect(earlyRead.ms).toBeLessThan(2000);
       const read = await refusal(survivor.service.range({ key: enc('q') }));
       expect(read.code).toBe('NO_LEADER');
       const stale = await survivor.service.range({ key: enc('q'), serializable: true });

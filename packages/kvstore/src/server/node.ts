@@ -58,10 +58,10 @@ import { Lessor } from '../lease/lessor.js';
 import { computeClusterId, computeMemberId } from './ids.js';
 import { parseUrl, type KvServeOptions, type ParsedUrl } from './flags.js';
 import { PeerBook } from './peers.js';
-import { HeardTracker, quorumProblem } from './quorum.js';
+import { HeardTracker, QuorumWatch, quorumProblem } from './quorum.js';
 import { KvMetrics } from './metrics.js';
 import { NodeKvService } from './service.js';
-import { CLUSTER_PATH, HttpForwarder, handlePeerRequest, type ClusterInfo } from './peer.js';
+import { CLUSTER_PATH, HttpForwarder, handlePeerRequest, refuseStopping, type ClusterInfo } from './peer.js';
 import { handleClientRequest, mountClientApis, type ClientApis } from './client.js';
 
 /** What <data-dir>/member.json keeps from the first start. */
@@ -113,6 +113,7 @@ export class KvNode {
     private readonly serviceImpl: NodeKvService,
     private readonly apis: ClientApis,
     private readonly problem: () => string | null,
+    private readonly quorumWatch: QuorumWatch,
     /** Client URLs actually bound (ports resolved; 0.0.0.0 shown as 127.0.0.1). */
     readonly clientUrls: string[],
     /** Peer URLs actually bound. */
@@ -292,6 +293,7 @@ export class KvNode {
     driver.on('config', (config) => (voters = config.voters));
     const problem = (): string | null => quorumProblem({ self: memberId, role: driver.role, leader: driver.leader, voters }, tracker, quorumWindowMs);
     problemRef = problem;
+    const quorumWatch = new QuorumWatch(problem, Math.max(10, Math.min(100, opts.heartbeatIntervalMs)));
 
     let serviceRef: NodeKvService | null = null;
     const hub = new WatchHub({
@@ -326,6 +328,7 @@ export class KvNode {
       maxRequestBytes,
       term: () => nodeRef?.termNow ?? 0,
       quorumProblem: problem,
+      quorumWatch,
       leaderClientUrl: () => {
         const l = driver.leader;
         return l === null ? null : (smRef.members().get(l)?.clientUrls[0] ?? null);
@@ -337,7 +340,7 @@ export class KvNode {
 
     const node = new KvNode(
       opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, tracker, transport, streamer, forwarder,
-      peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, clientUrls, peerUrls, metricsUrls,
+      peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, quorumWatch, clientUrls, peerUrls, metricsUrls,
     );
     nodeRef = node;
 
@@ -468,7 +471,7 @@ export class KvNode {
   private onPeerRequest(req: IncomingMessage, res: ServerResponse): void {
     if (this.closing) {
       req.resume();
-      res.writeHead(503, { connection: 'close' }).end();
+      refuseStopping(res);
       return;
     }
     const handled = handlePeerRequest(req, res, {
@@ -548,6 +551,7 @@ export class KvNode {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.publishTimer !== null) clearTimeout(this.publishTimer);
+      this.quorumWatch.close();
       this.lessor.close();
       this.hub.close();
       await this.apis.close();

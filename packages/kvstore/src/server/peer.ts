@@ -169,3 +169,10 @@ export function handlePeerRequest(
   req.on('error', () => undefined);
   return true;
 }
+
+/** A stopping member's answer on the peer listener: nothing was done (STOPPED), in the forward reply's format. */
+export function refuseStopping(res: ServerResponse): void {
+  const bytes = packr.pack({ ok: false, code: 'STOPPED', message: 'the leader is stopping; nothing was proposed' } satisfies ForwardReply);
+  res.writeHead(503, { 'content-type': 'application/msgpack', 'content-length': bytes.byteLength, connection: 'close' });
+  res.end(bytes);
+}

@@ -81,3 +81,67 @@ export function quorumProblem(view: QuorumView, tracker: HeardTracker, windowMs:
   const since = tracker.sinceHeardMs(view.leader, nowMs);
   return since <= windowMs ? null : `the leader ${view.leader} was last heard from ${since === Infinity ? 'never' : `${since} ms ago`} (window ${windowMs} ms)`;
 }
+
+/**
+ * Requests already waiting inside Raft when the quorum goes (a ReadIndex sent to a leader that
+ * died, a write forwarded to it, a proposal at a leader that lost its followers) would otherwise
+ * wait for an election timeout or two, or for their deadline. The watch checks the rule above
+ * every `periodMs` while any request is pending and fails them all at once when it breaks, with
+ * the error the caller chooses (a write's outcome is then unknown: not NO_LEADER, which promises
+ * nothing was proposed). Raft keeps the abandoned request until it settles or times out (bounded
+ * by the driver's queues); only the answer to the client is given early.
+ */
+export class QuorumWatch {
+  private readonly pending = new Set<(problem: string) => void>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly problem: () => string | null,
+    private readonly periodMs: number,
+  ) {}
+
+  guard<T>(p: Promise<T>, onLoss: (problem: string) => Error): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const abort = (problem: string): void => {
+        this.pending.delete(abort);
+        reject(onLoss(problem));
+      };
+      this.pending.add(abort);
+      this.ensureTimer();
+      p.then(
+        (v) => {
+          this.pending.delete(abort);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.pending.delete(abort);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  private ensureTimer(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => {
+      if (this.pending.size === 0) {
+        clearInterval(this.timer!);
+        this.timer = null;
+        return;
+      }
+      const problem = this.problem();
+      if (problem !== null) for (const abort of [...this.pending]) abort(problem);
+    }, this.periodMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.pending.clear();
+  }
+}

@@ -59,6 +59,7 @@ import { computeMemberId } from './ids.js';
 import { KvUsageError, parseUrl } from './flags.js';
 import { encodePeerUrls, type PeerBook } from './peers.js';
 import type { KvMetrics } from './metrics.js';
+import type { QuorumWatch } from './quorum.js';
 
 /** The version Ballot reports in status (etcd's API level it follows, and Ballot's own). */
 export const KV_SERVER_VERSION = '3.5.0-ballot.0.1.0';
@@ -95,6 +96,8 @@ export interface ServiceContext {
   readonly term: () => number;
   /** Why writes and linearizable reads cannot be served now, or null (quorum.ts). */
   readonly quorumProblem: () => string | null;
+  /** Fails requests waiting inside Raft as soon as the quorum is lost (quorum.ts). */
+  readonly quorumWatch: QuorumWatch;
   /** The leader's client URL, for errors (a client may retry there). */
   readonly leaderClientUrl: () => string | null;
   readonly backup: () => AsyncIterable<Uint8Array>;
@@ -132,7 +135,7 @@ export class NodeKvService implements KvService {
     }
     this.requireQuorum();
     try {
-      await this.c.driver.read({ timeoutMs: opts.timeoutMs ?? this.c.requestTimeoutMs });
+      await this.c.quorumWatch.guard(this.c.driver.read({ timeoutMs: opts.timeoutMs ?? this.c.requestTimeoutMs }), (p) => this.noLeader(p));
     } catch (e) {
       throw this.raftError(e);
     }
@@ -201,7 +204,7 @@ export class NodeKvService implements KvService {
     const waiter: Waiter = { outcome: null };
     this.waiters.set(requestId, waiter);
     try {
-      await this.c.driver.propose(bytes, { timeoutMs: opts.timeoutMs ?? this.c.requestTimeoutMs });
+      await this.c.quorumWatch.guard(this.c.driver.propose(bytes, { timeoutMs: opts.timeoutMs ?? this.c.requestTimeoutMs }), (p) => this.outcomeUnknown(p));
     } catch (e) {
       this.c.metrics.proposals.inc({ result: 'failed' });
       throw this.raftError(e);
@@ -322,7 +325,7 @@ export class NodeKvService implements KvService {
 
   private async confChange(change: ConfChange): Promise<void> {
     try {
-      await this.c.driver.proposeConfChange(change, { timeoutMs: this.c.requestTimeoutMs });
+      await this.c.quorumWatch.guard(this.c.driver.proposeConfChange(change, { timeoutMs: this.c.requestTimeoutMs }), (p) => this.outcomeUnknown(p));
     } catch (e) {
       throw this.raftError(e);
     }
@@ -363,7 +366,10 @@ export class NodeKvService implements KvService {
     if (d.role === 'leader') return this.runHere(call);
     const leader = d.leader;
     if (leader === null) throw this.noLeader('no leader is known');
-    const answer = await this.c.forwarder.forward(leader, call, (timeoutMs ?? this.c.requestTimeoutMs) + 1000);
+    const changes = call.method === 'write' || call.method === 'memberAdd' || call.method === 'memberRemove' || call.method === 'memberPromote';
+    const answer = await this.c.quorumWatch.guard(this.c.forwarder.forward(leader, call, (timeoutMs ?? this.c.requestTimeoutMs) + 1000), (p) =>
+      changes ? this.outcomeUnknown(p) : this.noLeader(p),
+    );
     // Answered as if local: this member's ids in the header; the leader's revision and term.
     return { ...answer, header: { ...answer.header, clusterId: this.c.clusterId, memberId: this.c.memberId } };
   }
@@ -429,6 +435,11 @@ export class NodeKvService implements KvService {
   private noLeader(detail: string): KvError {
     // etcd's message first (clients match on it), then why, as fromRaftError does.
     return new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (${detail})`, this.c.leaderClientUrl());
+  }
+
+  /** The quorum went while a change was in flight: it may or may not be applied (so not NO_LEADER, which says it was not). */
+  private outcomeUnknown(detail: string): KvError {
+    return new KvError('LEADER_CHANGED', `${ETCD_MESSAGES.LEADER_CHANGED} (the quorum was lost while the request was in flight: ${detail}; its outcome is unknown)`, this.c.leaderClientUrl());
   }
 
   private raftError(e: unknown): KvError {
