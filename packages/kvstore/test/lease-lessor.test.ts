@@ -254,6 +254,30 @@ describe('Lessor', () => {
     expect(lessor.checkExpired()).toBe(0);
   });
 
+  it('a failing lease table does not take the timer (or the process) down; checks resume when it recovers', async () => {
+    vi.useFakeTimers();
+    const table = new LeaseTable({ now: 0 });
+    let broken = true;
+    const lessor = new Lessor({
+      leases: () => {
+        if (broken) throw new Error('store closed');
+        return table.records;
+      },
+      revoke: table.revoke,
+      checkIntervalMs: 100,
+    });
+    lessors.push(lessor);
+    table.grant(1, 1);
+    broken = false;
+    lessor.setLeader(true);
+    broken = true;
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(table.revokeCalls).toEqual([]);
+    broken = false;
+    await vi.advanceTimersByTimeAsync(200);
+    expect(table.revokeCalls.map((c) => c.id)).toEqual([1]);
+  });
+
   it('property: no lease is revoked before its deadline, and every expired lease is revoked while leader', async () => {
     type Step =
       | { kind: 'advance'; ms: number }

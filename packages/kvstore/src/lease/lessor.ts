@@ -95,7 +95,14 @@ export class Lessor {
     if (isLeader) {
       const now = this.now();
       for (const [id, l] of this.leases()) this.deadlines.set(id, now + l.ttlSec * 1000);
-      this.timer = setInterval(() => this.checkExpired(), this.checkIntervalMs);
+      this.timer = setInterval(() => {
+        try {
+          this.checkExpired();
+        } catch (e) {
+          // A timer must never take the member down (e.g. the store closing under it).
+          this.log?.error({ err: e }, 'lessor: expiry check failed; retrying at the next check');
+        }
+      }, this.checkIntervalMs);
       this.timer.unref();
     } else if (this.timer !== null) {
       clearInterval(this.timer);

@@ -567,7 +567,13 @@ export class WatchHub {
 
   private ensureProgressTimer(): void {
     if (this.progressTimer !== null) return;
-    this.progressTimer = setInterval(() => this.progressTick(), this.progressIntervalMs);
+    this.progressTimer = setInterval(() => {
+      try {
+        this.progressTick();
+      } catch (e) {
+        this.log?.error({ err: e }, 'watch: progress tick failed');
+      }
+    }, this.progressIntervalMs);
     this.progressTimer.unref();
   }
 
