@@ -444,9 +444,14 @@ export class KvStateMachine
           return { ok: true, revision: this.store.revision, result: {} };
       }
     } catch (e) {
-      const err = toKvError(e);
-      if (err.code === 'INTERNAL') this.logger.error({ err: e }, 'kv store: a command failed unexpectedly');
-      return this.failed(err.code, err.message);
+      // Every refusal is a KvError thrown BEFORE anything changed (checks come first), so the
+      // command simply failed. Anything else is a bug that may have left the state half-changed:
+      // crash loudly rather than go on and diverge from the other replicas.
+      if (!(e instanceof KvError)) {
+        this.logger.fatal({ err: e, op: cmd.op }, 'kv store: invariant broken while applying a command');
+        throw e;
+      }
+      return this.failed(e.code, e.message);
     }
   }
 
