@@ -102,7 +102,6 @@ export class KvNode {
     readonly lessor: Lessor,
     readonly metrics: KvMetrics,
     readonly book: PeerBook,
-    private readonly tracker: HeardTracker,
     private readonly transport: WsTransport,
     private readonly streamer: SnapshotStreamer,
     private readonly forwarder: HttpForwarder,
@@ -339,7 +338,7 @@ export class KvNode {
     const apis = mountClientApis(clientHttp, service, { maxRequestBytes, logger: log.child({ component: 'api' }) });
 
     const node = new KvNode(
-      opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, tracker, transport, streamer, forwarder,
+      opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, transport, streamer, forwarder,
       peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, quorumWatch, clientUrls, peerUrls, metricsUrls,
     );
     nodeRef = node;
