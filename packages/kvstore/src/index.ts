@@ -17,3 +17,4 @@ export { NodeKvService, KV_SERVER_VERSION } from './server/service.js';
 export { runKvServe } from './server/run.js';
 export { parseKvServeFlags, registerKvServeCommand, KvUsageError, KV_SERVE_DEFAULTS, type KvServeOptions } from './server/flags.js';
 export { computeMemberId, computeClusterId } from './server/ids.js';
+export { writeBackup, readBackup, restoreBackupInto, type BackupHeader } from './state/backup.js';
