@@ -23,15 +23,6 @@ import {
 
 const FIXTURE = new URL('./json-etcd-compat.fixture.json', import.meta.url);
 
-/**
- * Differences that are bugs in other layers, logged in /work/brief/kv-bugs.md and reported here
- * (printed, not failed) until fixed; every other step must match.
- */
-const OPEN_BUGS: Readonly<Record<string, string>> = {
-  'watch from a compacted revision': 'watch hub reports compact_revision = compacted + 1 (etcd: the compacted revision)',
-  'watch from the compaction revision itself (kept)': 'watch hub cancels a watch from the compaction revision (etcd keeps that revision)',
-};
-
 let etcd: EtcdProcess | null = null;
 let ballot: BallotMember | null = null;
 afterEach(async () => {
@@ -66,11 +57,6 @@ describe('etcd v3 JSON compatibility', () => {
       const e = expected[i]!;
       const a = actual[i]!;
       if (a.status !== e.status || JSON.stringify(a.body) !== JSON.stringify(e.body)) {
-        const bug = OPEN_BUGS[e.name];
-        if (bug) {
-          console.log(`known open difference, step "${e.name}" (${bug}):\n  etcd   ${JSON.stringify(e.body)}\n  ballot ${JSON.stringify(a.body)}`);
-          continue;
-        }
         diffs.push(`step ${i} "${e.name}":\n  etcd   ${e.status} ${JSON.stringify(e.body)}\n  ballot ${a.status} ${JSON.stringify(a.body)}`);
       }
     }

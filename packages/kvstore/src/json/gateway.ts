@@ -22,8 +22,8 @@
 //   unknown /v3 paths 404 and non-POST 405 with a JSON error body (etcd: plain text);
 // - a body may be 4/3 of --max-request-bytes + 512 KiB (base64 and field names); the decoded
 //   request is bounded by --max-request-bytes as in etcd;
-// - watch ids are unique per member, not numbered from 0 per stream; progress_request is answered
-//   per watcher (etcd: once, watch_id -1); cancel_reason is filled; a history replay may span
+// - progress_request is answered per watcher (etcd: once, watch_id -1); cancel_reason is filled
+//   (etcd 3.4 leaves it empty but for a duplicate watch id); a history replay may span
 //   several responses (etcd batches it); a cancel for compaction carries the header's revision;
 // - status has no dbSizeInUse; reads served locally carry `Ballot-Read-Consistency: serializable`;
 // - only /v3 (no /v3beta, /v3alpha), no auth, alarms, defragment, hash, snapshot or move-leader
@@ -61,6 +61,7 @@ import {
   encodeTxnResult,
   encodeWatchResponse,
   type JsonObject,
+  type WatchStreamRequest,
 } from './codec.js';
 
 export interface JsonGatewayOptions {
@@ -440,19 +441,27 @@ class Stream {
   }
 }
 
+/**
+ * One /v3/watch stream. Watch ids are the stream's own, as in etcd: a client may choose one (a
+ * duplicate is refused the way etcd refuses it), otherwise the next unused id from 0. The hub
+ * numbers its watchers itself; responses are rewritten to the stream's ids.
+ */
 function serveWatch(
   service: KvService,
   req: IncomingMessage,
   res: ServerResponse,
   opts: StreamOptions & { readonly maxWatchesPerStream: number; readonly watchHighWaterBytes: number; readonly logger: Logger | undefined },
 ): void {
-  const handles = new Map<number, WatchHandle>();
+  /** Stream watch id -> the hub's handle (null while the hub is creating it). */
+  const watches = new Map<number, WatchHandle | null>();
+  let nextId = 0;
+  let lastHeader: ResponseHeader | undefined;
   const cancelAll = (reason: string): void => {
-    const all = [...handles.values()];
-    handles.clear();
+    const all = [...watches.values()];
+    watches.clear();
     for (const h of all) {
       try {
-        h.cancel(reason);
+        h?.cancel(reason);
       } catch (e) {
         opts.logger?.warn({ err: e }, 'json gateway: watch cancel failed');
       }
@@ -460,50 +469,72 @@ function serveWatch(
   };
   const stream: Stream = new Stream(req, res, opts, onMessage, () => cancelAll('the client closed the watch stream'));
 
+  function create(m: Extract<WatchStreamRequest, { type: 'create' }>): void {
+    const { watchId: chosen, ...rest } = m.req;
+    if (chosen !== undefined && chosen !== 0 && watches.has(chosen)) {
+      const dup: JsonObject = lastHeader ? { header: encodeHeader(lastHeader) } : {};
+      stream.send({ ...dup, watch_id: '-1', created: true, canceled: true, cancel_reason: 'mvcc: duplicate watch ID provided on the WatchStream' });
+      return;
+    }
+    if (watches.size >= opts.maxWatchesPerStream) {
+      throw new KvError('QUEUE_FULL', `too many watches on one stream (at most ${opts.maxWatchesPerStream})`);
+    }
+    let id = chosen ?? 0;
+    if (id === 0) {
+      while (watches.has(nextId)) nextId++;
+      id = nextId++;
+    }
+    watches.set(id, null);
+    // Flow-controlled (watch/hub.ts FlowControlledSink): while the socket holds more than
+    // watchHighWaterBytes unsent, the hub buffers this watcher's events (bounded; a watcher that
+    // falls too far behind is canceled by the hub with a reason).
+    let done = false;
+    const sink: FlowControlledSink = {
+      send: (r: WatchResponse): void => {
+        if (done) return;
+        lastHeader = r.header;
+        if (r.canceled) {
+          done = true;
+          watches.delete(id);
+        }
+        stream.send(encodeWatchResponse({ ...r, watchId: id }));
+      },
+      get writable(): boolean {
+        return !stream.ended && res.writableLength < opts.watchHighWaterBytes;
+      },
+      onDrain: (listener: () => void): (() => void) => {
+        res.on('drain', listener);
+        return () => res.off('drain', listener);
+      },
+    };
+    let handle: WatchHandle;
+    try {
+      handle = service.watch(rest, sink);
+    } catch (e) {
+      // A request the service refuses before anything was sent: a plain 4xx on the first message.
+      watches.delete(id);
+      throw e;
+    }
+    stream.start();
+    if (stream.ended) handle.cancel('the client closed the watch stream');
+    else if (!done) watches.set(id, handle);
+  }
+
   function onMessage(msg: unknown): void {
     const m = decodeWatchRequest(msg);
     switch (m.type) {
-      case 'create': {
-        if (handles.size >= opts.maxWatchesPerStream) {
-          throw new KvError('QUEUE_FULL', `too many watches on one stream (at most ${opts.maxWatchesPerStream})`);
-        }
-        const canceledEarly = new Set<number>();
-        // Flow-controlled (watch/hub.ts FlowControlledSink): while the socket holds more than
-        // watchHighWaterBytes unsent, the hub buffers this watcher's events (bounded; a watcher
-        // that falls too far behind is canceled by the hub with a reason).
-        const sink: FlowControlledSink = {
-          send: (r: WatchResponse): void => {
-            if (r.canceled) {
-              if (handles.has(r.watchId)) handles.delete(r.watchId);
-              else canceledEarly.add(r.watchId);
-            }
-            stream.send(encodeWatchResponse(r));
-          },
-          get writable(): boolean {
-            return !stream.ended && res.writableLength < opts.watchHighWaterBytes;
-          },
-          onDrain: (listener: () => void): (() => void) => {
-            res.on('drain', listener);
-            return () => res.off('drain', listener);
-          },
-        };
-        // A request the service refuses (throws) before anything was sent gets a plain 4xx.
-        const handle = service.watch(m.req, sink);
-        stream.start();
-        if (stream.ended) handle.cancel('the client closed the watch stream');
-        else if (!canceledEarly.has(handle.watchId)) handles.set(handle.watchId, handle);
+      case 'create':
+        create(m);
         return;
-      }
       case 'cancel': {
         stream.start();
-        const h = handles.get(m.watchId);
         // An unknown id is ignored, as etcd does.
-        if (h) h.cancel();
+        watches.get(m.watchId)?.cancel();
         return;
       }
       case 'progress':
         stream.start();
-        for (const h of handles.values()) h.requestProgress();
+        for (const h of watches.values()) h?.requestProgress();
         return;
     }
   }
