@@ -23,11 +23,28 @@ describe('ballot kv cluster', () => {
     for (const m of ['m1', 'm2', 'm3']) expect(existsSync(join(c.dataDir, m))).toBe(true);
     expect(c.memberPids.every(isAlive)).toBe(true);
 
+    const put = await ballot(['kv', 'put', 'survives', 'restart', '--endpoints', c.endpoints.join(',')]);
+    expect(put.stdout).toBe('OK\n');
+
     c.proc.child.kill('SIGTERM');
     expect(await c.proc.exited).toBe(0);
     expect(c.proc.output()).toMatch(/SIGTERM: stopping 3 members/);
     expect(c.proc.output()).toMatch(/stopped 3 members/);
     expect(await waitGone(c.memberPids, 2000)).toBe(true);
+
+    // Another member count on the same folder is refused; the same one restarts on the same URLs
+    // (member ids derive from peer URLs) with the data kept.
+    const other = await ballot(['kv', 'cluster', '--members', '1', '--data-dir', c.dataDir]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/holds a 3-member cluster; run with --members 3/);
+    const again = await startKvCluster(3, c.dataDir);
+    expect(again.endpoints).toEqual(c.endpoints);
+    expect(again.proc.output()).toMatch(/restarting 3 member processes/);
+    const get = await ballot(['kv', 'get', 'survives', '--endpoints', again.endpoints.join(',')]);
+    expect(get.stdout).toBe('survives\nrestart\n');
+    again.proc.child.kill('SIGTERM');
+    expect(await again.proc.exited).toBe(0);
+    expect(await waitGone(again.memberPids, 2000)).toBe(true);
   });
 
   it('names a member that dies, shows its last log lines, stops the others and exits 1', async () => {

@@ -85,6 +85,11 @@ describe('ballot kv commands against a 3-member cluster', () => {
     expect(del.deleted).toBe(2);
     expect((await kv(['get', 'fruit/', '--prefix', '--count-only'])).stdout).toBe('0\n');
 
+    // etcdctl's environment variables stand in for the flags.
+    await kv(['put', 'env/k', 'v']);
+    const env = await ballot(['kv', 'get', 'env/k'], { env: { ETCDCTL_ENDPOINTS: ep, ETCDCTL_WRITE_OUT: 'json' } });
+    expect((JSON.parse(env.stdout) as { kvs: JsonKv[] }).kvs[0]!.value).toBe(b64('v'));
+
     const table = await kv(['get', 'nothing', '-w', 'table']);
     expect(table.stdout).toContain('| KEY | VALUE | CREATE REV | MOD REV | VERSION | LEASE |');
   });

@@ -55,9 +55,9 @@ export async function cleanup(): Promise<void> {
 }
 
 /** Runs `ballot <args>` to completion (bounded), with optional stdin. */
-export function ballot(args: readonly string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function ballot(args: readonly string[], opts: { stdin?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     if (child.pid !== undefined) started.add(child.pid);
     let stdout = '';
     let stderr = '';

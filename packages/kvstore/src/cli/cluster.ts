@@ -6,7 +6,8 @@
 // The process group (spawn, exit reasons, stop by PID) is raft's ChildGroup, shared with
 // `ballot raft cluster`.
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ChildGroup, freePorts, tailLines, type Child } from '@ballot/raft';
 
@@ -47,19 +48,89 @@ async function healthy(clientUrl: string): Promise<boolean> {
   }
 }
 
-export async function runKvCluster(o: KvClusterOptions): Promise<never> {
-  const dataRoot = resolve(o.dataDir);
-  mkdirSync(dataRoot, { recursive: true });
-  const n = o.members;
-  const ports = o.basePort !== undefined ? Array.from({ length: 2 * n }, (_, i) => o.basePort! + i) : await freePorts(2 * n);
-  const specs: MemberSpec[] = Array.from({ length: n }, (_, i) => ({
+/** The cluster's layout, kept in <data-dir>/cluster.json: a restart reuses the same URLs (member ids derive from peer URLs). */
+interface Layout {
+  readonly members: readonly MemberSpec[];
+}
+
+const LAYOUT_FILE = 'cluster.json';
+
+function readLayout(dataRoot: string): Layout | null {
+  const file = join(dataRoot, LAYOUT_FILE);
+  if (!existsSync(file)) return null;
+  try {
+    const l = JSON.parse(readFileSync(file, 'utf8')) as Layout;
+    if (!Array.isArray(l.members) || l.members.some((m) => typeof m.name !== 'string' || typeof m.clientUrl !== 'string' || typeof m.peerUrl !== 'string')) {
+      throw new Error('unexpected contents');
+    }
+    return l;
+  } catch (e) {
+    throw new ClusterStartError(`${file} is not a cluster layout written by \`ballot kv cluster\` (${(e as Error).message}); use another --data-dir`);
+  }
+}
+
+export class ClusterStartError extends Error {
+  override readonly name = 'ClusterStartError';
+}
+
+/** Is 127.0.0.1:port free to listen on? */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const srv = createServer();
+    srv.once('error', () => resolvePort(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolvePort(true)));
+  });
+}
+
+/**
+ * The members' URLs: those of the folder's previous run (a member's id derives from its peer
+ * URLs, so a restart must keep them), or new ones from --base-port or free ports. Throws
+ * ClusterStartError when the folder holds another layout or a port of it is taken.
+ */
+async function layoutFor(dataRoot: string, n: number, basePort: number | undefined): Promise<MemberSpec[]> {
+  const saved = readLayout(dataRoot);
+  if (saved !== null) {
+    if (saved.members.length !== n) {
+      throw new ClusterStartError(`${dataRoot} holds a ${saved.members.length}-member cluster; run with --members ${saved.members.length}, or use another --data-dir`);
+    }
+    const ports = saved.members.flatMap((m) => [Number(new URL(m.clientUrl).port), Number(new URL(m.peerUrl).port)]);
+    if (basePort !== undefined && Math.min(...ports) !== basePort) {
+      throw new ClusterStartError(`${dataRoot} holds a cluster on ports ${Math.min(...ports)}-${Math.max(...ports)}; leave out --base-port (or give that one), or use another --data-dir`);
+    }
+    const busy = (await Promise.all(ports.map(async (p) => ((await portFree(p)) ? null : p)))).filter((p) => p !== null);
+    if (busy.length > 0) {
+      throw new ClusterStartError(`port${busy.length > 1 ? 's' : ''} ${busy.join(', ')} of the cluster in ${dataRoot} ${busy.length > 1 ? 'are' : 'is'} in use (is it already running?); stop what uses ${busy.length > 1 ? 'them' : 'it'}, or use another --data-dir`);
+    }
+    return [...saved.members];
+  }
+  const ports = basePort !== undefined ? Array.from({ length: 2 * n }, (_, i) => basePort + i) : await freePorts(2 * n);
+  const members = Array.from({ length: n }, (_, i) => ({
     name: `m${i + 1}`,
     clientUrl: `http://127.0.0.1:${ports[i]}`,
     peerUrl: `http://127.0.0.1:${ports[n + i]}`,
   }));
+  writeFileSync(join(dataRoot, LAYOUT_FILE), `${JSON.stringify({ members } satisfies Layout, null, 2)}\n`);
+  return members;
+}
+
+export async function runKvCluster(o: KvClusterOptions): Promise<never> {
+  const dataRoot = resolve(o.dataDir);
+  mkdirSync(dataRoot, { recursive: true });
+  const n = o.members;
+  let specs: MemberSpec[];
+  try {
+    specs = await layoutFor(dataRoot, n, o.basePort);
+  } catch (e) {
+    if (e instanceof ClusterStartError) {
+      process.stderr.write(`Error: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const restart = specs.some((s) => existsSync(join(dataRoot, s.name)));
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
 
-  say(`ballot kv cluster: starting ${n} member process${n === 1 ? '' : 'es'}; data and logs in ${dataRoot}`);
+  say(`ballot kv cluster: ${restart ? 'restarting' : 'starting'} ${n} member process${n === 1 ? '' : 'es'}; data and logs in ${dataRoot}${restart ? ' (same URLs as before, from cluster.json)' : ''}`);
   const group = new ChildGroup(
     specs.map((s) => ({
       name: s.name,

@@ -15,7 +15,8 @@
 //   ballot kv serve --name ... (etcd's flags)
 //
 // Every client command takes --endpoints (default http://127.0.0.1:2379), -w/--write-out
-// simple|json|table and --command-timeout. Exit codes: 0 ok, 1 the request failed (the message
+// simple|json|table and --command-timeout, or etcdctl's environment variables ETCDCTL_ENDPOINTS,
+// ETCDCTL_WRITE_OUT, ETCDCTL_COMMAND_TIMEOUT. Exit codes: 0 ok, 1 the request failed (the message
 // says why, in etcd's words where etcd has the error), 2 usage (the message names the flag).
 
 import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -138,9 +139,9 @@ async function run(o: ClientFlags, body: (client: () => Promise<CliClient>, c: C
 
 function addClientFlags(cmd: Command): Command {
   return cmd
-    .option('--endpoints <urls>', 'comma-separated client URLs of members', 'http://127.0.0.1:2379')
-    .addOption(new Option('-w, --write-out <format>', 'output format: simple, json or table').default('simple'))
-    .option('--command-timeout <duration>', 'deadline of the command (retries included), e.g. 5s', '10s');
+    .addOption(new Option('--endpoints <urls>', 'comma-separated client URLs of members').default('http://127.0.0.1:2379').env('ETCDCTL_ENDPOINTS'))
+    .addOption(new Option('-w, --write-out <format>', 'output format: simple, json or table').default('simple').env('ETCDCTL_WRITE_OUT'))
+    .addOption(new Option('--command-timeout <duration>', 'deadline of the command (retries included), e.g. 5s').default('10s').env('ETCDCTL_COMMAND_TIMEOUT'));
 }
 
 async function readStdin(): Promise<string> {
