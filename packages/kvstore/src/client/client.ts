@@ -355,6 +355,8 @@ class ClientWatch implements WatchHandle {
   /** Resumes since the last delivered response (bounds a loop of cancels). */
   resumesWithoutProgress = 0;
   attempts = 0;
+  /** Starts since the last delivered response (the resume backoff). */
+  failedStarts = 0;
 
   constructor(
     readonly watchId: number,
@@ -374,6 +376,7 @@ class ClientWatch implements WatchHandle {
 
   deliver(r: WatchResponse): void {
     this.resumesWithoutProgress = 0;
+    this.failedStarts = 0;
     this.sink.send(r.watchId === this.watchId ? r : { ...r, watchId: this.watchId });
   }
 
@@ -417,7 +420,10 @@ class ClientWatch implements WatchHandle {
       return;
     }
     if (w.created === true) {
-      if (this.created) return; // a resumed stream: the sink already had its `created`
+      if (this.created) {
+        this.failedStarts = 0; // a resumed stream is up; the sink already had its `created`
+        return;
+      }
       this.created = true;
       if (this.lastRevision === 0) this.lastRevision = w.header.revision;
       this.deliver(w);
@@ -935,8 +941,11 @@ export class KvClient implements KvService {
   }
 
   /** @internal Starts `w` again on the current (or next) connection after a short wait. */
-  resumeLater(w: ClientWatch, delayMs = 50): void {
+  resumeLater(w: ClientWatch, delayMs?: number): void {
     if (this.closed || w.finished) return;
+    // Backoff while starts keep failing: 50 ms doubling to 1 s; a delivered response resets it.
+    delayMs ??= Math.min(1000, 50 * 2 ** Math.min(5, w.failedStarts));
+    w.failedStarts++;
     const timer = setTimeout(() => {
       this.resumeTimers.delete(timer);
       if (this.closed || w.finished || w.conn !== null) return;
