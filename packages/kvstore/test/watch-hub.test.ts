@@ -243,6 +243,29 @@ describe('WatchHub on the real state machine', () => {
     expect(all.map((e) => dec(e.kv.value))).toEqual(Array.from({ length: 70 }, (_, i) => `v${i + 1}`));
   });
 
+  it('the buffer is bounded in bytes too: large values cancel a slow watcher before the event bound', () => {
+    const hub = newHub({ maxBufferedBytes: 100_000, maxResponseBytes: 30_000 });
+    const slow = new RecordingSink();
+    hub.watch({ key: enc('big') }, slow);
+    slow.writable = false;
+    const big = 'x'.repeat(20_000);
+    let peak = 0;
+    for (let i = 0; i < 10 && slow.canceled === undefined; i++) {
+      store.put('big', big);
+      peak = Math.max(peak, hub.stats().bufferedBytes);
+    }
+    expect(slow.canceled?.cancelReason).toMatch(/^watcher is too slow: 5 buffered events, \d+ bytes/);
+    expect(peak).toBeLessThanOrEqual(100_000);
+    expect(hub.stats().bufferedBytes).toBe(0);
+
+    // And responses are cut by bytes (whole revisions): 20 kB values, 30 kB per response -> one each.
+    const fast = new RecordingSink();
+    hub.watch({ key: enc('big'), startRevision: r(1) }, fast);
+    return waitFor(() => fast.lastRevision === r(5), 'history of the big key').then(() => {
+      expect(fast.responses.filter((x) => x.events.length > 0).map((x) => x.events.length)).toEqual([1, 1, 1, 1, 1]);
+    });
+  });
+
   it('a congested sink pauses the catch-up (bounded) and it completes on drain, with live applies racing', async () => {
     for (let i = 1; i <= 200; i++) store.put(`k${i % 10}`, `v${i}`);
     const hub = newHub({ maxEventsPerResponse: 10, maxBufferedEvents: 50 });

@@ -16,8 +16,9 @@
 //
 // The hub never blocks apply: the live feed only filters and queues. A sink may say it is
 // congested (FlowControlledSink below); the hub then keeps the watcher's events in its own bounded
-// buffer (maxBufferedEvents). At the bound the watcher is canceled with the reason "watcher is too
-// slow: N buffered events" and its buffer dropped, so memory stays bounded; the client resumes
+// buffer (maxBufferedEvents events and maxBufferedBytes of keys and values). Past either bound the
+// watcher is canceled with the reason "watcher is too slow: N buffered events, M bytes ..." and its
+// buffer dropped, so memory stays bounded; the client resumes
 // from its last seen revision + 1. A catch-up watcher whose sink is congested simply pauses its
 // history read (nothing piles up). A single revision is never split, so one response can exceed
 // maxEventsPerResponse when a single write (a txn, a range delete, a lease revoke) made more events.
@@ -71,8 +72,12 @@ export interface WatchHubOptions {
   readonly header: () => ResponseHeader;
   /** Per watcher; default 10 000. Above it the watcher is canceled with a reason (never unbounded memory). */
   readonly maxBufferedEvents?: number;
+  /** Per watcher, keys + values (+ prev values) held for it; default 64 MiB. Above it: canceled, as for maxBufferedEvents. */
+  readonly maxBufferedBytes?: number;
   /** Events per response (whole revisions; one revision is never split); default 1 000. */
   readonly maxEventsPerResponse?: number;
+  /** Key and value bytes per response (whole revisions; one revision is never split); default 1 MiB. */
+  readonly maxResponseBytes?: number;
   /** For progressNotify watchers; default 10 min (etcd's). */
   readonly progressIntervalMs?: number;
   /** Default 10 000; a watch beyond it is refused with KvError QUEUE_FULL. */
@@ -84,6 +89,7 @@ export interface WatchHubStats {
   readonly watchers: number;
   readonly catchingUp: number;
   readonly bufferedEvents: number;
+  readonly bufferedBytes: number;
   /** Watchers canceled because their buffer overflowed, since the hub started. */
   readonly canceledSlow: number;
 }
@@ -112,12 +118,30 @@ function latin1(key: Uint8Array): string {
 
 export const WATCH_DEFAULTS = {
   maxBufferedEvents: 10_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
   maxEventsPerResponse: 1_000,
+  maxResponseBytes: 1024 * 1024,
   progressIntervalMs: 10 * 60 * 1000,
   maxWatchers: 10_000,
 } as const;
 
 type Phase = 'catchup' | 'live' | 'canceled';
+
+interface BufferedRevision extends RevisionEvents {
+  /** Key and value bytes of its events (the memory a slow watcher pins). */
+  readonly bytes: number;
+}
+
+/** What an event pins in memory, roughly: its keys and values (the rest is small and fixed). */
+function eventBytes(e: WatchEvent): number {
+  return 64 + e.kv.key.length + e.kv.value.length + (e.prevKv ? e.prevKv.key.length + e.prevKv.value.length : 0);
+}
+
+function bufferedRevision(revision: number, events: readonly WatchEvent[]): BufferedRevision {
+  let bytes = 0;
+  for (const e of events) bytes += eventBytes(e);
+  return { revision, events, bytes };
+}
 
 interface Watcher {
   /** The hub's own key for the watcher (watch ids chosen by clients are only unique per stream). */
@@ -138,8 +162,9 @@ interface Watcher {
    */
   nextRevision: number;
   /** Filtered revisions not yet sent (only those with at least one event for this watcher). */
-  buffer: RevisionEvents[];
+  buffer: BufferedRevision[];
   bufferedEvents: number;
+  bufferedBytes: number;
   /** A requestProgress that waits until the watcher is caught up. */
   progressWanted: boolean;
   /** Events were sent since the last progress tick (etcd sends periodic progress only to idle watchers). */
@@ -153,6 +178,8 @@ export class WatchHub {
   private readonly header: () => ResponseHeader;
   private readonly maxBufferedEvents: number;
   private readonly maxEventsPerResponse: number;
+  private readonly maxBufferedBytes: number;
+  private readonly maxResponseBytes: number;
   private readonly progressIntervalMs: number;
   private readonly maxWatchers: number;
   private readonly log: Logger | undefined;
@@ -179,10 +206,12 @@ export class WatchHub {
     this.header = opts.header;
     this.maxBufferedEvents = opts.maxBufferedEvents ?? WATCH_DEFAULTS.maxBufferedEvents;
     this.maxEventsPerResponse = opts.maxEventsPerResponse ?? WATCH_DEFAULTS.maxEventsPerResponse;
+    this.maxBufferedBytes = opts.maxBufferedBytes ?? WATCH_DEFAULTS.maxBufferedBytes;
+    this.maxResponseBytes = opts.maxResponseBytes ?? WATCH_DEFAULTS.maxResponseBytes;
     this.progressIntervalMs = opts.progressIntervalMs ?? WATCH_DEFAULTS.progressIntervalMs;
     this.maxWatchers = opts.maxWatchers ?? WATCH_DEFAULTS.maxWatchers;
     this.log = opts.logger;
-    if (!(this.maxBufferedEvents >= 1 && this.maxEventsPerResponse >= 1 && this.progressIntervalMs > 0 && this.maxWatchers >= 1)) {
+    if (!(this.maxBufferedEvents >= 1 && this.maxEventsPerResponse >= 1 && this.maxBufferedBytes >= 1 && this.maxResponseBytes >= 1 && this.progressIntervalMs > 0 && this.maxWatchers >= 1)) {
       throw new KvError('BAD_REQUEST', 'watch hub: limits must be positive');
     }
     this.seenRevision = this.source.revision;
@@ -197,11 +226,13 @@ export class WatchHub {
   stats(): WatchHubStats {
     let catchingUp = 0;
     let bufferedEvents = 0;
+    let bufferedBytes = 0;
     for (const w of this.watchers.values()) {
       if (w.phase === 'catchup') catchingUp++;
       bufferedEvents += w.bufferedEvents;
+      bufferedBytes += w.bufferedBytes;
     }
-    return { watchers: this.watchers.size, catchingUp, bufferedEvents, canceledSlow: this.canceledSlow };
+    return { watchers: this.watchers.size, catchingUp, bufferedEvents, bufferedBytes, canceledSlow: this.canceledSlow };
   }
 
   /**
@@ -246,6 +277,7 @@ export class WatchHub {
       nextRevision: startRevision === 0 ? current + 1 : startRevision,
       buffer: [],
       bufferedEvents: 0,
+      bufferedBytes: 0,
       progressWanted: false,
       sentSinceTick: false,
       drainWaiter: null,
@@ -315,7 +347,7 @@ export class WatchHub {
       for (const w of this.rangeWatchers) if (w.range.matches(e.kv.key)) add(w, e);
     }
     if (matched === null) return;
-    for (const [w, events] of matched as Map<Watcher, WatchEvent[]>) this.enqueue(w, { revision: ev.revision, events });
+    for (const [w, events] of matched as Map<Watcher, WatchEvent[]>) this.enqueue(w, bufferedRevision(ev.revision, events));
   }
 
   /**
@@ -362,17 +394,29 @@ export class WatchHub {
   }
 
   /** Queues a filtered revision; cancels the watcher when its buffer passes the bound; sends what the sink accepts. */
-  private enqueue(w: Watcher, rev: RevisionEvents): void {
+  private enqueue(w: Watcher, rev: BufferedRevision): void {
     if (w.phase === 'canceled') return; // canceled by an earlier sink's send in the same feed
     w.buffer.push(rev);
     w.bufferedEvents += rev.events.length;
-    if (w.phase === 'live' && w.bufferedEvents > this.maxBufferedEvents) {
-      this.canceledSlow++;
-      this.log?.warn({ watchId: w.watchId, bufferedEvents: w.bufferedEvents }, 'watch: canceling a slow watcher');
-      this.cancel(w, `watcher is too slow: ${w.bufferedEvents} buffered events (limit ${this.maxBufferedEvents}); resume from the last revision received + 1`);
+    w.bufferedBytes += rev.bytes;
+    if (w.phase === 'live' && this.overflowing(w)) {
+      this.cancelSlow(w);
       return;
     }
     this.flush(w);
+  }
+
+  private overflowing(w: Watcher): boolean {
+    return w.bufferedEvents > this.maxBufferedEvents || w.bufferedBytes > this.maxBufferedBytes;
+  }
+
+  private cancelSlow(w: Watcher): void {
+    this.canceledSlow++;
+    this.log?.warn({ watchId: w.watchId, bufferedEvents: w.bufferedEvents, bufferedBytes: w.bufferedBytes }, 'watch: canceling a slow watcher');
+    this.cancel(
+      w,
+      `watcher is too slow: ${w.bufferedEvents} buffered events, ${w.bufferedBytes} bytes (limits ${this.maxBufferedEvents} events, ${this.maxBufferedBytes} bytes); resume from the last revision received + 1`,
+    );
   }
 
   private filter(w: Watcher, events: readonly WatchEvent[]): WatchEvent[] {
@@ -394,15 +438,18 @@ export class WatchHub {
   private flush(w: Watcher): void {
     while (w.phase !== 'canceled' && w.buffer.length > 0 && this.writable(w)) {
       let n = 0;
+      let bytes = 0;
       let take = 0;
       while (take < w.buffer.length) {
-        const size = (w.buffer[take] as RevisionEvents).events.length;
-        if (take > 0 && n + size > this.maxEventsPerResponse) break;
-        n += size;
+        const next = w.buffer[take] as BufferedRevision;
+        if (take > 0 && (n + next.events.length > this.maxEventsPerResponse || bytes + next.bytes > this.maxResponseBytes)) break;
+        n += next.events.length;
+        bytes += next.bytes;
         take++;
       }
       const batch = w.buffer.splice(0, take);
       w.bufferedEvents -= n;
+      w.bufferedBytes -= bytes;
       const events = batch.length === 1 ? (batch[0] as RevisionEvents).events : batch.flatMap((r) => r.events);
       const last = (batch[batch.length - 1] as RevisionEvents).revision;
       w.sentSinceTick = true;
@@ -461,7 +508,7 @@ export class WatchHub {
           // Synchronous with the check above: the next 'events' is target + 1 and goes to feed().
           w.phase = 'live';
           this.flush(w);
-          if (w.bufferedEvents > this.maxBufferedEvents) this.enqueueOverflow(w);
+          if (this.overflowing(w)) this.cancelSlow(w);
           return;
         }
         if (w.nextRevision < this.source.compactedRevision) {
@@ -481,12 +528,14 @@ export class WatchHub {
           w.nextRevision = rev.revision + 1;
           const events = this.filter(w, rev.events);
           if (events.length === 0) continue;
-          w.buffer.push({ revision: rev.revision, events });
+          const buffered = bufferedRevision(rev.revision, events);
+          w.buffer.push(buffered);
           w.bufferedEvents += events.length;
-          // A congested sink pauses the history read: at most one response's worth waits here.
-          while (w.phase === 'catchup' && w.bufferedEvents >= this.maxEventsPerResponse) {
+          w.bufferedBytes += buffered.bytes;
+          // A congested sink pauses the history read: about one response's worth waits here.
+          while (w.phase === 'catchup' && this.responseFull(w)) {
             this.flush(w);
-            if (w.bufferedEvents >= this.maxEventsPerResponse && w.phase === 'catchup') await this.waitDrain(w);
+            if (w.phase === 'catchup' && this.responseFull(w)) await this.waitDrain(w);
           }
         }
         if (w.phase !== 'catchup') return;
@@ -511,9 +560,8 @@ export class WatchHub {
     }
   }
 
-  private enqueueOverflow(w: Watcher): void {
-    this.canceledSlow++;
-    this.cancel(w, `watcher is too slow: ${w.bufferedEvents} buffered events (limit ${this.maxBufferedEvents}); resume from the last revision received + 1`);
+  private responseFull(w: Watcher): boolean {
+    return w.bufferedEvents >= this.maxEventsPerResponse || w.bufferedBytes >= this.maxResponseBytes;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -523,6 +571,7 @@ export class WatchHub {
     w.phase = 'canceled';
     w.buffer = [];
     w.bufferedEvents = 0;
+    w.bufferedBytes = 0;
     this.unindex(w);
     w.unsubscribeDrain?.();
     w.unsubscribeDrain = null;
@@ -553,6 +602,7 @@ export class WatchHub {
       w.phase = 'canceled';
       w.buffer = [];
       w.bufferedEvents = 0;
+      w.bufferedBytes = 0;
       this.unindex(w);
       w.unsubscribeDrain?.();
       const wake = w.drainWaiter;
