@@ -212,5 +212,8 @@ describe('KvStateMachine leases, put flags, compaction, history', () => {
     const ko = await sm.range({ key: te('p/'), rangeEnd: te('p0'), keysOnly: true });
     expect(ko.kvs.every((kv) => kv.value.length === 0 && kv.version > 0)).toBe(true);
     expect(await sm.range({ key: te('p/'), rangeEnd: te('p0'), countOnly: true, limit: 1 })).toEqual({ kvs: [], more: false, count: 3 });
+    await expect(sm.range({ key: te('') })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(sm.range({ key: te('p'), revision: -1 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(sm.range({ key: te('p'), limit: 1.5 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 });

@@ -29,7 +29,7 @@ import { Packr } from 'msgpackr';
 import { ETCD_MESSAGES, KvError } from '../errors.js';
 import type { Bytes, KeyValue, RevisionEvents, WatchEvent } from '../types.js';
 import { KeyHistory, KeyIndex, type Rev } from './key-index.js';
-import { keyBytes, type KeyRange, type KeyString } from './keys.js';
+import { keyBytes, keyString, type KeyRange, type KeyString } from './keys.js';
 import type { Db, WriteBehind } from './write-behind.js';
 
 /** msgpack without shared structures: every record decodes on its own, on any replica. */
@@ -317,8 +317,4 @@ export class RevisionWriter {
 function lastRev(h: KeyHistory): Rev | null {
   const gen = h.generations[h.generations.length - 1];
   return gen?.revs[gen.revs.length - 1] ?? null;
-}
-
-function keyString(key: Bytes): KeyString {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }

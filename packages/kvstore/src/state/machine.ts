@@ -617,6 +617,9 @@ export class KvStateMachine
   async range(req: RangeRequest): Promise<RangeResult> {
     this.checkOpen();
     const at = req.revision ?? 0;
+    if (!Number.isSafeInteger(at) || at < 0) throw new KvError('BAD_REQUEST', 'range revision must be a non-negative integer');
+    if (req.limit !== undefined && (!Number.isSafeInteger(req.limit) || req.limit < 0)) throw new KvError('BAD_REQUEST', 'range limit must be a non-negative integer');
+    if (req.key.length === 0) throw new KvError('BAD_REQUEST', 'etcdserver: key is not provided');
     this.store.checkReadable(at);
     if (at === 0 || at === this.store.revision) return this.rangeNow(req);
     const plan = rangePlan(req);
