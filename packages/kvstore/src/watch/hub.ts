@@ -18,10 +18,15 @@
 // congested (FlowControlledSink below); the hub then keeps the watcher's events in its own bounded
 // buffer (maxBufferedEvents events and maxBufferedBytes of keys and values). Past either bound the
 // watcher is canceled with the reason "watcher is too slow: N buffered events, M bytes ..." and its
-// buffer dropped, so memory stays bounded; the client resumes
-// from its last seen revision + 1. A catch-up watcher whose sink is congested simply pauses its
-// history read (nothing piles up). A single revision is never split, so one response can exceed
-// maxEventsPerResponse when a single write (a txn, a range delete, a lease revoke) made more events.
+// buffer dropped, so memory stays bounded; the client resumes from its last seen revision + 1. A
+// catch-up watcher whose sink is congested simply pauses its history read (nothing piles up). A
+// single revision is never split, so one response can exceed maxEventsPerResponse/maxResponseBytes
+// when a single write (a txn, a range delete, a lease revoke) made more.
+//
+// Two ways the store can move without the live feed seeing it, both handled: a Raft snapshot
+// installed on a lagging member (the revision jumps: live watchers go back to catch-up, checkGap),
+// and compaction (a catch-up that reaches a compacted revision is canceled with compactRevision,
+// etcd's rule: the compaction revision itself still replays).
 
 import type { Logger } from 'pino';
 
