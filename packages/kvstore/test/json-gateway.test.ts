@@ -241,6 +241,42 @@ describe('errors', () => {
   });
 });
 
+describe('without a quorum', () => {
+  it('writes and linearizable reads are 503 with etcd\'s "no leader" body; serializable reads answer, flagged', async () => {
+    const lone = await startBallot();
+    try {
+      await call(lone.url, '/v3/kv/put', { key: b('q'), value: b('1') });
+      expect((await call(lone.url, '/v3/lease/grant', { TTL: '100', ID: '7' })).status).toBe(200);
+      // A second voter that never starts: 1 of 2 voters is no quorum.
+      const [port] = await freePorts(1);
+      const add = await call(lone.url, '/v3/cluster/member/add', { peerURLs: [`http://127.0.0.1:${port}`] });
+      expect([200, 503], add.text).toContain(add.status);
+      const deadline = Date.now() + 5000;
+      let put = await call(lone.url, '/v3/kv/put', { key: b('q'), value: b('2') });
+      while (put.status === 200 && Date.now() < deadline) put = await call(lone.url, '/v3/kv/put', { key: b('q'), value: b('2') });
+      expectError(put, 503, 14, /^etcdserver: no leader/);
+      expectError(await call(lone.url, '/v3/kv/range', { key: b('q') }), 503, 14, /^etcdserver: no leader/);
+      expectError(await call(lone.url, '/v3/kv/txn', { success: [{ request_put: { key: b('q'), value: b('3') } }] }), 503, 14);
+      const stale = await call(lone.url, '/v3/kv/range', { key: b('q'), serializable: true });
+      expect(stale.status).toBe(200);
+      expect(stale.headers[READ_CONSISTENCY_HEADER.toLowerCase()]).toBe('serializable');
+      expect((stale.json as { kvs: { value: string }[] }).kvs[0]!.value).toBe(b('1'));
+      // A keep-alive stream gets the error as a line, then ends.
+      const ka = new StreamCall(lone.url, '/v3/lease/keepalive');
+      try {
+        ka.send({ ID: '7' });
+        // A leader that lost its quorum cannot renew a lease.
+        expect(await ka.next()).toMatchObject({ code: 14, error: expect.stringMatching(/^etcdserver: no leader/) });
+        expect(await ka.next()).toBeUndefined();
+      } finally {
+        ka.close();
+      }
+    } finally {
+      await lone.stop();
+    }
+  }, 60_000);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Fuzz
 
