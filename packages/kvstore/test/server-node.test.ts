@@ -137,6 +137,16 @@ describe('KvNode, three members', () => {
     expect(metrics).toMatch(/ballot_kv_forwarded_requests_total\{[^}]*result="ok"[^}]*\} [1-9]/);
   });
 
+  it('serves linearizable reads with --read-mode lease (the leader\'s lease, thesis §6.4.1)', async () => {
+    const specs = (await clusterSpecs(3)).map((s) => ({ ...s, readMode: 'lease' as const }));
+    const nodes = await startCluster(specs);
+    const leader = await waitLeader(nodes);
+    for (let i = 0; i < 5; i++) {
+      await leader.service.put({ key: enc('l'), value: enc(`v${i}`) });
+      for (const n of nodes) expect(dec((await n.service.range({ key: enc('l') })).result.kvs[0]!.value)).toBe(`v${i}`);
+    }
+  });
+
   it('publishes names and client URLs: member list shows them on every member', async () => {
     const specs = await clusterSpecs(3);
     const nodes = await startCluster(specs);
