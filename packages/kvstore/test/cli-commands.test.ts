@@ -124,12 +124,12 @@ describe('ballot kv commands against a 3-member cluster', () => {
     w.child.kill('SIGINT');
     expect(await w.exited).toBe(0);
 
-    const wj = start(['kv', 'watch', 'w/two', '-w', 'json', '--endpoints', ep]);
-    await wj.waitFor(/"Created":true/);
-    await kv(['put', 'w/two', 'x']);
+    const two = await kvJson<{ header: JsonHeader }>(['put', 'w/two', 'x']);
+    const wj = start(['kv', 'watch', 'w/two', '-w', 'json', '--rev', String(two.header.revision), '--endpoints', ep]);
     const line = (await wj.waitFor(/\{"Header".*"Events":\[\{"kv".*\n/))[0];
     const ev = JSON.parse(line) as { Events: { type?: number; kv: JsonKv }[] };
     expect(ev.Events[0]!.kv).toMatchObject({ key: b64('w/two'), value: b64('x'), version: 1 });
+    expect(wj.output()).not.toContain('"Created":true');
     wj.child.kill('SIGTERM');
     expect(await wj.exited).toBe(0);
   });
@@ -196,6 +196,10 @@ describe('ballot kv commands against a 3-member cluster', () => {
     expect(old.code).toBe(1);
     expect(old.stderr).toBe('Error: mvcc: required revision has been compacted\n');
     expect((await kv(['get', 'c/k', '--rev', String(p2.header.revision)])).stdout).toBe('c/k\n2\n');
+    // A watch from a compacted revision is canceled: exit 1 with etcdctl's words.
+    const w = await ballot(['kv', 'watch', 'c/k', '--rev', String(p1.header.revision), '--endpoints', ep]);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(/^Error: watch was canceled \(.*compacted.*\)/);
     // Compacting again at the same revision is refused, as etcd does.
     const again = await ballot(['kv', 'compact', String(p2.header.revision), '--endpoints', ep]);
     expect(again.code).toBe(1);

@@ -93,6 +93,8 @@ describe('etcdctl output formats', () => {
         '"Events":[{"type":1,"kv":{"key":"dzE=","mod_revision":10}}],"CompactRevision":0,"Canceled":false,"Created":false}\n',
     );
     expect(formatWatch({ header: header(10), watchId: 0, created: true, events: [] }, 'simple')).toBe('');
+    expect(formatWatch({ header: header(10), watchId: 0, created: true, events: [] }, 'json')).toBe('');
+    expect(formatWatch({ header: header(11), watchId: 0, events: [] }, 'json')).toContain('"Events":[]'); // a progress notification
   });
 
   it('leases', () => {

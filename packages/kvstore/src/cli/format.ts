@@ -226,10 +226,12 @@ export function formatTxn(a: Answer<TxnResult>, fmt: OutputFormat): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// watch: one response at a time (events only; `created` and progress responses print nothing in
-// simple/table, as etcdctl; `canceled` is the caller's business, it ends the watch).
+// watch: one response at a time. As etcdctl (whose Go client never hands the `created` response
+// to it): simple/table print events only; json prints responses with events and progress
+// notifications; `canceled` is the caller's business (it ends the watch with an error).
 
 export function formatWatch(w: WatchResponse, fmt: OutputFormat): string {
+  if (w.created === true && w.events.length === 0) return '';
   if (fmt === 'json') {
     return (
       toJson({

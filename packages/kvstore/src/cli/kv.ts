@@ -305,10 +305,11 @@ export function registerKvCommands(program: Command): Command {
                 if (w.canceled) {
                   process.off('SIGINT', stop);
                   process.off('SIGTERM', stop);
-                  if (c.fmt === 'json') out(formatWatch(w, c.fmt));
                   if (w.cancelReason === 'interrupted') return;
-                  const why = w.compactRevision ? `${w.cancelReason ?? 'canceled'} (compact revision ${w.compactRevision})` : (w.cancelReason ?? 'canceled by the server');
-                  rejectWatch(new KvError(w.compactRevision ? 'COMPACTED' : 'STOPPED', `watch canceled: ${why}`));
+                  // etcdctl's words: "watch was canceled (<reason>)".
+                  const reason = w.cancelReason ?? (w.compactRevision ? 'mvcc: required revision has been compacted' : 'canceled by the server');
+                  const oldest = w.compactRevision ? `; the oldest revision still available is ${w.compactRevision}` : '';
+                  rejectWatch(new KvError(w.compactRevision ? 'COMPACTED' : 'STOPPED', `watch was canceled (${reason})${oldest}`));
                   return;
                 }
                 out(formatWatch(w, c.fmt));
