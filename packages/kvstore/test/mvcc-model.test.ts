@@ -421,6 +421,23 @@ async function runSequence(ops: readonly Op[]): Promise<void> {
     const expected = [...model.events.entries()].filter(([r]) => r >= from).sort((a, b) => a[0] - b[0]);
     expect(hist.map((e) => [e.revision, e.events.map((x) => [x.type, td(x.kv.key), td(x.kv.value)])])).toEqual(expected);
     if (model.compacted > 1) expect(() => sm.history(model.compacted - 1)).toThrow(/compacted/);
+    // A snapshot of the store restored into a second store reads the same at every retained revision.
+    const t2 = tempDir('kv-model-copy-');
+    const copy = await KvStateMachine.open({ dir: t2.dir });
+    try {
+      await copy.restore({ index: sm.appliedIndex, term: 1 }, sm.snapshot({ index: sm.appliedIndex, term: 1 }));
+      expect([copy.revision, copy.compactedRevision, [...copy.leases().keys()]]).toEqual([sm.revision, sm.compactedRevision, [...sm.leases().keys()]]);
+      for (let r = Math.max(1, model.compacted); r <= model.revision; r++) {
+        const all = { key: te('\0'), rangeEnd: te('\0'), revision: r };
+        expect(norm(await copy.range(all))).toEqual(norm(await sm.range(all)));
+      }
+      const copied: RevisionEvents[] = [];
+      for await (const re of copy.history(from)) copied.push(re);
+      expect(copied).toEqual(hist);
+    } finally {
+      await copy.close();
+      t2.cleanup();
+    }
   } finally {
     await sm.close();
     t.cleanup();
