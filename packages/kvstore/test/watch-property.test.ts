@@ -33,7 +33,8 @@ type Step =
   | { kind: 'txn'; puts: Key[]; del: Key }
   | { kind: 'watch'; range: number; start: number; prevKv: boolean; filter: 'none' | 'noput' | 'nodelete'; congested: boolean }
   | { kind: 'yield'; turns: number }
-  | { kind: 'drain'; watcher: number };
+  | { kind: 'drain'; watcher: number }
+  | { kind: 'compact'; at: number };
 
 const key = fc.constantFrom(...KEYS);
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -55,6 +56,8 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('yield' as const), turns: fc.integer({ min: 1, max: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('drain' as const), watcher: fc.nat() }) },
+  // A fraction of the way from the compacted revision to the current one.
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const), at: fc.integer({ min: 1, max: 100 }) }) },
 );
 
 interface ModelEvent {
@@ -74,7 +77,9 @@ describe('WatchHub property (real state machine)', () => {
     let run = 0;
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 70 }), async (steps) => {
+        // Half the runs never compact, so most of their watchers must get everything.
+        fc.asyncProperty(fc.boolean(), fc.array(step, { minLength: 20, maxLength: 80, size: 'max' }), async (compacting, allSteps) => {
+          const steps = compacting ? allSteps : allSteps.filter((st) => st.kind !== 'compact');
           run++;
           const store = await TestStore.open();
           const hub = new WatchHub({ source: store.sm, header: () => HEADER, maxEventsPerResponse: 4 });
@@ -82,7 +87,8 @@ describe('WatchHub property (real state machine)', () => {
             const model = new Map<string, string>();
             const events: ModelEvent[] = [];
             let revision = store.revision; // a fresh store: etcd starts at revision 1
-            const watchers: { sink: RecordingSink; from: number; range: RangeSpec; prevKv: boolean; filter: string }[] = [];
+            let compacted = store.sm.compactedRevision;
+            const watchers: { sink: RecordingSink; from: number; range: RangeSpec; prevKv: boolean; filter: string; refused: boolean }[] = [];
             for (const s of steps) {
               switch (s.kind) {
                 case 'put': {
@@ -134,12 +140,21 @@ describe('WatchHub property (real state machine)', () => {
                     { key: range.key, ...(range.rangeEnd ? { rangeEnd: range.rangeEnd } : {}), startRevision: start, prevKv: s.prevKv, ...(s.filter === 'none' ? {} : { filters: [s.filter] }) },
                     sink,
                   );
-                  watchers.push({ sink, from: start === 0 ? revision + 1 : start, range, prevKv: s.prevKv, filter: s.filter });
+                  const refused = start !== 0 && start < compacted;
+                  if (refused) expect(sink.canceled?.compactRevision).toBe(compacted);
+                  watchers.push({ sink, from: start === 0 ? revision + 1 : start, range, prevKv: s.prevKv, filter: s.filter, refused });
                   break;
                 }
                 case 'yield':
                   for (let i = 0; i < s.turns; i++) await tick();
                   break;
+                case 'compact': {
+                  const at = compacted + Math.ceil(((revision - compacted) * s.at) / 100);
+                  if (at <= compacted || at > revision) break;
+                  store.apply({ op: 'compact', revision: at });
+                  compacted = at;
+                  break;
+                }
                 case 'drain': {
                   const w = watchers[s.watcher % Math.max(1, watchers.length)];
                   w?.sink.drain();
@@ -153,16 +168,35 @@ describe('WatchHub property (real state machine)', () => {
               w.sink.drain();
             }
             await waitFor(() => hub.stats().catchingUp === 0 && hub.stats().bufferedEvents === 0, 'every watcher caught up');
+            // prev_kv of an event at or below a compaction point may be gone from history (as in etcd).
+            const prevOf = (rev: number, prev: string | undefined, wanted: boolean): string | undefined => (wanted && rev > compacted ? prev : undefined);
             for (const w of watchers) {
               const expected = events
                 .filter((e) => e.revision >= w.from && w.range.has(e.key))
                 .filter((e) => !(w.filter === 'noput' && e.type === 'put') && !(w.filter === 'nodelete' && e.type === 'delete'))
-                .map((e) => show({ ...e, prev: w.prevKv ? e.prev : undefined }));
-              expect(w.sink.canceled).toBeUndefined();
+                .map((e) => show({ ...e, prev: prevOf(e.revision, e.prev, w.prevKv) }));
               const got = checkStream(w.sink.responses).map((e) =>
-                show({ revision: e.kv.modRevision, type: e.type, key: dec(e.kv.key), value: dec(e.kv.value), prev: e.prevKv ? dec(e.prevKv.value) : undefined }),
+                show({
+                  revision: e.kv.modRevision,
+                  type: e.type,
+                  key: dec(e.kv.key),
+                  value: dec(e.kv.value),
+                  prev: prevOf(e.kv.modRevision, e.prevKv ? dec(e.prevKv.value) : undefined, true),
+                }),
               );
-              expect(got, `watcher ${w.range.name} from ${w.from} prevKv=${String(w.prevKv)} filter=${w.filter}`).toEqual(expected);
+              const what = `watcher ${w.range.name} from ${w.from} prevKv=${String(w.prevKv)} filter=${w.filter}`;
+              const c = w.sink.canceled;
+              if (c === undefined) {
+                expect(got, what).toEqual(expected);
+              } else {
+                // Only a compaction ends a watcher here: what it got is a gapless prefix, and the
+                // compaction revision it was told lies beyond everything it got.
+                expect(c.cancelReason, what).toBe('mvcc: required revision has been compacted');
+                expect(got, what).toEqual(expected.slice(0, got.length));
+                if (w.refused) expect(got, what).toEqual([]);
+                expect(c.compactRevision ?? 0, what).toBeGreaterThan(w.sink.lastRevision);
+                expect(c.compactRevision ?? 0, what).toBeLessThanOrEqual(compacted);
+              }
             }
           } finally {
             hub.close();
