@@ -139,6 +139,9 @@ describe('KvStateMachine leases, put flags, compaction, history', () => {
     expect([...leases.keys()].sort()).toEqual([2, 4, 5]);
     expect(leases.get(2)!.keys.map(td)).toEqual([]);
     expect(leases.get(4)!.keys.map(td)).toEqual(['x', 'y', 'z']);
+    expect(sm.lease(4)?.keys.map(td)).toEqual(['x', 'y', 'z']);
+    expect(sm.lease(4)?.ttlSec).toBe(1);
+    expect(sm.lease(3)).toBeUndefined();
     expect((await sm.range({ key: te('x') })).kvs.map((kv) => [td(kv.value), kv.lease])).toEqual([['1', 4]]);
     expect((await sm.range({ key: te('z') })).kvs.map((kv) => [td(kv.value), kv.lease])).toEqual([['new', 4]]);
     const before = sm.revision;

@@ -585,7 +585,7 @@ export class KvStateMachine
     this.endWrite(w);
   }
 
-  /** Live leases: TTL and attached keys (keys are computed when read). */
+  /** Live leases: TTL and attached keys (each lease's keys are listed, in byte order, when read). */
   leases(): ReadonlyMap<number, LeaseInfo> {
     const out = new Map<number, LeaseInfo>();
     for (const l of this.leaseTable.values()) {
@@ -598,6 +598,19 @@ export class KvStateMachine
       });
     }
     return out;
+  }
+
+  /** One lease (TTL and attached keys), or undefined if it does not exist. O(1) (time-to-live). */
+  lease(id: number): LeaseInfo | undefined {
+    const l = this.leaseTable.get(id);
+    if (l === undefined) return undefined;
+    const set = l.keys;
+    return {
+      ttlSec: l.ttlSec,
+      get keys(): readonly Bytes[] {
+        return [...set].sort().map(keyBytes);
+      },
+    };
   }
 
   /** Member attributes published with the 'publish' command, by member id. */
