@@ -295,7 +295,7 @@ describe('Lessor', () => {
     const seed = 4242;
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(step, { maxLength: 60 }), async (steps) => {
+        fc.asyncProperty(fc.array(step, { minLength: 10, maxLength: 80, size: 'max' }), async (steps) => {
           const clock = { now: 0 };
           const table = new LeaseTable(clock);
           const lessor = new Lessor({ leases: () => table.records, revoke: table.revoke, nowMs: () => clock.now });
