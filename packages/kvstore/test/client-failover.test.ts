@@ -45,6 +45,9 @@ describe('KvClient against a 3-member cluster', () => {
     const writers = 8;
     const perWriter = 40;
     const startRev = (await client.status()).header.revision;
+    // A watch on the same client follows it across the failover and the move to the new leader.
+    const watched: WatchResponse[] = [];
+    client.watch({ ...prefixRange('ctr/'), startRevision: startRev + 1 }, { send: (r) => watched.push(r) });
     let done = 0;
     const loops = Array.from({ length: writers }, async (_, w) => {
       for (let i = 1; i <= perWriter; i++) {
@@ -89,6 +92,11 @@ describe('KvClient against a 3-member cluster', () => {
     expect(client.stats.connects).toBeGreaterThanOrEqual(2);
     // and it finds its way to the new leader
     await until(() => client.endpoint === nativeUrl(c.endpoints[newLeader]!), 'the client on the new leader');
+    const revs = (): number[] => watched.flatMap((r) => r.events.map((e) => e.kv.modRevision));
+    await until(() => revs().length >= writers * perWriter, 'the watch to see every write');
+    expect(revs()).toEqual(Array.from({ length: writers * perWriter }, (_, i) => startRev + 1 + i));
+    expect(watched.filter((r) => r.created === true)).toHaveLength(1);
+    expect(watched.some((r) => r.canceled === true)).toBe(false);
   }, 60_000);
 
   it('a watch resumes across a restart of its member with every revision exactly once', async () => {

@@ -296,6 +296,7 @@ class Conn {
     for (const [id, p] of this.pending) {
       if (p.deadlineMs < now) {
         this.pending.delete(id);
+        this.onSlotFree();
         p.reject(new KvError('TIMEOUT', `no answer from ${this.url} within the deadline`));
       }
     }
@@ -664,6 +665,8 @@ export class KvClient implements KvService {
         conn.notify('watchCancel', [w.streamId]);
         conn.detach(w.streamId);
         w.conn = null;
+        // Started again on the next connection (install() does it at once when it is the caller).
+        this.resumeLater(w, 0);
       }
     }
     if (conn.busy === 0 && conn.streams.size === 0) conn.close();
