@@ -7,7 +7,8 @@
 //   client URL): a write served by a follower costs a forwarding hop.
 // - Failure: a lost connection, or NO_LEADER / LEADER_CHANGED / STOPPED / TIMEOUT / QUEUE_FULL,
 //   moves the client to another endpoint (with a bounded backoff) and retries within the call's
-//   deadline (timeoutMs):
+//   deadline (the call's opts.timeoutMs, else the client's timeoutMs; each attempt tells the
+//   member its own deadline, at most attemptTimeoutMs):
 //     reads (range, status, lists, time-to-live, keep-alive) are idempotent: retried;
 //     writes (put, deleteRange, txn, compact, leaseGrant, leaseRevoke) carry this client's session
 //     (thesis §6.3: registered once, one seq per write, the same seq on every retry, ackedSeq = the
@@ -741,8 +742,18 @@ export class KvClient implements KvService {
   // -------------------------------------------------------------------------------------------
   // Calls, retries, sessions
 
-  private async invoke(op: NativeOp, kind: Kind, args: (attemptTimeoutMs: number) => readonly unknown[], onAttemptError?: (e: KvError) => void): Promise<unknown> {
-    const deadlineMs = Date.now() + this.timeoutMs;
+  /**
+   * One call with its retries until `callTimeoutMs` (default: the client's timeoutMs). `args` builds
+   * each attempt's arguments from the attempt's own deadline (told to the member).
+   */
+  private async invoke(
+    op: NativeOp,
+    kind: Kind,
+    args: (attemptTimeoutMs: number) => readonly unknown[],
+    onAttemptError?: (e: KvError) => void,
+    callTimeoutMs?: number,
+  ): Promise<unknown> {
+    const deadlineMs = Date.now() + (callTimeoutMs ?? this.timeoutMs);
     let backoffMs = 25;
     let retried = false;
     for (;;) {
@@ -828,30 +839,33 @@ export class KvClient implements KvService {
    * whose outcome is unknown it is thrown (retrying under a new session could apply it twice).
    */
   private async write<T>(op: NativeOp, opts: WriteOptions | undefined, args: (o: WriteOptions) => readonly unknown[]): Promise<T> {
-    {
-      if (opts?.session !== undefined) return (await this.invoke(op, 'write', (t) => args({ session: opts.session, timeoutMs: opts.timeoutMs ?? t }))) as T;
-      for (let renewals = 0; ; renewals++) {
-        const clientId = await this.clientId();
-        while (this.outstanding.size >= this.maxPendingWrites) await this.writeSlot();
-        const seq = this.nextSeq++;
-        this.outstanding.add(seq);
-        let maybeApplied = false;
-        try {
-          return (await this.invoke(
-            op,
-            'write',
-            (t) => args({ session: { clientId, seq, ackedSeq: this.ackedSeq } satisfies SessionRef, timeoutMs: opts?.timeoutMs ?? t }),
-            (err) => {
-              if (err.code === 'TIMEOUT' || err.code === 'LEADER_CHANGED' || (err instanceof ConnectionLost && err.sent)) maybeApplied = true;
-            },
-          )) as T;
-        } catch (e) {
-          const err = toKvError(e);
-          if (err.code !== 'SESSION_EXPIRED' || maybeApplied || renewals >= 1) throw err;
-          if (this.session !== null && (await this.session.catch(() => -1)) === clientId) this.session = null;
-        } finally {
-          this.settleSeq(seq);
-        }
+    const callMs = opts?.timeoutMs;
+    if (opts?.session !== undefined) {
+      const session = opts.session;
+      return (await this.invoke(op, 'write', (t) => args({ session, timeoutMs: t }), undefined, callMs)) as T;
+    }
+    for (let renewals = 0; ; renewals++) {
+      const clientId = await this.clientId();
+      while (this.outstanding.size >= this.maxPendingWrites) await this.writeSlot();
+      const seq = this.nextSeq++;
+      this.outstanding.add(seq);
+      let maybeApplied = false;
+      try {
+        return (await this.invoke(
+          op,
+          'write',
+          (t) => args({ session: { clientId, seq, ackedSeq: this.ackedSeq } satisfies SessionRef, timeoutMs: t }),
+          (err) => {
+            if (err.code === 'TIMEOUT' || err.code === 'LEADER_CHANGED' || (err instanceof ConnectionLost && err.sent)) maybeApplied = true;
+          },
+          callMs,
+        )) as T;
+      } catch (e) {
+        const err = toKvError(e);
+        if (err.code !== 'SESSION_EXPIRED' || maybeApplied || renewals >= 1) throw err;
+        if (this.session !== null && (await this.session.catch(() => -1)) === clientId) this.session = null;
+      } finally {
+        this.settleSeq(seq);
       }
     }
   }
@@ -865,15 +879,15 @@ export class KvClient implements KvService {
     this.ackedSeq = a;
   }
 
-  private async read<T>(op: NativeOp, kind: Kind, args: (attemptTimeoutMs: number) => readonly unknown[]): Promise<T> {
-    return (await this.invoke(op, kind, args)) as T;
+  private async read<T>(op: NativeOp, kind: Kind, args: (attemptTimeoutMs: number) => readonly unknown[], callTimeoutMs?: number): Promise<T> {
+    return (await this.invoke(op, kind, args, undefined, callTimeoutMs)) as T;
   }
 
   // -------------------------------------------------------------------------------------------
   // KvService
 
   range(req: RangeRequest, opts?: ReadOptions): Promise<Answer<RangeResult>> {
-    return this.read('range', 'read', (t) => [req, { timeoutMs: opts?.timeoutMs ?? t }]);
+    return this.read('range', 'read', (t) => [req, { timeoutMs: t }], opts?.timeoutMs);
   }
   put(req: PutRequest, opts?: WriteOptions): Promise<Answer<PutResult>> {
     return this.write('put', opts, (o) => [req, o]);
@@ -920,7 +934,7 @@ export class KvClient implements KvService {
   }
   /** Registers a new session on the store (the client's own writes use one it registers by itself). */
   registerSession(opts?: WriteOptions): Promise<Answer<{ readonly clientId: number }>> {
-    return this.read('registerSession', 'once', (t) => [{ timeoutMs: opts?.timeoutMs ?? t }]);
+    return this.read('registerSession', 'once', (t) => [{ timeoutMs: t }], opts?.timeoutMs);
   }
 
   /** Starts a watch; throws KvError BAD_REQUEST at once for a malformed request (as the service does). */
