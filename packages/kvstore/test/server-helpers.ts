@@ -37,7 +37,7 @@ export function tempRoot(prefix = 'ballot-kv-'): string {
   return d;
 }
 
-/** Flags for an n-member cluster on free loopback ports (fast ticks unless given). */
+/** Flags for an n-member cluster on free loopback ports (50 ms heartbeat, 500 ms election unless given). */
 export async function clusterSpecs(n: number, timing: { heartbeatIntervalMs?: number; electionTimeoutMs?: number } = {}, token = 'test-cluster'): Promise<KvServeOptions[]> {
   const ports = await freePorts(2 * n);
   const root = tempRoot();
@@ -56,8 +56,9 @@ export async function clusterSpecs(n: number, timing: { heartbeatIntervalMs?: nu
     initialCluster,
     initialClusterState: 'new',
     initialClusterToken: token,
-    heartbeatIntervalMs: timing.heartbeatIntervalMs ?? 20,
-    electionTimeoutMs: timing.electionTimeoutMs ?? 200,
+    // Fast, but not so fast that a busy 2-core machine's event-loop stalls look like lost leaders.
+    heartbeatIntervalMs: timing.heartbeatIntervalMs ?? 50,
+    electionTimeoutMs: timing.electionTimeoutMs ?? 500,
   }));
 }
 

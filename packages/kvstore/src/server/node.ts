@@ -61,7 +61,7 @@ import { PeerBook } from './peers.js';
 import { HeardTracker, QuorumWatch, quorumProblem } from './quorum.js';
 import { KvMetrics } from './metrics.js';
 import { NodeKvService } from './service.js';
-import { CLUSTER_PATH, HttpForwarder, handlePeerRequest, refuseStopping, type ClusterInfo } from './peer.js';
+import { CLUSTER_PATH, FORWARD_PATH, WsForwarder, attachForwardServer, handlePeerRequest, type ClusterInfo } from './peer.js';
 import { handleClientRequest, mountClientApis, type ClientApis } from './client.js';
 
 /** What <data-dir>/member.json keeps from the first start. */
@@ -104,7 +104,8 @@ export class KvNode {
     readonly book: PeerBook,
     private readonly transport: WsTransport,
     private readonly streamer: SnapshotStreamer,
-    private readonly forwarder: HttpForwarder,
+    private readonly forwarder: WsForwarder,
+    private readonly forwardServer: { close(): void },
     private readonly peerHttp: Server,
     private readonly clientHttp: Server,
     private readonly extraListeners: NetServer[],
@@ -310,7 +311,8 @@ export class KvNode {
       ...(extra.leaseCheckIntervalMs !== undefined ? { checkIntervalMs: extra.leaseCheckIntervalMs } : {}),
       logger: log.child({ component: 'lessor' }),
     });
-    const forwarder = new HttpForwarder(book, clusterId, 16_384, (r) => metrics.forwarded.inc({ result: r }));
+    const maxForwardFrameBytes = maxRequestBytes + 1024 * 1024;
+    const forwarder = new WsForwarder(book, clusterId, 16_384, 4 * maxForwardFrameBytes, (r) => metrics.forwarded.inc({ result: r }));
     let nodeRef: KvNode | null = null;
     const service = new NodeKvService({
       memberId,
@@ -335,10 +337,17 @@ export class KvNode {
       backup: () => writeBackup(smRef),
     });
     serviceRef = service;
+    const forwardServer = attachForwardServer(peerHttp, {
+      service,
+      clusterId,
+      maxFrameBytes: maxForwardFrameBytes,
+      maxInFlightPerConnection: 16_384,
+      logger: log.child({ component: 'forward' }),
+    });
     const apis = mountClientApis(clientHttp, service, { maxRequestBytes, logger: log.child({ component: 'api' }) });
 
     const node = new KvNode(
-      opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, transport, streamer, forwarder,
+      opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, transport, streamer, forwarder, forwardServer,
       peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, quorumWatch, clientUrls, peerUrls, metricsUrls,
     );
     nodeRef = node;
@@ -355,7 +364,7 @@ export class KvNode {
     for (const s of [peerHttp, clientHttp]) {
       s.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
         const path = new URL(req.url ?? '/', 'http://x').pathname;
-        const claimed = s === peerHttp ? path === '/raft' || path === SNAPSHOT_STREAM_PATH : apis.upgradePaths.includes(path);
+        const claimed = s === peerHttp ? path === '/raft' || path === SNAPSHOT_STREAM_PATH || path === FORWARD_PATH : apis.upgradePaths.includes(path);
         if (!claimed) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       });
     }
@@ -470,15 +479,10 @@ export class KvNode {
   private onPeerRequest(req: IncomingMessage, res: ServerResponse): void {
     if (this.closing) {
       req.resume();
-      refuseStopping(res);
+      res.writeHead(503, { 'content-type': 'text/plain', connection: 'close' }).end('the member is stopping\n');
       return;
     }
-    const handled = handlePeerRequest(req, res, {
-      service: this.serviceImpl,
-      clusterId: this.clusterId,
-      cluster: () => this.clusterInfo(),
-      maxBodyBytes: (this.opts.maxRequestBytes ?? 1.5 * 1024 * 1024) + 256 * 1024,
-    });
+    const handled = handlePeerRequest(req, res, { cluster: () => this.clusterInfo() });
     if (!handled) {
       req.resume();
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no such peer endpoint: ${req.url ?? ''}\n`);
@@ -554,6 +558,7 @@ export class KvNode {
       this.lessor.close();
       this.hub.close();
       await this.apis.close();
+      this.forwardServer.close();
       const closed = Promise.all([this.clientHttp, this.peerHttp].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of this.extraListeners) s.close();
       this.clientHttp.closeAllConnections();

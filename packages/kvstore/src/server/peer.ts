@@ -1,19 +1,25 @@
 // The peer listener's own endpoints (beside ws /raft, owned by WsTransport, and ws /snapshot,
 // owned by SnapshotStreamer):
 //
-//   POST /kv/forward   a follower's call for the leader (service.ts ForwardedCall), msgpack body;
-//                      answers msgpack { ok: true, answer } | { ok: false, code, message }.
-//   GET  /kv/cluster   JSON: cluster id, bootstrap configuration, members' peer URLs, leader —
-//                      what a member started with --initial-cluster-state existing reads first.
+//   ws  /kv/forward   followers' calls for the leader (service.ts ForwardedCall), pipelined:
+//                     frames msgpack { id, call } → { id, ok: true, answer } | { id, ok: false,
+//                     code, message }, answered in any order. One connection per follower and
+//                     leader, opened on first use (the ws upgrade carries the cluster id).
+//   GET /kv/cluster   JSON: cluster id, bootstrap configuration, members' peer URLs, leader —
+//                     what a member started with --initial-cluster-state existing reads first.
 //
-// Forwarding is one hop over a keep-alive HTTP agent (bounded sockets, bounded requests in flight
-// per member: past maxForwardsInFlight a request is refused with QUEUE_FULL). A request that
-// could not be delivered (connection refused) certainly did nothing: NO_LEADER. One whose
-// connection broke after it was sent may or may not have been applied: LEADER_CHANGED (the
-// client retries with its session for exactly-once).
+// Forwarding is one hop. Bounds: requests in flight per follower (maxForwardsInFlight; past it
+// QUEUE_FULL at once) and per incoming connection on the leader (the same bound; past it the
+// leader answers QUEUE_FULL), frame size (maxFrameBytes). Outcomes: a call that could not be sent
+// (no connection) certainly did nothing: NO_LEADER. A call sent on a connection that then broke
+// may or may not have been applied: LEADER_CHANGED (a client retries with its session for
+// exactly-once). No answer by the deadline: TIMEOUT (outcome unknown).
 
-import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Packr } from 'msgpackr';
+import type { Logger } from 'pino';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { ClusterConfig, NodeId } from '@ballot/raft';
 import { ETCD_MESSAGES, KvError, toKvError, type KvErrorCode } from '../errors.js';
 import type { Answer } from '../types.js';
@@ -22,6 +28,8 @@ import type { PeerBook } from './peers.js';
 
 export const FORWARD_PATH = '/kv/forward';
 export const CLUSTER_PATH = '/kv/cluster';
+/** The upgrade header carrying the sender's cluster id (a member of another cluster is refused). */
+export const CLUSTER_HEADER = 'x-ballot-cluster';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -38,141 +46,219 @@ export interface ClusterInfo {
   readonly leader: NodeId | null;
 }
 
-export class HttpForwarder implements Forwarder {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+interface PendingForward {
+  readonly resolve: (answer: Answer<unknown>) => void;
+  readonly reject: (e: KvError) => void;
+  readonly deadlineMs: number;
+}
+
+interface ForwardLink {
+  readonly ws: WebSocket;
+  readonly opened: Promise<void>;
+  readonly pending: Map<number, PendingForward>;
+}
+
+/** The follower's side: one pipelined ws connection to the leader's peer URL. */
+export class WsForwarder implements Forwarder {
+  private readonly links = new Map<string, ForwardLink>();
+  private nextId = 1;
   private inFlight = 0;
+  private sweeper: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(
     private readonly book: PeerBook,
     private readonly clusterId: string,
     private readonly maxForwardsInFlight = 16_384,
+    private readonly maxFrameBytes = 64 * 1024 * 1024,
     private readonly onResult: (result: 'ok' | 'failed') => void = () => undefined,
   ) {}
 
   async forward(leader: NodeId, call: ForwardedCall, timeoutMs: number): Promise<Answer<unknown>> {
     const base = this.book.baseUrl(leader);
-    if (base === undefined) throw new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (the leader ${leader}'s peer URL is unknown here)`);
+    if (base === undefined || this.closed) throw new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (the leader ${leader}'s peer URL is unknown here)`);
     if (this.inFlight >= this.maxForwardsInFlight) throw new KvError('QUEUE_FULL', `${this.inFlight} requests are already being forwarded to the leader`);
     this.inFlight++;
     try {
-      const reply = await this.post(`${base}${FORWARD_PATH}`, packr.pack(call), timeoutMs);
-      if (reply.ok) {
-        this.onResult('ok');
-        return reply.answer;
-      }
-      this.onResult('failed');
-      throw new KvError(reply.code, reply.message);
+      const answer = await this.send(`${base.replace(/^http/, 'ws')}${FORWARD_PATH}`, call, timeoutMs);
+      this.onResult('ok');
+      return answer;
     } catch (e) {
-      if (!(e instanceof KvError)) this.onResult('failed');
+      this.onResult('failed');
       throw toKvError(e);
     } finally {
       this.inFlight--;
     }
   }
 
-  private post(url: string, body: Uint8Array, timeoutMs: number): Promise<ForwardReply> {
-    return new Promise<ForwardReply>((resolve, reject) => {
-      let sent = false;
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          agent: this.agent,
-          headers: { 'content-type': 'application/msgpack', 'content-length': body.byteLength, 'x-ballot-cluster': this.clusterId },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => reject(new KvError('LEADER_CHANGED', `${ETCD_MESSAGES.LEADER_CHANGED} (the forwarded request's answer was cut: ${e.message}; its outcome is unknown)`)));
-          res.on('end', () => {
-            try {
-              const v = packr.unpack(Buffer.concat(chunks)) as ForwardReply;
-              if (typeof v !== 'object' || v === null || typeof v.ok !== 'boolean') throw new Error('malformed reply');
-              resolve(v);
-            } catch (e) {
-              reject(new KvError('INTERNAL', `the leader answered a forwarded request with HTTP ${res.statusCode} and an unreadable body: ${(e as Error).message}`));
-            }
-          });
-        },
-      );
-      req.setTimeout(timeoutMs, () => {
-        req.destroy(new KvError('TIMEOUT', `${ETCD_MESSAGES.TIMEOUT} (forwarded to the leader, no answer within ${timeoutMs} ms; its outcome is unknown)`));
-      });
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        if (e instanceof KvError) return reject(e);
-        if (!sent || e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH') {
-          return reject(new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (the leader is unreachable: ${e.code ?? e.message})`));
-        }
-        reject(new KvError('LEADER_CHANGED', `${ETCD_MESSAGES.LEADER_CHANGED} (connection to the leader lost after the request was sent: ${e.code ?? e.message}; its outcome is unknown)`));
-      });
-      req.on('finish', () => (sent = true));
-      req.end(body);
+  private link(url: string): ForwardLink {
+    const existing = this.links.get(url);
+    if (existing !== undefined && existing.ws.readyState <= WebSocket.OPEN) return existing;
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.maxFrameBytes, headers: { [CLUSTER_HEADER]: this.clusterId } });
+    const pending = new Map<number, PendingForward>();
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', (e) => reject(e));
+    });
+    opened.catch(() => undefined);
+    const link: ForwardLink = { ws, opened, pending };
+    ws.on('message', (data: RawData) => {
+      let reply: ForwardReply & { readonly id: number };
+      try {
+        reply = packr.unpack(toBuffer(data)) as ForwardReply & { readonly id: number };
+      } catch {
+        ws.terminate();
+        return;
+      }
+      const p = pending.get(reply.id);
+      if (p === undefined) return; // timed out meanwhile
+      pending.delete(reply.id);
+      if (reply.ok) p.resolve(reply.answer);
+      else p.reject(new KvError(reply.code, reply.message));
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', () => {
+      if (this.links.get(url) === link) this.links.delete(url);
+      for (const p of pending.values()) {
+        p.reject(new KvError('LEADER_CHANGED', `${ETCD_MESSAGES.LEADER_CHANGED} (the connection to the leader closed with the request in flight; its outcome is unknown)`));
+      }
+      pending.clear();
+    });
+    this.links.set(url, link);
+    return link;
+  }
+
+  private async send(url: string, call: ForwardedCall, timeoutMs: number): Promise<Answer<unknown>> {
+    const link = this.link(url);
+    try {
+      await link.opened;
+    } catch (e) {
+      if (this.links.get(url) === link) this.links.delete(url);
+      throw new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (the leader is unreachable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (link.ws.readyState !== WebSocket.OPEN) throw new KvError('NO_LEADER', `${ETCD_MESSAGES.NO_LEADER} (the connection to the leader is closing)`);
+    const id = this.nextId++;
+    const frame = packr.pack({ id, call });
+    if (frame.byteLength > this.maxFrameBytes) throw new KvError('REQUEST_TOO_LARGE', `${ETCD_MESSAGES.REQUEST_TOO_LARGE} (forwarded frame of ${frame.byteLength} bytes)`);
+    return new Promise<Answer<unknown>>((resolve, reject) => {
+      link.pending.set(id, { resolve, reject, deadlineMs: Date.now() + timeoutMs });
+      this.ensureSweeper();
+      link.ws.send(frame);
     });
   }
 
+  /** Fails forwarded calls past their deadline (TIMEOUT: the outcome is unknown). */
+  private ensureSweeper(): void {
+    if (this.sweeper !== null) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      let any = false;
+      for (const link of this.links.values()) {
+        for (const [id, p] of link.pending) {
+          any = true;
+          if (p.deadlineMs > now) continue;
+          link.pending.delete(id);
+          p.reject(new KvError('TIMEOUT', `${ETCD_MESSAGES.TIMEOUT} (forwarded to the leader, no answer in time; its outcome is unknown)`));
+        }
+      }
+      if (!any && this.sweeper !== null) {
+        clearInterval(this.sweeper);
+        this.sweeper = null;
+      }
+    }, 100);
+    this.sweeper.unref();
+  }
+
   close(): void {
-    this.agent.destroy();
+    this.closed = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const link of this.links.values()) link.ws.terminate();
+    this.links.clear();
   }
 }
 
-/** Handles the peer listener's own routes; returns false for anything else. */
-export function handlePeerRequest(
-  req: IncomingMessage,
-  res: ServerResponse,
-  ctx: { readonly service: NodeKvService; readonly clusterId: string; readonly cluster: () => ClusterInfo; readonly maxBodyBytes: number },
-): boolean {
-  const path = new URL(req.url ?? '/', 'http://peer').pathname;
-  if (path === CLUSTER_PATH && req.method === 'GET') {
-    const body = JSON.stringify(ctx.cluster());
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-    return true;
-  }
-  if (path !== FORWARD_PATH || req.method !== 'POST') return false;
-  const reply = (r: ForwardReply, status = 200): void => {
-    const bytes = packr.pack(r);
-    if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/msgpack', 'content-length': bytes.byteLength });
-    res.end(bytes);
-  };
-  const fail = (e: unknown): void => {
-    const k = toKvError(e);
-    reply({ ok: false, code: k.code, message: k.message });
-  };
-  if (req.headers['x-ballot-cluster'] !== ctx.clusterId) {
-    req.resume();
-    fail(new KvError('BAD_REQUEST', `forwarded request from another cluster (${String(req.headers['x-ballot-cluster'])}, this is ${ctx.clusterId})`));
-    return true;
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  req.on('data', (c: Buffer) => {
-    size += c.length;
-    if (size > ctx.maxBodyBytes) {
-      tooLarge = true;
+/**
+ * The leader's side: accepts ws /kv/forward upgrades from members of this cluster and answers
+ * every call with handleForwarded (which never forwards again). Returns a close function.
+ */
+export function attachForwardServer(
+  server: Server,
+  ctx: { readonly service: NodeKvService; readonly clusterId: string; readonly maxFrameBytes: number; readonly maxInFlightPerConnection: number; readonly logger?: Logger },
+): { close(): void } {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: ctx.maxFrameBytes });
+  let closing = false;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (new URL(req.url ?? '/', 'http://peer').pathname !== FORWARD_PATH) return;
+    if (closing || req.headers[CLUSTER_HEADER] !== ctx.clusterId) {
+      socket.end(`HTTP/1.1 ${closing ? '503 Service Unavailable' : '403 Forbidden'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
-    chunks.push(c);
+    wss.handleUpgrade(req, socket, head, (ws) => serveForwards(ws, ctx));
   });
-  req.on('end', () => {
-    if (tooLarge) return fail(new KvError('REQUEST_TOO_LARGE', `${ETCD_MESSAGES.REQUEST_TOO_LARGE} (forwarded body of ${size} bytes)`));
-    let call: ForwardedCall;
+  return {
+    close(): void {
+      closing = true;
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+function serveForwards(ws: WebSocket, ctx: { readonly service: NodeKvService; readonly maxInFlightPerConnection: number; readonly logger?: Logger }): void {
+  let inFlight = 0;
+  const reply = (id: number, r: ForwardReply): void => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(packr.pack({ id, ...r }));
+  };
+  const fail = (id: number, e: unknown): void => {
+    const k = toKvError(e);
+    reply(id, { ok: false, code: k.code, message: k.message });
+  };
+  ws.on('error', (e) => ctx.logger?.debug({ err: e.message }, 'forward connection error'));
+  ws.on('message', (data: RawData) => {
+    let frame: { id: number; call: ForwardedCall };
     try {
-      const v = packr.unpack(Buffer.concat(chunks)) as ForwardedCall;
-      if (typeof v !== 'object' || v === null || !FORWARD_METHODS.has(v.method) || !Array.isArray(v.args)) throw new Error('not a forwarded call');
-      call = v;
+      frame = packr.unpack(toBuffer(data)) as { id: number; call: ForwardedCall };
+      if (typeof frame !== 'object' || frame === null || !Number.isSafeInteger(frame.id)) throw new Error('no request id');
     } catch (e) {
-      return fail(new KvError('BAD_REQUEST', `malformed forwarded request: ${(e as Error).message}`));
+      // Without an id nothing can be answered: the peer is broken; drop its connection.
+      ctx.logger?.warn({ err: (e as Error).message }, 'malformed forward frame: closing that connection');
+      ws.close(1007, 'malformed forward frame');
+      return;
     }
-    ctx.service.handleForwarded(call).then((answer) => reply({ ok: true, answer }), fail);
+    const { id, call } = frame;
+    if (typeof call !== 'object' || call === null || !FORWARD_METHODS.has(call.method) || !Array.isArray(call.args)) {
+      return fail(id, new KvError('BAD_REQUEST', 'malformed forwarded request: not a forwarded call'));
+    }
+    if (inFlight >= ctx.maxInFlightPerConnection) return fail(id, new KvError('QUEUE_FULL', `${inFlight} forwarded requests already in flight on this connection`));
+    inFlight++;
+    ctx.service.handleForwarded(call).then(
+      (answer) => {
+        inFlight--;
+        reply(id, { ok: true, answer });
+      },
+      (e: unknown) => {
+        inFlight--;
+        fail(id, e);
+      },
+    );
   });
-  req.on('error', () => undefined);
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** Handles the peer listener's own HTTP routes; returns false for anything else. */
+export function handlePeerRequest(req: IncomingMessage, res: ServerResponse, ctx: { readonly cluster: () => ClusterInfo }): boolean {
+  const path = new URL(req.url ?? '/', 'http://peer').pathname;
+  if (path !== CLUSTER_PATH || req.method !== 'GET') return false;
+  req.resume();
+  const body = JSON.stringify(ctx.cluster());
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
   return true;
 }
 
-/** A stopping member's answer on the peer listener: nothing was done (STOPPED), in the forward reply's format. */
-export function refuseStopping(res: ServerResponse): void {
-  const bytes = packr.pack({ ok: false, code: 'STOPPED', message: 'the leader is stopping; nothing was proposed' } satisfies ForwardReply);
-  res.writeHead(503, { 'content-type': 'application/msgpack', 'content-length': bytes.byteLength, connection: 'close' });
-  res.end(bytes);
-}
