@@ -654,13 +654,14 @@ export class KvStateMachine
   }
 
   /**
-   * Every revision in [fromRevision, toRevision ?? current], in order, one RevisionEvents each (watch
+   * Every revision in [fromRevision, min(toRevision, current)], in order, one RevisionEvents each (watch
    * catch-up). KvError COMPACTED if fromRevision < compactedRevision (etcd's rule: the compaction
    * revision itself is kept whole and can be replayed). prevKv is filled when
    * `withPrevKv` (default) and the previous version is still retained.
    */
   history(fromRevision: number, toRevision?: number, withPrevKv = true): AsyncIterable<RevisionEvents> {
-    const to = toRevision ?? this.store.revision;
+    // Capped at the current revision: everything up to it is on disk once pending batches are written.
+    const to = Math.min(toRevision ?? this.store.revision, this.store.revision);
     const from = Math.max(1, fromRevision);
     if (from < this.store.compactedRevision) throw new KvError('COMPACTED', ETCD_MESSAGES.COMPACTED);
     return this.historyOf(from, to, withPrevKv);
