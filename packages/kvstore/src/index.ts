@@ -18,3 +18,4 @@ export { runKvServe } from './server/run.js';
 export { parseKvServeFlags, registerKvServeCommand, KvUsageError, KV_SERVE_DEFAULTS, type KvServeOptions } from './server/flags.js';
 export { computeMemberId, computeClusterId } from './server/ids.js';
 export { writeBackup, readBackup, restoreBackupInto, type BackupHeader } from './state/backup.js';
+export { writableStreamSink, webSocketSink, DEFAULT_SINK_HIGH_WATER_BYTES, type BufferedSocket } from './watch/sinks.js';
