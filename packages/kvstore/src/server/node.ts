@@ -23,7 +23,7 @@
 // driver hands it again at or below that index are skipped, not re-applied (metric
 // ballot_kv_apply_entries_total{kind="skipped"} and the "store opened" / "caught up" log lines).
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { randomInt } from 'node:crypto';
@@ -623,8 +623,15 @@ async function loadOrCreateIdentity(opts: KvServeOptions, memberId: string, log:
       peers: { ...info.peers },
     };
   }
+  // Durable before anything depends on it: temp file, fsync, rename (then the Raft log's own meta).
   const tmp = `${file}.tmp`;
-  await writeFile(tmp, JSON.stringify(identity, null, 2));
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(JSON.stringify(identity, null, 2));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   await rename(tmp, file);
   return identity;
 }
