@@ -3,7 +3,10 @@
 // The lease records (id, granted TTL, attached keys) are state-machine state, the same on every
 // replica. Time is not: only the leader keeps deadlines, and when one passes it proposes
 // `leaseRevoke { expired: true }` through the Raft log, so every replica deletes the keys at the
-// same log position (deterministic; issue 4). Deadlines are volatile and leader-local:
+// same log position (deterministic; issue 4). It is the thesis's rule for expiring client sessions
+// (Ongaro, §6.3): replicas must agree on when something expires, so the decision is made once and
+// travels through the log instead of each replica reading its own clock. Deadlines are volatile
+// and leader-local:
 //   - on becoming leader, every lease's deadline is now + its full TTL: a new leader extends the
 //     remaining TTLs rather than expiring leases because of the election (a client had no leader
 //     to send keep-alives to meanwhile; etcd's lessor Promote does the same);
