@@ -19,6 +19,7 @@ describe('ballot kv cluster', () => {
     expect(out).toContain(`data and logs in ${c.dataDir}`);
     expect(out).toMatch(/m1 ready at http:\/\/127\.0\.0\.1:\d+ \(\d\/3\)/);
     expect(out).toContain('npx ballot kv put hello world --endpoints');
+    expect(out).toMatch(/leader: m[123] \(member id [0-9a-f]{16}, term \d+\)/);
     for (const e of c.endpoints) expect((await fetch(`${e}/health`)).status).toBe(200);
     for (const m of ['m1', 'm2', 'm3']) expect(existsSync(join(c.dataDir, m))).toBe(true);
     expect(c.memberPids.every(isAlive)).toBe(true);

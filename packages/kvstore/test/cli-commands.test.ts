@@ -48,7 +48,7 @@ interface JsonHeader {
 }
 
 describe('ballot kv commands against a 3-member cluster', () => {
-  it('put, get and del in the simple and JSON formats, with prefixes, prev-kv, revisions and limits', async () => {
+  it('put and get in the simple and JSON formats, with prefixes, prev-kv, revisions, limits, order and stdin values', async () => {
     expect((await kv(['put', 'fruit/apple', 'red'])).stdout).toBe('OK\n');
     expect((await kv(['put', 'fruit/banana', 'yellow'])).stdout).toBe('OK\n');
     expect((await kv(['put', 'fruit/apple', 'green', '--prev-kv'])).stdout).toBe('OK\nfruit/apple\nred\n');
@@ -75,6 +75,10 @@ describe('ballot kv commands against a 3-member cluster', () => {
     // Historical read: the revision that created apple still shows "red".
     expect((await kv(['get', 'fruit/apple', '--rev', String(apple.create_revision)])).stdout).toBe('fruit/apple\nred\n');
 
+  });
+
+  it('put --prev-kv and del in JSON, del in simple, etcdctl environment variables, get as a table', async () => {
+    const g = await kvJson<{ header: JsonHeader }>(['get', 'fruit/banana']);
     const put = await kvJson<{ header: JsonHeader; prev_kv?: JsonKv }>(['put', 'fruit/banana', 'brown', '--prev-kv']);
     expect(put.prev_kv).toMatchObject({ key: b64('fruit/banana'), value: b64('yellow') });
     expect(put.header.revision).toBeGreaterThan(g.header.revision);

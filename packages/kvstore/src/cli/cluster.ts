@@ -11,6 +11,8 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ChildGroup, freePorts, tailLines, type Child } from '@ballot/raft';
 
+import { KvClient } from '../client/client.js';
+
 export interface KvClusterOptions {
   readonly members: number;
   readonly dataDir: string;
@@ -113,6 +115,30 @@ async function layoutFor(dataRoot: string, n: number, basePort: number | undefin
   return members;
 }
 
+/** "  leader: m2 (id ..., term N)" once the members agree on one, or null after timeoutMs. */
+async function findLeader(specs: readonly MemberSpec[], timeoutMs: number): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
+  let client: KvClient | null = null;
+  try {
+    client = await KvClient.connect({ endpoints: specs.map((s) => s.clientUrl), timeoutMs, preferLeader: false });
+    while (Date.now() < deadline) {
+      const st = await client.status().catch(() => null);
+      if (st !== null && st.result.leader !== '') {
+        // The leader's name shows once it has published itself (its first entry as a member).
+        const members = await client.memberList().catch(() => null);
+        const name = members?.result.members.find((m) => m.id === st.result.leader)?.name ?? '';
+        if (name !== '') return `  leader: ${name} (member id ${st.result.leader}, term ${st.result.raftTerm})`;
+      }
+      await sleep(200);
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    await client?.close().catch(() => undefined);
+  }
+}
+
 export async function runKvCluster(o: KvClusterOptions): Promise<never> {
   const dataRoot = resolve(o.dataDir);
   mkdirSync(dataRoot, { recursive: true });
@@ -209,6 +235,11 @@ export async function runKvCluster(o: KvClusterOptions): Promise<never> {
       }),
     );
     if (ready.size < n) await sleep(200);
+  }
+
+  if (!stopping) {
+    const leader = await findLeader(specs, 10_000);
+    say(leader ?? '  no leader elected yet (the members keep trying; see their logs)');
   }
 
   if (!stopping) {
