@@ -274,6 +274,35 @@ describe('native protocol against a 1-member KvNode', () => {
     await new Promise<void>((r) => http.close(() => r()));
   });
 
+  it('a member bounds requests in flight and watches per connection (QUEUE_FULL), the rest are served', async () => {
+    const http: Server = createServer();
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const port = (http.address() as { port: number }).port;
+    const native = attachNativeServer(http, cluster.nodes[0]!.service, { maxInFlight: 3, maxWatches: 1 });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${NATIVE_PATH}`);
+    const messages: Record<string, unknown>[] = [];
+    ws.on('message', (d: Buffer) => messages.push(...(unpackMultiple(d) as Record<string, unknown>[])));
+    await new Promise((r) => ws.once('open', r));
+    try {
+      const puts = Array.from({ length: 10 }, (_, i) => pack({ id: i + 1, op: 'put', args: [{ key: enc(`b/${i}`), value: enc('v') }] }));
+      ws.send(Buffer.concat(puts)); // one frame: ten requests arrive at once
+      ws.send(Buffer.concat([pack({ id: 20, op: 'watch', args: [{ key: enc('b/0') }] }), pack({ id: 21, op: 'watch', args: [{ key: enc('b/1') }] })]));
+      await until(() => messages.filter((m) => typeof m['id'] === 'number' && (m['id'] as number) <= 10).length === 10 && messages.some((m) => m['id'] === 21), 'answers');
+      const answers = messages.filter((m) => (m['id'] as number) <= 10);
+      expect(answers.filter((m) => m['ok'] === true)).toHaveLength(3);
+      expect(answers.filter((m) => m['code'] === 'QUEUE_FULL')).toHaveLength(7);
+      expect(messages.find((m) => m['id'] === 21)).toMatchObject({ ok: false, code: 'QUEUE_FULL' });
+      expect(messages.find((m) => m['id'] === 20)).toMatchObject({ watch: { created: true } });
+      // exactly the three accepted puts were applied
+      const r = await client.range({ ...prefixRange('b/'), countOnly: true });
+      expect(r.result.count).toBe(3);
+    } finally {
+      ws.terminate();
+      await native.close();
+      await new Promise<void>((r) => http.close(() => r()));
+    }
+  });
+
   it('close() leaves no timer of the client behind', async () => {
     // Track the timers created from client.ts (by stack) until they fire or are cleared.
     const live = new Set<unknown>();
