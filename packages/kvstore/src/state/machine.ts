@@ -48,7 +48,7 @@ import { keyBytes, keyString, toKeyRange, type KeyString } from '../mvcc/keys.js
 import { MvccStore, StaleStoreError, packr, type RevisionWriter } from '../mvcc/store.js';
 import { WriteBehind, type Db } from '../mvcc/write-behind.js';
 import { decodeCommand, validateCommand } from './codec.js';
-import { readSnapshotFrames, writeSnapshotFrames } from './snapshot.js';
+import { SNAPSHOT_FRAME_BYTES, readSnapshotFrames, writeSnapshotFrames } from './snapshot.js';
 
 export interface KvStateMachineOptions {
   /** LevelDB folder of the store (the server uses <data-dir>/kv). */
@@ -716,7 +716,7 @@ export class KvStateMachine
     const header = { ...this.meta(), index: at.index, term: at.term };
     const ready = this.wb.whenWritten(seq).then(
       () => {
-        const it = this.db.iterator();
+        const it = this.db.iterator({ highWaterMarkBytes: SNAPSHOT_FRAME_BYTES });
         release();
         return it;
       },

@@ -6,8 +6,8 @@
 //
 // Each frame is a 4-byte big-endian length and that many bytes of msgpack. The consumer may cut
 // the stream into chunks anywhere (files, sockets): readSnapshotFrames reassembles the frames.
-// Memory stays bounded on both sides: the writer holds one page of the LevelDB iterator and one
-// frame of at most ~frameBytes; the reader one frame plus one chunk.
+// Memory stays bounded on both sides: the writer holds one page of the LevelDB iterator (at most
+// 1000 records or about SNAPSHOT_FRAME_BYTES) and its frame; the reader one frame plus one chunk.
 
 import { KvError } from '../errors.js';
 import { packr } from '../mvcc/store.js';
@@ -21,8 +21,10 @@ export interface SnapshotImageHeader {
   readonly clockMs: number;
 }
 
-/** A frame grows to about this size before it is emitted (a single larger record goes alone). */
-const FRAME_BYTES = 256 * 1024;
+/** Records per iterator page, hence per frame (the iterator also stops a page at FRAME_BYTES). */
+const PAGE_RECORDS = 1000;
+/** The iterator's byte budget per page: frames stay about this big (a single larger record goes alone). */
+export const SNAPSHOT_FRAME_BYTES = 512 * 1024;
 /** Chunks handed to the consumer are at most this big. */
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Refuse frames larger than this when reading (a corrupt length must not allocate gigabytes). */
@@ -53,25 +55,15 @@ export async function* writeSnapshotFrames(
   const it = await iterator;
   try {
     yield frame(packr.pack(header));
-    let pairs: [Uint8Array, Uint8Array][] = [];
-    let bytes = 0;
     let total = 0;
     for (;;) {
-      const page = await it.nextv(1000);
+      // One page of the iterator (at most PAGE_RECORDS records, about its byte budget) is one frame.
+      const page = await it.nextv(PAGE_RECORDS);
       if (page.length === 0) break;
-      for (const [k, v] of page) {
-        if (Buffer.compare(k, skipKey) === 0) continue;
-        pairs.push([k, v]);
-        bytes += k.length + v.length + 8;
-        total++;
-        if (bytes >= FRAME_BYTES) {
-          yield* chunks(frame(packr.pack(pairs)));
-          pairs = [];
-          bytes = 0;
-        }
-      }
+      const pairs = page.filter(([k]) => !(k.length === skipKey.length && Buffer.compare(k, skipKey) === 0));
+      total += pairs.length;
+      if (pairs.length > 0) yield* chunks(frame(packr.pack(pairs)));
     }
-    if (pairs.length > 0) yield* chunks(frame(packr.pack(pairs)));
     yield frame(packr.pack({ end: true, pairs: total }));
   } finally {
     await it.close();
