@@ -150,6 +150,12 @@ describe('ballot kv commands against a 3-member cluster', () => {
     expect((await kv(['lease', 'list'])).stdout).toContain(`${id}\n`);
     const list = await kvJson<{ leases: { id: number }[] }>(['lease', 'list']);
     expect(list.leases.map((l) => l.id)).toContain(Number.parseInt(id, 16));
+    // Without --once it renews (every TTL/3) until SIGINT, then exits 0.
+    const short = /^lease ([0-9a-f]{16})/.exec((await kv(['lease', 'grant', '2'])).stdout)![1]!;
+    const ka = start(['kv', 'lease', 'keep-alive', short, '--endpoints', ep]);
+    await ka.waitFor(new RegExp(`(lease ${short} keepalived with TTL\\(2\\)\n){2}`), 20_000);
+    ka.child.kill('SIGINT');
+    expect(await ka.exited).toBe(0);
     expect((await kv(['lease', 'revoke', id])).stdout).toBe(`lease ${id} revoked\n`);
     expect((await kv(['get', 'leased/k', '--count-only'])).stdout).toBe('0\n');
     expect((await kv(['lease', 'timetolive', id])).stdout).toBe(`lease ${id} already expired\n`);
