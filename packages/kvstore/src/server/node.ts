@@ -187,7 +187,10 @@ export class KvNode {
 
     // --- Listeners (bound before Raft starts so the URLs are known; requests wait for `node`).
     const peerHttp = createServer();
-    const clientHttp = createServer();
+    // No whole-request deadline on the client listener: /v3/watch and /v3/lease/keepalive are long
+    // POSTs whose bodies stay open for as long as the client watches (Node's default would cut them
+    // after 300 s). Bodies are bounded by size in the gateway instead.
+    const clientHttp = createServer({ requestTimeout: 0 });
     const extraListeners: NetServer[] = [];
     const metricsHttp = opts.listenMetricsUrls !== undefined && opts.listenMetricsUrls.length > 0 ? createServer() : null;
     let peerUrls: string[];
