@@ -303,6 +303,27 @@ describe('native protocol against a 1-member KvNode', () => {
     }
   });
 
+  it('a client that does not read its answers is disconnected at the buffered-bytes bound', async () => {
+    await client.put({ key: enc('big/v'), value: new Uint8Array(200 * 1024) });
+    const http: Server = createServer();
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const port = (http.address() as { port: number }).port;
+    const native = attachNativeServer(http, cluster.nodes[0]!.service, { maxBufferedBytes: 1024 * 1024 });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${NATIVE_PATH}`);
+    await new Promise((r) => ws.once('open', r));
+    try {
+      // Stop reading (the test plays a stuck client), then ask for ~40 MB of answers.
+      (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      for (let i = 0; i < 200; i++) ws.send(pack({ id: i + 1, op: 'range', args: [{ key: enc('big/v'), serializable: true }] }));
+      await until(() => native.connections === 0, 'the member to drop the stuck client', 10_000);
+      expect((await client.status()).result.errors).toEqual([]);
+    } finally {
+      ws.terminate();
+      await native.close();
+      await new Promise<void>((r) => http.close(() => r()));
+    }
+  });
+
   it('close() leaves no timer of the client behind', async () => {
     // Track the timers created from client.ts (by stack) until they fire or are cleared.
     const live = new Set<unknown>();
