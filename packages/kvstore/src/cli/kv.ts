@@ -98,7 +98,7 @@ function out(text: string): void {
 }
 
 /** The message of any failure, without a stack: etcdctl's "Error: ..." line. */
-function describe(e: unknown): string {
+function messageOf(e: unknown): string {
   if (e instanceof KvError) return e.message;
   if (e instanceof Error) return e.message;
   return String(e);
@@ -132,7 +132,7 @@ async function run(o: ClientFlags, body: (client: () => Promise<CliClient>, c: C
   } catch (e) {
     await close();
     if (e instanceof UsageError) exitWith(EXIT_CODES.USAGE, e.message);
-    exitWith(EXIT_CODES.FAILURE, describe(e));
+    exitWith(EXIT_CODES.FAILURE, messageOf(e));
   }
   await close();
 }
@@ -457,7 +457,7 @@ export function registerKvCommands(program: Command): Command {
               await client.close().catch(() => undefined);
             }
           } catch (e) {
-            failures.push(`${endpoint}: ${describe(e)}`);
+            failures.push(`${endpoint}: ${messageOf(e)}`);
           }
         }
         if (list.length > 0) out(formatStatus(list, c.fmt));
@@ -549,7 +549,7 @@ export function registerKvCommands(program: Command): Command {
         );
       } catch (e) {
         if (e instanceof UsageError) exitWith(EXIT_CODES.USAGE, e.message);
-        exitWith(EXIT_CODES.FAILURE, describe(e));
+        exitWith(EXIT_CODES.FAILURE, messageOf(e));
       }
     });
 
