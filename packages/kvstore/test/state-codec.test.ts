@@ -139,6 +139,8 @@ describe('validateCommand', () => {
     expect(codeOf(() => validateCommand(txn([{ range: { key: te('a'), limit: -1 } }])))).toBe('BAD_REQUEST');
     expect(codeOf(() => validateCommand({ op: 'put', req: { key: te('k'), value: new Uint8Array(LIMITS.maxRequestBytes + 1) } }))).toBe('REQUEST_TOO_LARGE');
     expect(codeOf(() => validateCommand({ op: 'leaseGrant', id: 0, ttlSec: LIMITS.maxLeaseTtlSec + 1 }))).toBe('LEASE_TTL_TOO_LARGE');
+    expect(codeOf(() => validateCommand({ op: 'put', req: { key: te('k'), value: te('v'), ignoreValue: true } }))).toBe('BAD_REQUEST');
+    expect(codeOf(() => validateCommand({ op: 'put', req: { key: te('k'), value: te(''), lease: 3, ignoreLease: true } }))).toBe('BAD_REQUEST');
     for (const cmd of samples) expect(codeOf(() => validateCommand(cmd))).toBeNull();
   });
 });

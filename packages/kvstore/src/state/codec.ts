@@ -290,6 +290,9 @@ function checkKey(key: Uint8Array): void {
 function checkPut(p: PutRequest): void {
   checkKey(p.key);
   if (p.lease !== undefined && p.lease < 0) throw bad('lease id must not be negative');
+  // etcd refuses a value or lease given together with the flag that says to keep the old one.
+  if (p.ignoreValue && p.value.length > 0) throw bad('etcdserver: value is provided');
+  if (p.ignoreLease && (p.lease ?? 0) !== 0) throw bad('etcdserver: lease is provided');
 }
 
 function checkRange(r: RangeRequest): void {
