@@ -9,8 +9,8 @@
 // - requests in flight per connection: maxInFlight; more are answered QUEUE_FULL (the client
 //   library never sends more than that, so only foreign clients see it);
 // - watches per connection: maxWatches; more are answered QUEUE_FULL;
-// - bytes queued to a client that does not read: maxBufferedBytes; above it the connection is
-//   terminated (its watches are canceled; a KvClient resumes them from where it was);
+// - bytes queued to a client that does not read: maxBufferedBytes (plus the frame being sent);
+//   above it the connection is terminated (its watches are canceled; a KvClient resumes them from where it was);
 // - a response larger than maxResponseFrameBytes is replaced by a REQUEST_TOO_LARGE error;
 // - liveness: a ping every keepAliveMs; no pong by the next one terminates the connection.
 // Watches are flow-controlled (the hub's FlowControlledSink): while more than watchHighWaterBytes
@@ -45,7 +45,7 @@ export interface NativeServerOptions {
   readonly maxInFlight?: number;
   /** Default 10 000 (the hub has its own global bound). */
   readonly maxWatches?: number;
-  /** Default 64 MiB. */
+  /** Bytes queued to the client (before the next frame) above which it is disconnected. Default 16 MiB. */
   readonly maxBufferedBytes?: number;
   /** Bytes queued in the socket above which watch sinks report congestion. Default 1 MiB. */
   readonly watchHighWaterBytes?: number;
@@ -102,13 +102,16 @@ class Connection {
 
   private sendFrame(frame: Buffer): void {
     if (this.closed) return;
-    const congested = this.drainListeners.size > 0 && !this.drainCheckPending;
-    if (congested) this.drainCheckPending = true;
-    this.ws.send(frame, congested ? () => this.checkDrain() : undefined);
+    // The bound applies to what is already queued: one frame (at most maxResponseFrameBytes) may
+    // always go out on top of it, so a large answer alone never trips it.
     if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.log?.warn({ remote: this.remote, bufferedBytes: this.ws.bufferedAmount }, 'native client does not read its answers: closing the connection');
       this.ws.terminate();
+      return;
     }
+    const congested = this.drainListeners.size > 0 && !this.drainCheckPending;
+    if (congested) this.drainCheckPending = true;
+    this.ws.send(frame, congested ? () => this.checkDrain() : undefined);
   }
 
   /** Watch sinks may take more while the socket holds less than the high-water mark. */
@@ -331,7 +334,7 @@ export function attachNativeServer(server: Server, service: KvService, opts: Nat
     maxResponseFrameBytes: opts.maxResponseFrameBytes ?? DEFAULT_MAX_RESPONSE_FRAME_BYTES,
     maxInFlight: opts.maxInFlight ?? 4096,
     maxWatches: opts.maxWatches ?? 10_000,
-    maxBufferedBytes: opts.maxBufferedBytes ?? 64 * 1024 * 1024,
+    maxBufferedBytes: opts.maxBufferedBytes ?? 16 * 1024 * 1024,
     watchHighWaterBytes: opts.watchHighWaterBytes ?? 1024 * 1024,
   };
   const maxConnections = opts.maxConnections ?? 1024;
