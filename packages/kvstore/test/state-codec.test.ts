@@ -130,6 +130,11 @@ describe('validateCommand', () => {
     const nested: RequestOp = { txn: { compare: [], success: [put('x')], failure: [put('x')] } };
     expect(codeOf(() => validateCommand(txn([nested])))).toBeNull();
     expect(codeOf(() => validateCommand(txn([nested, put('x')])))).toBe('DUPLICATE_KEY');
+    // One branch of a nested txn puts what the other deletes: only one of them runs.
+    const putOrDelete: RequestOp = { txn: { compare: [], success: [put('y')], failure: [del('y')] } };
+    expect(codeOf(() => validateCommand(txn([putOrDelete])))).toBeNull();
+    expect(codeOf(() => validateCommand(txn([putOrDelete, put('y')])))).toBe('DUPLICATE_KEY');
+    expect(codeOf(() => validateCommand(txn([del('a', 'z'), { txn: { compare: [], success: [put('q')], failure: [] } }])))).toBe('DUPLICATE_KEY');
     expect(codeOf(() => validateCommand(txn([del('a'), del('a')])))).toBeNull(); // deletes may overlap
   });
 

@@ -22,7 +22,7 @@ import type {
   SortTarget,
   TxnRequest,
 } from '../types.js';
-import { rangesOverlap, toKeyRange, type KeyRange } from '../mvcc/keys.js';
+import { inRange, keyString, toKeyRange, type KeyRange, type KeyString } from '../mvcc/keys.js';
 
 /**
  * No shared structures (every entry decodes alone, on any replica); 64-bit ints as numbers;
@@ -324,29 +324,37 @@ function checkTxn(t: TxnRequest, depth: number): void {
 /**
  * etcd's rule: one branch of a txn may not put the same key twice, nor put a key that one of its
  * deletes covers (the order inside the txn would matter). A nested txn's writes count with its
- * parent's; its own two branches never both run, so a key may be put in each of them.
- * Returns the branch's writes: puts as single-key ranges, deletes as ranges.
+ * parent's; its two branches never both run, so they may write the same key (a put in one, a put
+ * or delete in the other). Returns the keys the branch may put and the ranges it may delete.
  */
-function checkDuplicates(branch: readonly RequestOp[]): { readonly puts: KeyRange[]; readonly dels: KeyRange[] } {
-  const puts: KeyRange[] = [];
+function checkDuplicates(branch: readonly RequestOp[]): { readonly puts: Set<KeyString>; readonly dels: KeyRange[] } {
+  const puts = new Set<KeyString>();
   const dels: KeyRange[] = [];
+  const dup = (): KvError => new KvError('DUPLICATE_KEY', ETCD_MESSAGES.DUPLICATE_KEY);
+  const deleted = (k: KeyString): boolean => dels.some((d) => inRange(d, k));
+  for (const op of branch) if ('deleteRange' in op) dels.push(toKeyRange(op.deleteRange.key, op.deleteRange.rangeEnd));
+  // Nested txns first: their puts must not clash with this branch's writes so far.
   for (const op of branch) {
-    if ('put' in op) puts.push(toKeyRange(op.put.key, undefined));
-    else if ('deleteRange' in op) dels.push(toKeyRange(op.deleteRange.key, op.deleteRange.rangeEnd));
-    else if ('txn' in op) {
-      const s = checkDuplicates(op.txn.success);
-      const f = checkDuplicates(op.txn.failure);
-      const nested = new Set(s.puts.map((p) => p.start));
-      puts.push(...s.puts, ...f.puts.filter((p) => !nested.has(p.start)));
-      dels.push(...s.dels, ...f.dels);
+    if (!('txn' in op)) continue;
+    const then = checkDuplicates(op.txn.success);
+    const otherwise = checkDuplicates(op.txn.failure);
+    for (const k of then.puts) {
+      if (puts.has(k) || deleted(k)) throw dup();
+      puts.add(k);
     }
+    for (const k of otherwise.puts) {
+      if ((puts.has(k) && !then.puts.has(k)) || deleted(k)) throw dup();
+      puts.add(k);
+    }
+    dels.push(...then.dels, ...otherwise.dels);
   }
-  const seen = new Set<string>();
-  for (const p of puts) {
-    if (seen.has(p.start)) throw new KvError('DUPLICATE_KEY', ETCD_MESSAGES.DUPLICATE_KEY);
-    seen.add(p.start);
+  // Then this branch's own puts, against everything.
+  for (const op of branch) {
+    if (!('put' in op)) continue;
+    const k = keyString(op.put.key);
+    if (puts.has(k) || deleted(k)) throw dup();
+    puts.add(k);
   }
-  for (const d of dels) for (const p of puts) if (rangesOverlap(d, p)) throw new KvError('DUPLICATE_KEY', ETCD_MESSAGES.DUPLICATE_KEY);
   return { puts, dels };
 }
 
