@@ -129,9 +129,13 @@ export class NodeKvService implements KvService {
   // Reads
 
   async range(req: RangeRequest, opts: ReadOptions = {}): Promise<Answer<RangeResult>> {
+    // The header carries the revision the read saw: a current-revision range is computed when
+    // sm.range() is called, so the revision is taken just before (an apply landing while the
+    // promise settles must not make the header newer than the data).
     if (req.serializable === true) {
+      const revision = this.c.sm.revision;
       const result = await this.c.sm.range(req);
-      return { header: this.header(), result, stale: true };
+      return { header: this.header(revision), result, stale: true };
     }
     this.requireQuorum();
     try {
@@ -139,8 +143,9 @@ export class NodeKvService implements KvService {
     } catch (e) {
       throw this.raftError(e);
     }
+    const revision = this.c.sm.revision;
     const result = await this.c.sm.range(req);
-    return { header: this.header(), result };
+    return { header: this.header(revision), result };
   }
 
   // ---------------------------------------------------------------------------------------------
