@@ -60,4 +60,4 @@ export { runSimulation, runSeeds, type SimOptions, type SimResult, type SeedsSum
 export { InvariantChecker, InvariantViolation } from './sim/invariants.js';
 export { generateFaultSchedule, type FaultSchedule, type FaultEvent, type FaultAction } from './sim/faults.js';
 export { registerSimCommand } from './sim/command.js';
-export { EXIT, NodeStartError, createNodeLogger } from './node/server.js';
+export { EXIT, NodeStartError, createNodeLogger, runNodeUntilSignal, startError, type RunnableNode, type RunNodeProcessOptions } from './node/process.js';

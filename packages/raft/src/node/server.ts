@@ -42,8 +42,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { randomInt } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import pino, { type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 
 import { join as joinPath } from 'node:path';
@@ -56,6 +55,9 @@ import { WsTransport } from '../transport/ws.js';
 import { AppliedDigest } from './digest.js';
 import { RaftDriver, type ProposeAck, type ReadAck } from './driver.js';
 import { SNAPSHOT_STREAM_PATH, SnapshotStreamer } from './snapshot-stream.js';
+import { EXIT, NodeStartError, runNodeUntilSignal, startError } from './process.js';
+
+export { EXIT, NodeStartError, createNodeLogger } from './process.js';
 
 export interface NodeServerOptions {
   readonly id: NodeId;
@@ -112,26 +114,6 @@ export interface MembersInfo {
   readonly progress: Readonly<Record<NodeId, { readonly match: number; readonly learner: boolean; readonly state: string }>>;
   readonly commit: number;
 }
-
-/** Why a node refused to start; `exitCode` is what the process exits with. */
-export class NodeStartError extends Error {
-  override readonly name = 'NodeStartError';
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
-
-/** Exit codes of `ballot raft node`. */
-export const EXIT = {
-  OK: 0,
-  FATAL: 1,
-  USAGE: 2,
-  STORAGE_CORRUPT: 3,
-  WRONG_DATA_DIR: 4,
-} as const;
 
 /** Client frames on ws /client. */
 export type ClientRequest =
@@ -845,59 +827,11 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
   });
 }
 
-function startError(e: unknown): NodeStartError {
-  if (e instanceof NodeStartError) return e;
-  if (isRaftError(e) && e.code === 'STORAGE_CORRUPT') return new NodeStartError(e.message, EXIT.STORAGE_CORRUPT);
-  return new NodeStartError(e instanceof Error ? e.message : String(e), EXIT.FATAL);
-}
-
-/** pino to stdout: JSON lines, pretty only when stdout is a terminal. Synchronous, so nothing is lost on exit. */
-export function createNodeLogger(level: LevelWithSilent, base: Record<string, unknown>): Logger {
-  const stream = process.stdout.isTTY ? pretty({ colorize: true, sync: true }) : pino.destination({ dest: 1, sync: true });
-  return pino({ level, base }, stream);
-}
-
 /**
  * The process entry of `ballot raft node`: starts the node, stops it gracefully on SIGTERM/SIGINT
  * (exit 0), and exits non-zero when it cannot start (3: corrupt log, 4: foreign data dir) or hits a
  * fatal error while running (1: e.g. a failed fsync; the node never continues after one).
  */
-export async function runNodeProcess(opts: NodeServerOptions): Promise<never> {
-  const log = opts.logger;
-  let node: NodeServer;
-  try {
-    node = await NodeServer.start(opts);
-  } catch (e) {
-    const err = startError(e);
-    log.fatal({ exitCode: err.exitCode }, err.message);
-    process.stderr.write(`ballot raft node ${opts.id}: refusing to start: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  const shutdown = (signal: string, code: number): void => {
-    log.info({ signal }, 'stopping');
-    // Kept referenced: if stopping hangs with no other handle left, the process must still end
-    // here, saying why, rather than with Node's cryptic exit 13 (an unsettled top-level await).
-    setTimeout(() => {
-      log.error({ signal }, 'stopping did not finish within 10 s; exiting anyway');
-      process.exit(EXIT.FATAL);
-    }, 10_000);
-    (signal === 'fatal' ? node.close() : node.shutdown()).then(
-      () => {
-        log.info('stopped');
-        process.exit(code);
-      },
-      (e: unknown) => {
-        log.error({ err: e }, 'error while stopping');
-        process.exit(EXIT.FATAL);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM', EXIT.OK));
-  process.once('SIGINT', () => shutdown('SIGINT', EXIT.OK));
-  node.driver.on('fatal', (e) => {
-    process.stderr.write(`ballot raft node ${opts.id}: fatal: ${e.message}\n`);
-    shutdown('fatal', EXIT.FATAL);
-  });
-  // Keep the process alive until a signal arrives.
-  return new Promise<never>(() => undefined);
+export function runNodeProcess(opts: NodeServerOptions): Promise<never> {
+  return runNodeUntilSignal({ title: `ballot raft node ${opts.id}`, log: opts.logger, start: () => NodeServer.start(opts), logStopped: true });
 }
