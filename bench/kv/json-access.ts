@@ -2,8 +2,8 @@
 // agents (one socket per concurrent worker per member, as HTTP/1.1 has no pipelining in Node),
 // POST /v3/kv/{put,range,txn} with base64 keys and values; every answer is parsed and checked.
 
-import { Agent, request } from 'node:http';
-import { BenchRequestError, randomPayload } from '../raft/cluster.js';
+import { Agent } from 'node:http';
+import { BenchRequestError, postOverAgent, randomPayload, warmAgent, type HostPort } from '../raft/cluster.js';
 import type { KvAccess } from './access.js';
 import {
   checkGet,
@@ -18,10 +18,7 @@ import {
   type TxnOutcome,
 } from './workload.js';
 
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
+export type Endpoint = HostPort;
 
 export interface JsonKvAccessOptions {
   readonly label: string;
@@ -32,9 +29,6 @@ export interface JsonKvAccessOptions {
   readonly valueBytes: number;
   readonly requestTimeoutMs?: number;
 }
-
-/** Bound on an answer's body (a 1000-key range of 256-byte values is ~0.5 MB); beyond it the request fails. */
-const MAX_ANSWER_BYTES = 8 * 2 ** 20;
 
 export class JsonKvAccess implements KvAccess {
   readonly label: string;
@@ -59,49 +53,14 @@ export class JsonKvAccess implements KvAccess {
   }
 
   /** POSTs a JSON body; resolves with the parsed answer of a 200, rejects with a BenchRequestError otherwise. */
-  post(worker: number, path: string, body: string): Promise<unknown> {
-    const { host, port } = this.endpoint(worker);
-    const bytes = Buffer.from(body, 'utf8');
-    return new Promise<unknown>((resolve, reject) => {
-      const req = request(
-        {
-          agent: this.agent,
-          host,
-          port,
-          method: 'POST',
-          path,
-          headers: { 'content-type': 'application/json', 'content-length': bytes.length },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_ANSWER_BYTES) {
-              req.destroy(new BenchRequestError('ANSWER_TOO_LARGE', `more than ${MAX_ANSWER_BYTES} bytes`));
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            if (res.statusCode !== 200) {
-              reject(new BenchRequestError(`HTTP_${res.statusCode ?? 0}`, text.slice(0, 300)));
-              return;
-            }
-            try {
-              resolve(JSON.parse(text) as unknown);
-            } catch {
-              reject(new BenchRequestError('BAD_JSON', text.slice(0, 300)));
-            }
-          });
-          res.on('error', (err) => reject(err instanceof BenchRequestError ? err : new BenchRequestError('DISCONNECTED', err.message)));
-        },
-      );
-      req.setTimeout(this.timeoutMs, () => req.destroy(new BenchRequestError('CLIENT_TIMEOUT', `no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof BenchRequestError ? err : new BenchRequestError('DISCONNECTED', err.message)));
-      req.end(bytes);
-    });
+  async post(worker: number, path: string, body: string): Promise<unknown> {
+    const { status, text } = await postOverAgent(this.agent, this.endpoint(worker), path, Buffer.from(body, 'utf8'), this.timeoutMs);
+    if (status !== 200) throw new BenchRequestError(`HTTP_${status}`, text.slice(0, 300));
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new BenchRequestError('BAD_JSON', text.slice(0, 300));
+    }
   }
 
   private async call<T>(worker: number, path: string, body: string, check: (answer: unknown) => Checked<T>): Promise<T> {
@@ -128,20 +87,7 @@ export class JsonKvAccess implements KvAccess {
 
   /** Opens a kept-alive socket per member ahead of the measurement (GET /health). */
   async warm(): Promise<void> {
-    await Promise.all(
-      this.opts.endpoints.map(
-        ({ host, port }) =>
-          new Promise<void>((resolve) => {
-            const req = request({ agent: this.agent, host, port, path: '/health' }, (res) => {
-              res.resume();
-              res.on('end', () => resolve());
-            });
-            req.setTimeout(2000, () => req.destroy());
-            req.on('error', () => resolve());
-            req.end();
-          }),
-      ),
-    );
+    await warmAgent(this.agent, this.opts.endpoints, '/health');
   }
 
   async close(): Promise<void> {

@@ -26,13 +26,16 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   addClusterOptions,
   etcdReference,
+  machineInfo,
+  machineLine,
   positiveInt,
+  resultsHeader,
   runMain,
   startBenchRun,
   writeResults,
@@ -337,8 +340,7 @@ async function main(): Promise<void> {
     `reference: ${etcd.found ? `etcd ${etcd.version}` : `none (${etcd.reason})`}; Ballot: ${ballot.found ? 'ballot kv serve' : `not measured (${ballot.reason})`}` +
       (ballot.found && !native.found ? `; native protocol not measured (${native.reason})` : ''),
     `heartbeat ${common.heartbeatMs} ms, election timeout ${common.electionTimeoutMs} ms on both`,
-    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, ` +
-      `at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    machineLine(loadStart),
     '',
     table,
     '',
@@ -350,20 +352,9 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n'));
 
   writeResults(s.resultsDir, 'kv', startedAt, {
-    benchmark: 'kv',
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    command: ['node', 'bench/dist/kv/run.js', ...process.argv.slice(2)].join(' '),
+    ...resultsHeader('kv', 'kv/run.js', startedAt, finishedAt),
     settings: s,
-    machine: {
-      cores: cpus().length,
-      cpuModel: cpus()[0]?.model ?? null,
-      totalMemMb: Math.round(totalmem() / 2 ** 20),
-      kernel: release(),
-      node: process.version,
-      loadAverageStart: loadStart,
-      loadAverageEnd: loadavg(),
-    },
+    machine: machineInfo(loadStart),
     reference: etcd,
     ballot,
     native: native.found ? { found: true } : native,

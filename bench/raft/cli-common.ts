@@ -3,7 +3,7 @@
 // path, writing the JSON results, and the exit codes of main().
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -87,6 +87,36 @@ export function startBenchRun(workDirPrefix: string, keepData: boolean): BenchRu
 }
 
 /** Writes `json` to <resultsDir>/<name>-<startedAt>.json and prints the path. */
+/** The machine a run was measured on, as results files record it (load averages when given). */
+export function machineInfo(loadAverageStart?: readonly number[]): Record<string, unknown> {
+  return {
+    cores: cpus().length,
+    cpuModel: cpus()[0]?.model ?? null,
+    totalMemMb: Math.round(totalmem() / 2 ** 20),
+    kernel: release(),
+    node: process.version,
+    ...(loadAverageStart !== undefined ? { loadAverageStart, loadAverageEnd: loadavg() } : {}),
+  };
+}
+
+/** The report's machine line: cores, CPU model, the load average at the start and now. */
+export function machineLine(loadAverageStart: readonly number[]): string {
+  return (
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at start ${loadAverageStart.map((l) => l.toFixed(2)).join(' ')}, ` +
+    `at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`
+  );
+}
+
+/** The fields every results file starts with; `script` is the entry point under bench/dist, e.g. 'raft/run.js'. */
+export function resultsHeader(benchmark: string, script: string, startedAt: Date, finishedAt: Date): Record<string, string> {
+  return {
+    benchmark,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    command: ['node', `bench/dist/${script}`, ...process.argv.slice(2)].join(' '),
+  };
+}
+
 export function writeResults(resultsDir: string, name: string, startedAt: Date, json: unknown): void {
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${name}-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);

@@ -1,6 +1,8 @@
 // What the benchmark needs from a cluster under test: Ballot's Raft node processes and the etcd
 // reference implement the same interface, so the load and failover logic is shared and identical.
 
+import { request, type Agent } from 'node:http';
+
 /** A failed request, with a stable code for counting (the server's code, or a client-side one). */
 export class BenchRequestError extends Error {
   override readonly name = 'BenchRequestError';
@@ -53,6 +55,70 @@ export function randomPayload(bytes: number): Uint8Array {
   const out = new Uint8Array(bytes);
   for (let i = 0; i < bytes; i++) out[i] = Math.floor(Math.random() * 256);
   return out;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Default bound on an answer's body read by postOverAgent (a 1000-key range of 256-byte values is ~0.5 MB). */
+export const MAX_ANSWER_BYTES = 8 * 2 ** 20;
+
+/**
+ * POSTs a JSON body over a keep-alive agent (the benchmarks' JSON clients, fair to both sides);
+ * resolves with the status and text of any answer; rejects with a BenchRequestError when no answer
+ * comes within `timeoutMs` (CLIENT_TIMEOUT), the connection fails (DISCONNECTED) or the body passes
+ * `maxAnswerBytes` (ANSWER_TOO_LARGE).
+ */
+export function postOverAgent(
+  agent: Agent,
+  { host, port }: HostPort,
+  path: string,
+  body: Buffer,
+  timeoutMs: number,
+  maxAnswerBytes = MAX_ANSWER_BYTES,
+): Promise<{ readonly status: number; readonly text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { agent, host, port, method: 'POST', path, headers: { 'content-type': 'application/json', 'content-length': body.length } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxAnswerBytes) {
+            req.destroy(new BenchRequestError('ANSWER_TOO_LARGE', `more than ${maxAnswerBytes} bytes`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => reject(err instanceof BenchRequestError ? err : new BenchRequestError('DISCONNECTED', err.message)));
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new BenchRequestError('CLIENT_TIMEOUT', `no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => reject(err instanceof BenchRequestError ? err : new BenchRequestError('DISCONNECTED', err.message)));
+    req.end(body);
+  });
+}
+
+/** Leaves a kept-alive socket per endpoint in the agent's pool (a GET of `path`, answer discarded; failures ignored). */
+export async function warmAgent(agent: Agent, endpoints: readonly HostPort[], path: string): Promise<void> {
+  await Promise.all(
+    endpoints.map(
+      ({ host, port }) =>
+        new Promise<void>((resolve) => {
+          const req = request({ agent, host, port, path }, (res) => {
+            res.resume();
+            res.on('end', () => resolve());
+          });
+          req.setTimeout(2000, () => req.destroy());
+          req.on('error', () => resolve());
+          req.end();
+        }),
+    ),
+  );
 }
 
 /** GET a JSON document with a timeout; throws on non-2xx. */

@@ -2,14 +2,16 @@
 // (POST /v3/kv/put, base64 keys and values) with keep-alive HTTP agents.
 
 import { execFile } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { promisify } from 'node:util';
 import {
   BenchRequestError,
   getJson,
   isRecord,
   postJson,
+  postOverAgent,
   randomPayload,
+  warmAgent,
   type ProposeClient,
 } from './cluster.js';
 import { ProcessCluster, type ProcessMember } from './process-cluster.js';
@@ -240,38 +242,9 @@ class EtcdClient implements ProposeClient {
     );
   }
 
-  private put(member: string, body: Buffer, timeoutMs: number): Promise<void> {
-    const { host, port } = this.cluster.clientAddress(member);
-    return new Promise<void>((resolve, reject) => {
-      const req = request(
-        {
-          agent: this.agent,
-          host,
-          port,
-          method: 'POST',
-          path: '/v3/kv/put',
-          headers: { 'content-type': 'application/json', 'content-length': body.length },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            if (res.statusCode === 200) {
-              resolve();
-              return;
-            }
-            const text = Buffer.concat(chunks).toString('utf8').slice(0, 300);
-            reject(new BenchRequestError(`HTTP_${res.statusCode ?? 0}`, text));
-          });
-          res.on('error', (err) => reject(new BenchRequestError('DISCONNECTED', err.message)));
-        },
-      );
-      req.setTimeout(timeoutMs, () => req.destroy(new BenchRequestError('CLIENT_TIMEOUT', 'no response within the deadline')));
-      req.on('error', (err) =>
-        reject(err instanceof BenchRequestError ? err : new BenchRequestError('DISCONNECTED', err.message)),
-      );
-      req.end(body);
-    });
+  private async put(member: string, body: Buffer, timeoutMs: number): Promise<void> {
+    const { status, text } = await postOverAgent(this.agent, this.cluster.clientAddress(member), '/v3/kv/put', body, timeoutMs);
+    if (status !== 200) throw new BenchRequestError(`HTTP_${status}`, text.slice(0, 300));
   }
 
   async propose(worker: number): Promise<void> {
@@ -297,22 +270,7 @@ class EtcdClient implements ProposeClient {
   }
 
   async warm(members: readonly string[]): Promise<void> {
-    // A GET over the agent leaves a kept-alive socket per member in its pool.
-    await Promise.all(
-      members.map(
-        (m) =>
-          new Promise<void>((resolve) => {
-            const { host, port } = this.cluster.clientAddress(m);
-            const req = request({ agent: this.agent, host, port, path: '/version' }, (res) => {
-              res.resume();
-              res.on('end', () => resolve());
-            });
-            req.setTimeout(2000, () => req.destroy());
-            req.on('error', () => resolve());
-            req.end();
-          }),
-      ),
-    );
+    await warmAgent(this.agent, members.map((m) => this.cluster.clientAddress(m)), '/version');
   }
 
   async close(): Promise<void> {

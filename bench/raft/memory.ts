@@ -15,16 +15,18 @@
 
 import { lstat, readdir } from 'node:fs/promises';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { BallotCluster } from './ballot.js';
 import {
   addClusterOptions,
   etcdReference,
+  machineInfo,
   nonNegativeInt,
   positiveInt,
   requireBallotBin,
+  resultsHeader,
   runMain,
   startBenchRun,
   writeResults,
@@ -450,12 +452,9 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n'));
 
   writeResults(s.resultsDir, 'raft-memory', startedAt, {
-    benchmark: 'raft-memory',
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    command: ['node', 'bench/dist/raft/memory.js', ...process.argv.slice(2)].join(' '),
+    ...resultsHeader('raft-memory', 'raft/memory.js', startedAt, finishedAt),
     settings: s,
-    machine: { cores: cpus().length, cpuModel: cpus()[0]?.model ?? null, totalMemMb: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version },
+    machine: machineInfo(),
     reference: etcd,
     etcdArgs: ETCD_ARGS,
     noCompactionArgs: NO_COMPACTION_ARGS,

@@ -14,15 +14,18 @@
 // Prints a table (metric, Ballot, etcd, ratio) and writes JSON to bench/results/raft-<timestamp>.json.
 
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { BallotCluster } from './ballot.js';
 import {
   addClusterOptions,
   etcdReference,
+  machineInfo,
+  machineLine,
   nonNegativeInt,
   positiveInt,
   requireBallotBin,
+  resultsHeader,
   runMain,
   startBenchRun,
   writeResults,
@@ -259,8 +262,7 @@ async function main(): Promise<void> {
     `fdatasync of a ${fsyncStart.writeBytes}-byte write on this disk (${fsyncStart.latency.count} samples before / after the run): ` +
       `median ${formatValue(fsyncStart.latency.p50Ms)} / ${formatValue(fsyncEnd.latency.p50Ms)} ms, ` +
       `p99 ${formatValue(fsyncStart.latency.p99Ms)} / ${formatValue(fsyncEnd.latency.p99Ms)} ms`,
-    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, ` +
-      `at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    machineLine(loadStart),
     `1-minute load average at the end of each phase: ${formatValue(Math.min(...phases.map((p) => p.loadAverage1m)))}` +
       `..${formatValue(Math.max(...phases.map((p) => p.loadAverage1m)))}; failed requests inside windows: ` +
       clusters.map((c) => `${c.system} ${phases.filter((p) => p.system === c.system).reduce((n, p) => n + p.result.errors, 0)}`).join(', '),
@@ -271,20 +273,9 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n'));
 
   writeResults(s.resultsDir, 'raft', startedAt, {
-    benchmark: 'raft',
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    command: ['node', 'bench/dist/raft/run.js', ...process.argv.slice(2)].join(' '),
+    ...resultsHeader('raft', 'raft/run.js', startedAt, finishedAt),
     settings: s,
-    machine: {
-      cores: cpus().length,
-      cpuModel: cpus()[0]?.model ?? null,
-      totalMemMb: Math.round(totalmem() / 2 ** 20),
-      kernel: release(),
-      node: process.version,
-      loadAverageStart: loadStart,
-      loadAverageEnd: loadavg(),
-    },
+    machine: machineInfo(loadStart),
     fdatasync: { beforeRun: fsyncStart, afterRun: fsyncEnd },
     reference: etcd,
     clusters: Object.fromEntries(clusters.map((c) => [c.system, c.describe()])),
