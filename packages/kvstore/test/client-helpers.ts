@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts } from '@ballot/raft';
 import { KvNode } from '../src/server/node.js';
 import type { KvServeOptions } from '../src/server/flags.js';
+import { clusterSpecs } from './server-helpers.js';
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -23,26 +23,7 @@ export class TestCluster {
 
   static async start(size: number, tag: string): Promise<TestCluster> {
     const dir = mkdtempSync(join(tmpdir(), `ballot-${tag}-`));
-    const ports = await freePorts(2 * size);
-    const names = Array.from({ length: size }, (_, i) => `m${i}`);
-    const peer = (i: number): string => `http://127.0.0.1:${ports[2 * i]!}`;
-    const client = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]!}`;
-    const initialCluster = Object.fromEntries(names.map((n, i) => [n, [peer(i)]]));
-    const opts = names.map(
-      (name, i): KvServeOptions => ({
-        name,
-        dataDir: join(dir, name),
-        listenClientUrls: [client(i)],
-        advertiseClientUrls: [client(i)],
-        listenPeerUrls: [peer(i)],
-        initialAdvertisePeerUrls: [peer(i)],
-        initialCluster,
-        initialClusterState: 'new',
-        initialClusterToken: `tok-${tag}`,
-        heartbeatIntervalMs: 50,
-        electionTimeoutMs: 500,
-      }),
-    );
+    const opts = await clusterSpecs(size, {}, `tok-${tag}`, dir);
     const nodes: KvNode[] = [];
     try {
       for (const o of opts) nodes.push(await KvNode.start(o));

@@ -1,78 +1,34 @@
 // Real `ballot kv serve` processes for tests: free ports from the OS, temp data dirs, spawn and
 // kill by PID (SIGKILL for every process still running in afterEach, also when a test failed),
-// and a tiny etcd-JSON client. The same pattern as raft's test/node-process-helpers.ts, which
-// kvstore's lint config cannot import (outside this package's rootDir).
-import { spawn, type ChildProcess } from 'node:child_process';
+// and a tiny etcd-JSON client. Processes are started and killed by @ballot/raft's
+// CapturedProcesses, as raft's own process tests do.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CapturedProcesses, freePorts, signalAndWait, type CapturedChild } from '@ballot/raft';
 import { afterEach, beforeAll } from 'vitest';
-import { freePorts } from './server-helpers.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = join(ROOT, 'packages/cli/dist/bin.js');
 
-export interface Proc {
+export interface Proc extends CapturedChild {
   readonly name: string;
   readonly args: readonly string[];
-  readonly child: ChildProcess;
-  readonly pid: number;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<number | string>;
-  exitStatus: number | string | null;
 }
 
-const procs = new Set<Proc>();
+const procs = new CapturedProcesses();
 const dirs: string[] = [];
 
 export function spawnMember(name: string, args: readonly string[]): Proc {
-  const child = spawn(process.execPath, [BIN, 'kv', 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error('spawn failed');
-  const p: Proc = {
-    name,
-    args,
-    child,
-    pid: child.pid,
-    stdout: '',
-    stderr: '',
-    exitStatus: null,
-    exited: new Promise((res) => {
-      child.on('exit', (code, signal) => {
-        p.exitStatus = code ?? signal ?? -1;
-        procs.delete(p);
-        res(p.exitStatus);
-      });
-    }),
-  };
-  child.stdout!.on('data', (b: Buffer) => (p.stdout += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (p.stderr += b.toString()));
-  procs.add(p);
-  return p;
+  return Object.assign(procs.start(BIN, ['kv', 'serve', ...args]), { name, args });
 }
 
-export async function sigkill(p: Proc): Promise<number | string> {
-  if (p.exitStatus === null) process.kill(p.pid, 'SIGKILL');
-  return p.exited;
-}
-
-export async function sigterm(p: Proc): Promise<number | string> {
-  if (p.exitStatus === null) process.kill(p.pid, 'SIGTERM');
-  return p.exited;
-}
+export const sigkill = (p: Proc): Promise<number | string> => signalAndWait(p, 'SIGKILL');
+export const sigterm = (p: Proc): Promise<number | string> => signalAndWait(p, 'SIGTERM');
 
 async function killAll(): Promise<void> {
-  const waits: Promise<unknown>[] = [];
-  for (const p of procs) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    waits.push(p.exited);
-  }
-  await Promise.all(waits);
+  await procs.killAll();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 

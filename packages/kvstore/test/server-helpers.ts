@@ -3,26 +3,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server } from 'node:net';
+import { freePorts } from '@ballot/raft';
 import { KvNode, type KvNodeStartOptions } from '../src/server/node.js';
 import type { KvServeOptions } from '../src/server/flags.js';
 
-/**
- * n distinct free loopback ports from the OS (the pattern of raft's node-process-helpers, which
- * kvstore's lint config cannot import: it is outside this package's rootDir).
- */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<Server>((res, rej) => {
-      const s = createServer();
-      s.once('error', rej);
-      s.listen(0, '127.0.0.1', () => res(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
+export { freePorts };
 
 export interface MemberSpec {
   readonly opts: KvServeOptions;
@@ -37,10 +22,18 @@ export function tempRoot(prefix = 'ballot-kv-'): string {
   return d;
 }
 
-/** Flags for an n-member cluster on free loopback ports (50 ms heartbeat, 500 ms election unless given). */
-export async function clusterSpecs(n: number, timing: { heartbeatIntervalMs?: number; electionTimeoutMs?: number } = {}, token = 'test-cluster'): Promise<KvServeOptions[]> {
+/**
+ * Flags for an n-member cluster on free loopback ports (50 ms heartbeat, 500 ms election unless
+ * given); data dirs under `root` (default: a temp dir stopAll() removes).
+ */
+export async function clusterSpecs(
+  n: number,
+  timing: { heartbeatIntervalMs?: number; electionTimeoutMs?: number } = {},
+  token = 'test-cluster',
+  root?: string,
+): Promise<KvServeOptions[]> {
   const ports = await freePorts(2 * n);
-  const root = tempRoot();
+  root ??= tempRoot();
   const names = Array.from({ length: n }, (_, i) => `m${i + 1}`);
   const peer = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
   const client = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;

@@ -52,7 +52,7 @@ export {
 export { AppliedDigest } from './node/digest.js';
 export { NodeServer, type NodeServerOptions, type MembersInfo } from './node/server.js';
 export { registerRaftCommands } from './cli/raft.js';
-export { ChildGroup, freePorts, tailLines, type Child, type ChildSpec } from './cli/supervisor.js';
+export { CapturedProcesses, ChildGroup, freePorts, signalAndWait, tailLines, type CapturedChild, type Child, type ChildSpec } from './cli/supervisor.js';
 
 // Deterministic simulation.
 export { SimCluster } from './sim/cluster.js';

@@ -1,13 +1,12 @@
 // Helpers for tests that run real `ballot raft node` processes: free ports from the OS, temp data
 // dirs, spawn/kill by PID, and a tiny HTTP client. Every process started here is registered and
 // killed by killAll() (call it in afterEach), also when a test fails.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll } from 'vitest';
+import { CapturedProcesses, freePorts, signalAndWait, type CapturedChild } from '../src/cli/supervisor.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = join(ROOT, 'packages/cli/dist/bin.js');
@@ -16,22 +15,7 @@ export function assertBuilt(): void {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` before the process tests`);
 }
 
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<Server>((res, rej) => {
-          const s = createServer();
-          s.once('error', rej);
-          s.listen(0, '127.0.0.1', () => res(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
+export { freePorts };
 
 const tempDirs: string[] = [];
 export function tempDir(prefix = 'ballot-node-'): string {
@@ -40,53 +24,17 @@ export function tempDir(prefix = 'ballot-node-'): string {
   return d;
 }
 
-export interface Proc {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  stdout: string;
-  stderr: string;
-  /** Resolves with the exit code (or the signal name) when the process ends. */
-  readonly exited: Promise<number | string>;
-  exitStatus: number | string | null;
-}
+export type Proc = CapturedChild;
 
-const procs = new Set<Proc>();
+const procs = new CapturedProcesses();
 
 export function run(args: readonly string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error('spawn failed');
-  const p: Proc = {
-    child,
-    pid: child.pid,
-    stdout: '',
-    stderr: '',
-    exitStatus: null,
-    exited: new Promise((res) => {
-      child.on('exit', (code, signal) => {
-        p.exitStatus = code ?? signal ?? -1;
-        procs.delete(p);
-        res(p.exitStatus);
-      });
-    }),
-  };
-  child.stdout!.on('data', (b: Buffer) => (p.stdout += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (p.stderr += b.toString()));
-  procs.add(p);
-  return p;
+  return procs.start(BIN, args);
 }
 
 /** SIGKILLs every process still running, by PID, and removes temp dirs. */
 export async function killAll(): Promise<void> {
-  const waits: Promise<unknown>[] = [];
-  for (const p of procs) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-    waits.push(p.exited);
-  }
-  await Promise.all(waits);
+  await procs.killAll();
   for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
@@ -101,15 +49,8 @@ export function useProcessTestHooks(): void {
   });
 }
 
-export async function sigterm(p: Proc): Promise<number | string> {
-  if (p.exitStatus === null) process.kill(p.pid, 'SIGTERM');
-  return p.exited;
-}
-
-export async function sigkill(p: Proc): Promise<number | string> {
-  if (p.exitStatus === null) process.kill(p.pid, 'SIGKILL');
-  return p.exited;
-}
+export const sigterm = (p: Proc): Promise<number | string> => signalAndWait(p, 'SIGTERM');
+export const sigkill = (p: Proc): Promise<number | string> => signalAndWait(p, 'SIGKILL');
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -2,6 +2,7 @@
 // cluster`): each child runs this same CLI script with its own arguments and writes its output to
 // a log file; the group knows why each child ended, stops them all by PID (SIGTERM, a bounded
 // wait, then SIGKILL), and kills any still running if this process exits some other way.
+// CapturedProcesses: children whose output is kept in memory, for tests that run real processes.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
@@ -123,4 +124,63 @@ export class ChildGroup {
     })();
     return this.stopping;
   }
+}
+
+/** A child process whose output is kept in memory, with its end as a promise. */
+export interface CapturedChild {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  stdout: string;
+  stderr: string;
+  /** Resolves with the exit code (or the signal name) when the process ends. */
+  readonly exited: Promise<number | string>;
+  /** null while running. */
+  exitStatus: number | string | null;
+}
+
+/**
+ * Children of `node <script> ...args` (tests of real processes: `ballot raft node`, `ballot kv
+ * serve`), each stopped by PID: killAll() SIGKILLs those still running and waits for them.
+ */
+export class CapturedProcesses {
+  private readonly running = new Set<CapturedChild>();
+
+  start(script: string, args: readonly string[]): CapturedChild {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid === undefined) throw new Error(`could not start ${script}`);
+    const p: CapturedChild = {
+      child,
+      pid: child.pid,
+      stdout: '',
+      stderr: '',
+      exitStatus: null,
+      exited: new Promise((resolveExit) => {
+        child.on('exit', (code, signal) => {
+          p.exitStatus = code ?? signal ?? -1;
+          this.running.delete(p);
+          resolveExit(p.exitStatus);
+        });
+      }),
+    };
+    child.stdout?.on('data', (b: Buffer) => (p.stdout += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (p.stderr += b.toString()));
+    this.running.add(p);
+    return p;
+  }
+
+  /** SIGKILLs every child still running, by PID, and waits until each has exited. */
+  async killAll(): Promise<void> {
+    const waits: Promise<unknown>[] = [];
+    for (const p of this.running) {
+      safeKill(p.pid, 'SIGKILL');
+      waits.push(p.exited);
+    }
+    await Promise.all(waits);
+  }
+}
+
+/** Sends `signal` to `p` by PID unless it has ended; resolves with its exit status. */
+export function signalAndWait(p: CapturedChild, signal: NodeJS.Signals): Promise<number | string> {
+  if (p.exitStatus === null) safeKill(p.pid, signal);
+  return p.exited;
 }
