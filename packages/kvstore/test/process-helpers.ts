@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CapturedProcesses, freePorts, signalAndWait, type CapturedChild } from '@ballot/raft';
 import { afterEach, beforeAll } from 'vitest';
+import { waitFor as waitForIn } from './server-helpers.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = join(ROOT, 'packages/cli/dist/bin.js');
@@ -80,6 +81,23 @@ export async function clusterArgs(n: number, timing: { heartbeatMs: number; elec
   }));
 }
 
+export interface ProcCluster {
+  readonly members: readonly MemberArgs[];
+  /** By member index; a test that restarts member i puts the new process here. */
+  readonly procs: Proc[];
+  /** The members' client URLs. */
+  readonly bases: readonly string[];
+  /** The last lines of every member's output (for timeout messages). */
+  readonly logs: () => string;
+}
+
+/** Starts an n-member cluster of `ballot kv serve` processes (see clusterArgs). */
+export async function startProcCluster(n: number, timing: { heartbeatMs: number; electionMs: number }, extra: readonly string[] = []): Promise<ProcCluster> {
+  const members = await clusterArgs(n, timing, extra);
+  const procs = members.map((m) => spawnMember(m.name, m.args));
+  return { members, procs, bases: members.map((m) => m.clientUrl), logs: () => procs.map((p) => tail(p)).join('\n') };
+}
+
 export interface JsonReply {
   readonly status: number;
   readonly body: Record<string, unknown>;
@@ -102,14 +120,9 @@ export async function post(base: string, path: string, body: unknown, timeoutMs 
 export const b64 = (s: string): string => Buffer.from(s).toString('base64');
 export const unb64 = (s: unknown): string => Buffer.from(String(s ?? ''), 'base64').toString();
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 20_000, logs?: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${logs ? `\n${logs()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** server-helpers' waitFor with a longer default (processes start slower than in-process members). */
+export function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 20_000, logs?: () => string): Promise<T> {
+  return waitForIn(what, probe, timeoutMs, logs);
 }
 
 /** The member id of the leader as `base` reports it (maintenance/status), or null. */

@@ -3,16 +3,13 @@
 // the election (it extends every lease to a full TTL from its election, as etcd does), and then
 // the lease still expires, through the log, on every member.
 import { describe, expect, it } from 'vitest';
-import { b64, clusterArgs, leaderOf, memberIdOf, post, sigkill, spawnMember, tail, useProcessHooks, waitFor, type Proc } from './process-helpers.js';
+import { b64, leaderOf, memberIdOf, post, sigkill, startProcCluster, useProcessHooks, waitFor } from './process-helpers.js';
 
 useProcessHooks();
 
 describe('kv serve processes: leases across a leader change', () => {
   it('the new leader extends the lease, then the lease expires and its key is deleted everywhere', async () => {
-    const members = await clusterArgs(3, { heartbeatMs: 50, electionMs: 500 });
-    const procs: Proc[] = members.map((m) => spawnMember(m.name, m.args));
-    const logs = (): string => procs.map((p) => tail(p)).join('\n');
-    const bases = members.map((m) => m.clientUrl);
+    const { procs, logs, bases } = await startProcCluster(3, { heartbeatMs: 50, electionMs: 500 });
     const ids = await waitFor('every member answering', async () => Promise.all(bases.map((b) => memberIdOf(b))).catch(() => null), 20_000, logs);
     const leaderId = await waitFor('a leader', async () => {
       const ls = await Promise.all(bases.map((b) => leaderOf(b)));

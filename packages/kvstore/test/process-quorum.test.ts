@@ -4,16 +4,13 @@
 // within 2 s, while serializable reads still answer, flagged; after the two restart, every
 // acknowledged write is there, and a restarted member did not re-apply its whole log.
 import { describe, expect, it } from 'vitest';
-import { b64, clusterArgs, leaderOf, memberIdOf, post, sigkill, spawnMember, tail, unb64, useProcessHooks, waitFor, type Proc } from './process-helpers.js';
+import { b64, leaderOf, memberIdOf, post, sigkill, spawnMember, startProcCluster, unb64, useProcessHooks, waitFor } from './process-helpers.js';
 
 useProcessHooks();
 
 describe('kv serve processes: quorum loss and recovery', () => {
   it('forwards, refuses fast without a quorum, and loses no acknowledged write across the restart', async () => {
-    const members = await clusterArgs(3, { heartbeatMs: 100, electionMs: 1000 });
-    const procs: Proc[] = members.map((m) => spawnMember(m.name, m.args));
-    const logs = (): string => procs.map((p) => tail(p)).join('\n');
-    const bases = members.map((m) => m.clientUrl);
+    const { members, procs, logs, bases } = await startProcCluster(3, { heartbeatMs: 100, electionMs: 1000 });
     const ids = await waitFor('every member answering', async () => {
       try {
         return await Promise.all(bases.map((b) => memberIdOf(b)));

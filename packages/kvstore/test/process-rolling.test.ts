@@ -2,16 +2,13 @@
 // over first, thesis §3.10): each exits 0, comes back on its data, and no write acknowledged
 // during the whole roll is lost.
 import { describe, expect, it } from 'vitest';
-import { b64, clusterArgs, leaderOf, post, sigterm, spawnMember, tail, unb64, useProcessHooks, waitFor, type Proc } from './process-helpers.js';
+import { b64, leaderOf, post, sigterm, spawnMember, startProcCluster, unb64, useProcessHooks, waitFor } from './process-helpers.js';
 
 useProcessHooks();
 
 describe('kv serve processes: rolling restart', () => {
   it('stops each member gracefully (exit 0), restarts it, and keeps every acknowledged write', async () => {
-    const members = await clusterArgs(3, { heartbeatMs: 50, electionMs: 500 });
-    const procs: Proc[] = members.map((m) => spawnMember(m.name, m.args));
-    const logs = (): string => procs.map((p) => tail(p)).join('\n');
-    const bases = members.map((m) => m.clientUrl);
+    const { members, procs, logs, bases } = await startProcCluster(3, { heartbeatMs: 50, electionMs: 500 });
     await waitFor('a leader', async () => {
       const ls = await Promise.all(bases.map((b) => leaderOf(b)));
       return ls[0] !== null && ls.every((l) => l === ls[0]);
