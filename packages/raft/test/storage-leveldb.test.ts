@@ -178,11 +178,29 @@ describe('LevelLogStorage truncation of a conflicting suffix (§5.3)', () => {
     // Observe the database calls the storage makes (the ClassicLevel instance is a private field;
     // wrap its batch() so the test sees exactly what LevelDB is asked to do).
     const db = (s as unknown as { db: ClassicLevel<Buffer, Buffer> }).db;
+    // The storage writes through a chained batch (one atomic LevelDB write): record its operations
+    // and the options of its write().
     const calls: { ops: { type: string; key: Buffer }[]; sync: unknown }[] = [];
-    const batch = db.batch.bind(db) as (ops: unknown, opts: unknown) => Promise<void>;
-    (db as unknown as { batch: unknown }).batch = (ops: { type: string; key: Buffer }[], opts: { sync?: boolean }) => {
-      calls.push({ ops, sync: opts.sync });
-      return batch(ops, opts);
+    const batch = db.batch.bind(db) as () => ReturnType<ClassicLevel<Buffer, Buffer>['batch']>;
+    (db as unknown as { batch: unknown }).batch = () => {
+      const chained = batch();
+      const ops: { type: string; key: Buffer }[] = [];
+      return {
+        put(key: Buffer, value: Buffer) {
+          ops.push({ type: 'put', key });
+          chained.put(key, value);
+          return this;
+        },
+        del(key: Buffer) {
+          ops.push({ type: 'del', key });
+          chained.del(key);
+          return this;
+        },
+        write(opts: { sync?: boolean } = {}) {
+          calls.push({ ops, sync: opts.sync });
+          return chained.write(opts);
+        },
+      };
     };
     await s.save({ hardState: { term: 2, vote: null, commit: 0 }, entries: range(3, 4, 2) });
     expect(calls).toHaveLength(1);

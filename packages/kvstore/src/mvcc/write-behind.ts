@@ -157,7 +157,19 @@ export class WriteBehind {
     const ops = batches.length === 1 ? batches[0]!.ops : batches.flatMap((b) => b.ops);
     const seq = batches[batches.length - 1]!.seq;
     this.writing = true;
-    this.opts.db.batch(ops as never).then(
+    // A chained batch, not db.batch(array): classic-level reads an array batch element by element
+    // through N-API property lookups, ~6 us of main-thread CPU per operation; the chained form
+    // hands each key and value over directly (~0.8 us). Same single atomic LevelDB write.
+    const db = this.opts.db;
+    const written = (async (): Promise<void> => {
+      const chained = db.batch(); // may throw at once if the database is not open: a rejection here
+      for (const op of ops) {
+        if (op.type === 'put') chained.put(op.key, op.value);
+        else chained.del(op.key);
+      }
+      await chained.write();
+    })();
+    written.then(
       () => {
         this.writing = false;
         this.writtenSeq = seq;

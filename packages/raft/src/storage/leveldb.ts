@@ -293,7 +293,15 @@ export class LevelLogStorage implements LogStorage {
 
   private async write(plan: WritePlan): Promise<void> {
     try {
-      await this.db.batch(plan.ops, { sync: true });
+      // A chained batch rather than db.batch(array): the same single atomic (fsync'd) LevelDB
+      // write, but classic-level reads an array batch through N-API property lookups per element
+      // (~6 us of main-thread CPU per operation), the chained form ~0.8 us.
+      const chained = this.db.batch();
+      for (const op of plan.ops) {
+        if (op.type === 'put') chained.put(op.key, op.value);
+        else chained.del(op.key);
+      }
+      await chained.write({ sync: true });
     } catch (e) {
       this.failure = e as Error;
       throw e;
