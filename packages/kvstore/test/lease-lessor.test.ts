@@ -56,6 +56,17 @@ function setup(extra: Partial<LessorOptions> = {}): { clock: { now: number }; ta
   return { clock, table, lessor };
 }
 
+/** A leader whose 1 s lease 1 has just expired and whose revoke (failing) is in flight. */
+function failingRevokeInFlight(): ReturnType<typeof setup> {
+  const ctx = setup();
+  ctx.table.grant(1, 1);
+  ctx.lessor.setLeader(true);
+  ctx.clock.now += 1_000;
+  ctx.table.failing = true;
+  expect(ctx.lessor.checkExpired()).toBe(1);
+  return ctx;
+}
+
 const lessors: Lessor[] = [];
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -153,12 +164,7 @@ describe('Lessor', () => {
   });
 
   it('a failed revoke is retried at the next check; never two revokes of one lease in flight', async () => {
-    const { clock, table, lessor } = setup();
-    table.grant(1, 1);
-    lessor.setLeader(true);
-    clock.now += 1_000;
-    table.failing = true;
-    expect(lessor.checkExpired()).toBe(1);
+    const { table, lessor } = failingRevokeInFlight();
     await flush();
     expect(lessor.stats().revokesFailed).toBe(1);
     expect(table.records.has(1)).toBe(true);
@@ -217,12 +223,7 @@ describe('Lessor', () => {
   });
 
   it('a revoke from an earlier leadership does not disturb the current one', async () => {
-    const { clock, table, lessor } = setup();
-    table.grant(1, 1);
-    lessor.setLeader(true);
-    clock.now += 1_000;
-    table.failing = true;
-    expect(lessor.checkExpired()).toBe(1);
+    const { table, lessor } = failingRevokeInFlight();
     lessor.setLeader(false); // the revoke fails after we stepped down
     lessor.setLeader(true);
     await flush();
