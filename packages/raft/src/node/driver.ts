@@ -5,8 +5,9 @@
 //   network   transport.onMessage(m) → core.step(m)
 //   clients   propose(data) / read() → a bounded queue, flushed into the core once per loop turn
 //   the Ready loop (one Ready in flight at a time):
-//     1. persist hard state + entries, fsync'd (Figure 2: "updated on stable storage before responding to RPCs")
-//     2. send messages (only now: durability before acknowledgement)
+//     1. persist hard state + entries, fsync'd (Figure 2: "updated on stable storage before responding to RPCs");
+//        a leader sends its AppendEntries/Heartbeats while its own fsync runs (thesis §10.2.1)
+//     2. send the other messages (only now: durability before acknowledgement)
 //     3. apply committed entries to the state machine, resolve the proposals they complete
 //     4. answer reads whose read index is applied (thesis §6.4), fail the reads the core gave up on
 //     5. core.advance(ready)
@@ -555,15 +556,28 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
 
   private async handleReady(core: RaftNode, ready: Ready): Promise<void> {
     // 0. A snapshot from the leader is switched in before anything else (see switchInSnapshot).
+    let messages = ready.messages;
     if (ready.snapshot !== null) {
       await this.switchInSnapshot(ready);
     } else {
+      // 1a. A leader's replication traffic leaves before its own fsync (thesis §10.2.1), so the
+      //     followers' disks and the leader's work in parallel instead of one after the other.
+      //     Safe because the core counts the leader's own copy toward a commit quorum only up to
+      //     the entries confirmed durable by advance() (log.ts `stable`, leader.ts maybeCommit),
+      //     and an entry is applied only after the Ready that persisted it. Only when term and
+      //     vote are already on disk: every message still speaks for a durable term.
+      if (messages.length > 0 && this.mayReplicateBeforeFsync(ready)) {
+        const early = messages.filter((m) => m.type === 'AppendEntries' || m.type === 'Heartbeat');
+        if (early.length > 0) {
+          this.opts.transport.send(early);
+          messages = early.length === messages.length ? [] : messages.filter((m) => m.type !== 'AppendEntries' && m.type !== 'Heartbeat');
+        }
+      }
       await this.persist(ready);
     }
     this.announceConfChanges(ready.entries);
     // 2. Now the messages that depend on that state may leave. An InstallSnapshot is not a
     //    message on the wire: its data is streamed out of band (startSnapshotStream).
-    let messages = ready.messages;
     if (messages.some((m) => m.type === 'InstallSnapshot')) {
       messages = messages.filter((m) => {
         if (m.type !== 'InstallSnapshot') return true;
@@ -613,6 +627,18 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.resolveAppliedReads();
     // 5. Tell the core its Ready was carried out (a leader now counts its own entries, §5.3-5.4).
     core.advance(ready);
+  }
+
+  /**
+   * True if this Ready's AppendEntries and Heartbeats may be sent before its entries are durable
+   * here: this node leads (only a leader sends them) and the Ready's term and vote are the ones
+   * already saved (a new term or vote is always durable before anyone hears of it, Figure 2).
+   */
+  private mayReplicateBeforeFsync(ready: Ready): boolean {
+    if ((ready.softState ?? this.softState).role !== 'leader') return false;
+    const hs = ready.hardState;
+    const saved = this.savedHardState;
+    return hs === null || (hs.term === saved.term && hs.vote === saved.vote);
   }
 
   /** Step 1 of a Ready without a snapshot: hard state and entries, durably (see handleReady). */
