@@ -43,6 +43,16 @@ function populate(f: LogFeeder): void {
   for (let i = 0; i < 5; i++) f.apply({ op: 'put', req: { key: te(`late/${i}`), value: te('x'.repeat(1000)) } });
 }
 
+/** A populated store and its snapshot image (copied chunks) at its applied index. */
+async function populatedSnapshot(): Promise<{ a: KvStateMachine; at: { index: number; term: number }; chunks: Uint8Array[] }> {
+  const { sm: a } = await fresh();
+  populate(new LogFeeder(a));
+  const at = { index: a.appliedIndex, term: 1 };
+  const chunks: Uint8Array[] = [];
+  for await (const c of a.snapshot(at)) chunks.push(Uint8Array.from(c));
+  return { a, at, chunks };
+}
+
 async function expectSameState(a: KvStateMachine, b: KvStateMachine, atRevision: number): Promise<void> {
   expect(b.revision).toBe(atRevision);
   expect(b.compactedRevision).toBe(a.compactedRevision);
@@ -93,12 +103,7 @@ describe('snapshot and restore', () => {
   });
 
   it('restore is idempotent: at or below the persisted applied index it keeps the state', async () => {
-    const { sm: a } = await fresh();
-    const f = new LogFeeder(a);
-    populate(f);
-    const at = { index: a.appliedIndex, term: 1 };
-    const chunks: Uint8Array[] = [];
-    for await (const c of a.snapshot(at)) chunks.push(Uint8Array.from(c));
+    const { a, at, chunks } = await populatedSnapshot();
     const { sm: b, dir } = await fresh();
     async function* data(): AsyncGenerator<Uint8Array> {
       yield* chunks;
@@ -113,12 +118,7 @@ describe('snapshot and restore', () => {
   });
 
   it('reads of the disk during a restore wait for it and answer from the new state (no half-restored answers)', async () => {
-    const { sm: a } = await fresh();
-    const fa = new LogFeeder(a);
-    populate(fa);
-    const at = { index: a.appliedIndex, term: 1 };
-    const chunks: Uint8Array[] = [];
-    for await (const c of a.snapshot(at)) chunks.push(Uint8Array.from(c));
+    const { a, at, chunks } = await populatedSnapshot();
     const whole = Buffer.concat(chunks);
     // b has its own, different history.
     const { sm: b } = await fresh();
