@@ -3,7 +3,8 @@
 // The Raft driver calls apply() synchronously, entry after entry. Waiting for a disk write inside
 // apply would make every entry pay a LevelDB round trip, so instead each apply appends its changes
 // (plain put/del operations) to the CURRENT batch. The batch is SEALED (closed to new operations)
-// right after the apply loop yields (a microtask), and sealed batches are written with ONE LevelDB
+// a few milliseconds after the first change (sealDelayMs, so several apply rounds share it), or at
+// once by flushed(), and sealed batches are written with ONE LevelDB
 // batch write each time the previous write finished. Several sealed batches waiting behind a slow
 // write are merged into one write.
 //
@@ -42,6 +43,12 @@ export interface WriteBehindOptions {
   readonly logger?: Logger;
   /** Log a warning when this many operations wait for the disk. Default 200 000. */
   readonly warnPendingOps?: number;
+  /**
+   * How long a batch stays open after the first change before it is sealed and written (0: right
+   * after the current apply loop, a microtask). Default 5 ms. Bound: what Raft commits in that
+   * time (see warnPendingOps).
+   */
+  readonly sealDelayMs?: number;
 }
 
 export class WriteBehind {
@@ -60,7 +67,11 @@ export class WriteBehind {
   /** True between an apply that added operations and the seal: onSeal must run before sealing. */
   private dirty = false;
 
-  constructor(private readonly opts: WriteBehindOptions) {}
+  private readonly sealDelayMs: number;
+
+  constructor(private readonly opts: WriteBehindOptions) {
+    this.sealDelayMs = opts.sealDelayMs ?? 5;
+  }
 
   /** The first write error, after which nothing more is written (the store is then unusable). */
   get error(): Error | null {
@@ -77,16 +88,25 @@ export class WriteBehind {
     this.pendingOps++;
   }
 
-  /** Something changed: seal and write soon (after the current synchronous apply loop). */
+  /**
+   * Something changed: seal and write soon. Not at once: the batch stays open for `sealDelayMs`
+   * so the applies of several Raft Readies share one LevelDB write (each write is a hand-off to
+   * LevelDB's thread and costs main-thread time however small it is). Nothing waits on this
+   * write (reads are served from memory, the Raft log is the durable record); whoever needs the
+   * disk current calls flushed(), which seals at once.
+   */
   touch(): void {
     this.dirty = true;
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    const run = (): void => {
       this.scheduled = false;
+      if (this.stopped) return;
       this.seal();
       this.kick();
-    });
+    };
+    if (this.sealDelayMs <= 0) queueMicrotask(run);
+    else setTimeout(run, this.sealDelayMs).unref();
   }
 
   /** Closes the current batch; returns the seq that covers everything applied so far. */
