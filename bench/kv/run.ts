@@ -32,6 +32,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   addClusterOptions,
   etcdReference,
+  exitAfter,
   machineInfo,
   machineLine,
   positiveInt,
@@ -160,11 +161,7 @@ async function main(): Promise<void> {
   if (!ballot.found) progress.note(`Ballot: NOT MEASURED — ${ballot.reason}`);
   else if (!native.found) progress.note(`Ballot native protocol: NOT MEASURED — ${native.reason}`);
   progress.note(`work dir: ${workDir}`);
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`\nbench:kv: hard time limit of ${Math.ceil(hardLimitMs / 60_000)} min reached; stopping\n`);
-    process.exit(2);
-  }, hardLimitMs);
-  watchdog.unref();
+  exitAfter(hardLimitMs, `bench:kv: hard time limit of ${Math.ceil(hardLimitMs / 60_000)} min reached`);
 
   const startedAt = new Date();
   const loadStart = loadavg();

@@ -87,6 +87,17 @@ export function startBenchRun(workDirPrefix: string, keepData: boolean): BenchRu
 }
 
 /** Writes `json` to <resultsDir>/<name>-<startedAt>.json and prints the path. */
+/**
+ * Ends the process with exit 2 after `limitMs`, saying why (`reason`), whatever the run is doing
+ * (the exit handlers stop every member by PID). Unreferenced: a run that finishes exits normally.
+ */
+export function exitAfter(limitMs: number, reason: string): void {
+  setTimeout(() => {
+    process.stderr.write(`\n${reason}; stopping every member by PID\n`);
+    process.exit(2);
+  }, limitMs).unref();
+}
+
 /** The machine a run was measured on, as results files record it (load averages when given). */
 export function machineInfo(loadAverageStart?: readonly number[]): Record<string, unknown> {
   return {

@@ -22,6 +22,7 @@ import { BallotCluster } from './ballot.js';
 import {
   addClusterOptions,
   etcdReference,
+  exitAfter,
   machineInfo,
   nonNegativeInt,
   positiveInt,
@@ -346,11 +347,7 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const hardLimitMs = s.maxMinutes * 60_000;
   const hardDeadline = startedAt.getTime() + hardLimitMs;
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`\nbench:raft:memory: --max-minutes ${s.maxMinutes} reached; stopping every member by PID\n`);
-    process.exit(2);
-  }, hardLimitMs);
-  watchdog.unref();
+  exitAfter(hardLimitMs, `bench:raft:memory: --max-minutes ${s.maxMinutes} reached`);
   progress.note(
     `bench:raft:memory: ${s.entries.toLocaleString('en-US')} x ${s.payloadBytes}-byte entries per system at ${s.concurrency} proposers` +
       `${s.uncompactedEntries > 0 ? `, plus ${s.uncompactedEntries.toLocaleString('en-US')} on Ballot with compaction off` : ''}; stops itself after ${s.maxMinutes} min`,

@@ -20,6 +20,7 @@ import { BallotCluster } from './ballot.js';
 import {
   addClusterOptions,
   etcdReference,
+  exitAfter,
   machineInfo,
   machineLine,
   nonNegativeInt,
@@ -127,11 +128,7 @@ async function main(): Promise<void> {
   );
   progress.note(etcd.found ? `reference: etcd ${etcd.version} (${etcd.binary})` : `reference: NONE — ${etcd.reason}`);
   progress.note(`work dir: ${workDir}`);
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`\nbench:raft: hard time limit of ${Math.ceil(hardLimitMs / 60_000)} min reached; stopping\n`);
-    process.exit(2);
-  }, hardLimitMs);
-  watchdog.unref();
+  exitAfter(hardLimitMs, `bench:raft: hard time limit of ${Math.ceil(hardLimitMs / 60_000)} min reached`);
 
   const startedAt = new Date();
   const loadStart = loadavg();
