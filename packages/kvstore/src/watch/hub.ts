@@ -573,16 +573,7 @@ export class WatchHub {
 
   private cancel(w: Watcher, reason: string, compactRevision?: number): void {
     if (w.phase === 'canceled') return;
-    w.phase = 'canceled';
-    w.buffer = [];
-    w.bufferedEvents = 0;
-    w.bufferedBytes = 0;
-    this.unindex(w);
-    w.unsubscribeDrain?.();
-    w.unsubscribeDrain = null;
-    const wake = w.drainWaiter;
-    w.drainWaiter = null;
-    wake?.();
+    this.drop(w);
     const res: WatchResponse = {
       header: this.headerAt(this.source.revision),
       watchId: w.watchId,
@@ -604,16 +595,22 @@ export class WatchHub {
       w.sink.send(res);
     } catch (e) {
       this.log?.warn({ err: e, watchId: w.watchId }, 'watch: sink failed; the watcher is dropped');
-      w.phase = 'canceled';
-      w.buffer = [];
-      w.bufferedEvents = 0;
-      w.bufferedBytes = 0;
-      this.unindex(w);
-      w.unsubscribeDrain?.();
-      const wake = w.drainWaiter;
-      w.drainWaiter = null;
-      wake?.();
+      this.drop(w);
     }
+  }
+
+  /** Ends the watcher here: nothing more is buffered or sent (but the caller's final response); a paused catch-up wakes and returns. */
+  private drop(w: Watcher): void {
+    w.phase = 'canceled';
+    w.buffer = [];
+    w.bufferedEvents = 0;
+    w.bufferedBytes = 0;
+    this.unindex(w);
+    w.unsubscribeDrain?.();
+    w.unsubscribeDrain = null;
+    const wake = w.drainWaiter;
+    w.drainWaiter = null;
+    wake?.();
   }
 
   private headerAt(revision: number): ResponseHeader {
