@@ -102,8 +102,12 @@ function bytes(o: Readonly<Record<string, unknown>>, name: string, path: string)
   const field = join(path, name);
   if (typeof v !== 'string') throw bad(field, `must be a base64 string, got ${describe(v)}`);
   if (!BASE64.test(v)) throw bad(field, 'is not valid base64 (standard alphabet, padded with "=")');
-  const buf = Buffer.from(v, 'base64');
-  return new Uint8Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  // Decoded straight into a Uint8Array of its own (not a slice of Buffer's shared pool, which a
+  // stored value must not keep alive): one allocation, no copy.
+  const size = Buffer.byteLength(v, 'base64');
+  const out = new Uint8Array(size);
+  const written = Buffer.from(out.buffer, 0, size).write(v, 'base64');
+  return written === size ? out : out.subarray(0, written);
 }
 
 function int(o: Readonly<Record<string, unknown>>, name: string, path: string, min = 0): number | undefined {
