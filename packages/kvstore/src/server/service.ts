@@ -199,7 +199,8 @@ export class NodeKvService implements KvService {
    * it is applied here.
    */
   private async proposeHere(cmd: Command, opts: WriteOptions): Promise<Answer<unknown>> {
-    validateCommand(cmd);
+    // Validated once: by write() for this member's own clients, by handleForwarded() for a
+    // follower's (a forwarded command is checked again here, never trusted).
     const requestId = this.requestIdPrefix + (this.nextRequest++).toString(36);
     const env: CommandEnvelope = { requestId, timeMs: Date.now(), ...(opts.session !== undefined ? { session: opts.session } : {}), cmd };
     const bytes = encodeCommand(env);
@@ -386,6 +387,7 @@ export class NodeKvService implements KvService {
   async handleForwarded(call: ForwardedCall): Promise<Answer<unknown>> {
     if (this.c.driver.role !== 'leader') throw this.noLeader('the member the request was forwarded to no longer leads');
     this.requireQuorum();
+    if (call.method === 'write') validateCommand(call.args[0]);
     return this.runHere(call);
   }
 
