@@ -118,6 +118,11 @@ function isHostPort(address: string): boolean {
   return m !== null && Number(m[1]) <= 65535;
 }
 
+/** The masking key of our outbound frames (see dial): all zeros, which ws applies as no masking. */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
@@ -341,6 +346,11 @@ export class WsTransport implements Transport {
         perMessageDeflate: false,
         maxPayload: MAX_INCOMING_FRAME_BYTES,
         handshakeTimeout: this.handshakeTimeoutMs,
+        // RFC 6455 §5.3 masks client frames so a browser script cannot steer what an
+        // intermediary proxy sees; these links carry only our own frames between members. An
+        // all-zero key leaves the bytes as they are, so ws neither copies and XORs each frame
+        // here nor unmasks it at the peer (one pass over every AppendEntries payload each).
+        generateMask: zeroMask,
       });
     } catch (e) {
       // The address was checked in the constructor; never let a timer callback throw anyway.
