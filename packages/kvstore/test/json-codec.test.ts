@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { KvError } from '../src/errors.js';
 import {
+  isBase64,
   decodeCompactRequest,
   decodeDeleteRangeRequest,
   decodeLeaseGrantRequest,
@@ -327,6 +328,26 @@ describe('round trips', () => {
       }),
       { seed: 4242, numRuns: 300 },
     );
+  });
+
+  it('isBase64 accepts exactly standard padded base64 (the language of the regex it replaced)', () => {
+    const regex = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+    // Strings near the boundary: alphabet characters, padding, base64url's and other strays.
+    const near = fc.string({ unit: fc.constantFrom('A', 'z', '0', '+', '/', '=', '-', '_', ' ', '\u00e9', '\n'), maxLength: 12 });
+    fc.assert(
+      fc.property(near, (s) => {
+        expect(isBase64(s)).toBe(regex.test(s));
+      }),
+      { seed: 4711, numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        expect(isBase64(Buffer.from(b).toString('base64'))).toBe(true);
+      }),
+      { seed: 4712, numRuns: 300 },
+    );
+    for (const s of ['', 'AA==', 'AAA=', 'AAAA']) expect(isBase64(s)).toBe(true);
+    for (const s of ['=', '====', 'A===', 'AB=C', 'AAA', 'AA-_', 'AAAAA===']) expect(isBase64(s)).toBe(false);
   });
 
   it('decodeX(encodeX(result)) = result for range and txn results', () => {
