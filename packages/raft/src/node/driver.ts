@@ -6,7 +6,8 @@
 //   clients   propose(data) / read() → a bounded queue, flushed into the core once per loop turn
 //   the Ready loop (one Ready in flight at a time):
 //     1. persist hard state + entries, fsync'd (Figure 2: "updated on stable storage before responding to RPCs");
-//        a leader sends its AppendEntries/Heartbeats while its own fsync runs (thesis §10.2.1)
+//        a leader sends its AppendEntries/Heartbeats while its own fsync runs (thesis §10.2.1),
+//        and committed entries persisted by earlier Readys are applied meanwhile (step 3, early)
 //     2. send the other messages (only now: durability before acknowledgement)
 //     3. apply committed entries to the state machine, resolve the proposals they complete
 //     4. answer reads whose read index is applied (thesis §6.4), fail the reads the core gave up on
@@ -557,6 +558,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private async handleReady(core: RaftNode, ready: Ready): Promise<void> {
     // 0. A snapshot from the leader is switched in before anything else (see switchInSnapshot).
     let messages = ready.messages;
+    /** ready.committedEntries before this position are applied already (step 1b). */
+    let applyFrom = 0;
     if (ready.snapshot !== null) {
       await this.switchInSnapshot(ready);
     } else {
@@ -573,7 +576,20 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
           messages = early.length === messages.length ? [] : messages.filter((m) => m.type !== 'AppendEntries' && m.type !== 'Heartbeat');
         }
       }
-      await this.persist(ready);
+      // 1b. Committed entries this Ready does not write were persisted by an earlier Ready
+      //     (the core hands every entry out once, and each Ready is persisted before the next
+      //     one starts), so they are applied while this Ready's fsync runs: an acknowledgement
+      //     waits for its own entry to be durable on a majority (§5.3), not also for the next
+      //     batch's local fsync. An entry this Ready writes (index >= its first entry, which
+      //     may replace a stale local copy, §5.3) is applied after the write, in step 3.
+      const saving = this.persist(ready);
+      saving.catch(() => undefined); // awaited just below; a throw while applying must not leave it unhandled
+      const firstWritten = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+      while (applyFrom < ready.committedEntries.length && ready.committedEntries[applyFrom]!.index < firstWritten) {
+        this.applyCommitted(ready.committedEntries[applyFrom]!);
+        applyFrom++;
+      }
+      await saving;
     }
     this.announceConfChanges(ready.entries);
     // 2. Now the messages that depend on that state may leave. An InstallSnapshot is not a
@@ -586,28 +602,8 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
       });
     }
     if (messages.length > 0) this.opts.transport.send(messages);
-    // 3. Apply committed entries in order; each completes the proposal waiting at its index.
-    for (const entry of ready.committedEntries) {
-      if (entry.index !== this.applied + 1) {
-        throw new Error(`committed entry ${entry.index} does not follow applied index ${this.applied}`);
-      }
-      this.opts.stateMachine.apply(entry);
-      this.applied = entry.index;
-      this.bytesSinceSnapshot += entry.data.byteLength;
-      const waiting = this.appended.get(entry.index);
-      if (waiting) {
-        this.appended.delete(entry.index);
-        if (entry.term === waiting.term) waiting.resolve({ index: entry.index, term: entry.term });
-        else {
-          waiting.reject(
-            new RaftError(
-              'PROPOSAL_DROPPED',
-              `entry ${entry.index} was proposed at term ${waiting.term} but term ${entry.term}'s entry was committed there`,
-            ),
-          );
-        }
-      }
-    }
+    // 3. Apply (the rest of the) committed entries in order.
+    for (let i = applyFrom; i < ready.committedEntries.length; i++) this.applyCommitted(ready.committedEntries[i]!);
     // Role changes are handled after applying, so a proposal committed just before a step-down still succeeds.
     if (ready.softState) this.onSoftState(ready.softState);
     // 4. Reads: the core's answers, then every read whose index is now applied.
@@ -627,6 +623,29 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     this.resolveAppliedReads();
     // 5. Tell the core its Ready was carried out (a leader now counts its own entries, §5.3-5.4).
     core.advance(ready);
+  }
+
+  /** Applies one committed entry (the next in order) and completes the proposal waiting at its index. */
+  private applyCommitted(entry: Entry): void {
+    if (entry.index !== this.applied + 1) {
+      throw new Error(`committed entry ${entry.index} does not follow applied index ${this.applied}`);
+    }
+    this.opts.stateMachine.apply(entry);
+    this.applied = entry.index;
+    this.bytesSinceSnapshot += entry.data.byteLength;
+    const waiting = this.appended.get(entry.index);
+    if (waiting) {
+      this.appended.delete(entry.index);
+      if (entry.term === waiting.term) waiting.resolve({ index: entry.index, term: entry.term });
+      else {
+        waiting.reject(
+          new RaftError(
+            'PROPOSAL_DROPPED',
+            `entry ${entry.index} was proposed at term ${waiting.term} but term ${entry.term}'s entry was committed there`,
+          ),
+        );
+      }
+    }
   }
 
   /**
