@@ -16,8 +16,9 @@
 //   to that peer are dropped and counted (the queued ones keep their order);
 // - when a connection fails or is lost, what was queued for it is dropped and counted: the core
 //   will resend what still matters, and stale messages are not delivered late;
-// - one frame per peer is in flight at a time; messages queued meanwhile are coalesced into the
-//   next frame, up to maxFrameBytes.
+// - the messages of one send() call leave at once, as one frame per peer; one frame per peer is
+//   in flight at a time, and messages queued meanwhile are coalesced into the next frame, up to
+//   maxFrameBytes.
 // Nothing a peer sends can throw out of the transport: a malformed frame closes that connection
 // (4004), is counted and logged, and the node carries on.
 
@@ -267,6 +268,7 @@ export class WsTransport implements Transport {
   }
 
   send(messages: readonly Message[]): void {
+    let touched: PeerLink | Set<PeerLink> | null = null;
     for (const m of messages) {
       const link = this.links.get(m.to);
       if (link === undefined) {
@@ -288,8 +290,27 @@ export class WsTransport implements Transport {
         continue;
       }
       link.queue.push(m);
-      this.flushSoon(link);
+      if (touched === null) touched = link;
+      else if (touched !== link) {
+        if (!(touched instanceof Set)) touched = new Set([touched]);
+        touched.add(link);
+      }
     }
+    // One frame per peer for this call, written now rather than on a later turn of the event
+    // loop: a leader's AppendEntries then leave before the work that follows them in the same
+    // turn (applying, answering clients, reading sockets), which is the followers' critical path.
+    if (touched === null) return;
+    if (touched instanceof Set) for (const link of touched) this.flushNow(link);
+    else this.flushNow(touched);
+  }
+
+  /** Writes a frame now if the link is idle; otherwise what is queued goes when the frame in flight is written. */
+  private flushNow(link: PeerLink): void {
+    if (link.flushScheduled !== null) {
+      clearImmediate(link.flushScheduled);
+      link.flushScheduled = null;
+    }
+    if (link.inFlightOn === null) this.flush(link);
   }
 
   stats(): TransportStats {
