@@ -11,7 +11,7 @@
 //   --initial-cluster-token        etcd-cluster
 //   --heartbeat-interval           100 (ms)   one Raft tick
 //   --election-timeout             1000 (ms)  electionTicks = election-timeout / heartbeat-interval
-//   --snapshot-count               10000      (etcd: 100000) entries applied between snapshots
+//   --snapshot-count               100000     entries applied between snapshots (each one copies the whole store)
 //   --max-request-bytes            1572864    (etcd's 1.5 MiB)
 //   --log-level                    info
 //   --listen-metrics-urls          (none) extra listeners for /metrics /health /readyz /livez
@@ -67,7 +67,7 @@ export const KV_SERVE_DEFAULTS = {
   initialClusterToken: 'etcd-cluster',
   heartbeatIntervalMs: 100,
   electionTimeoutMs: 1000,
-  snapshotCount: 10_000,
+  snapshotCount: 100_000,
   logLevel: 'info',
 } as const;
 

@@ -56,7 +56,7 @@ import { writeBackup } from '../state/backup.js';
 import { WatchHub } from '../watch/hub.js';
 import { Lessor } from '../lease/lessor.js';
 import { computeClusterId, computeMemberId } from './ids.js';
-import { parseUrl, type KvServeOptions, type ParsedUrl } from './flags.js';
+import { KV_SERVE_DEFAULTS, parseUrl, type KvServeOptions, type ParsedUrl } from './flags.js';
 import { PeerBook } from './peers.js';
 import { HeardTracker, QuorumWatch, quorumProblem } from './quorum.js';
 import { KvMetrics } from './metrics.js';
@@ -280,8 +280,10 @@ export class KvNode {
       snapshotSender: streamer,
       snapshotAddresses: () => book.toSnapshotAddresses(),
       ...(restoredSnapshotFile !== undefined ? { restoredSnapshotFile } : {}),
-      snapshotEntries: opts.snapshotCount ?? 10_000,
-      snapshotTrailingEntries: Math.min(5_000, opts.snapshotCount ?? 10_000),
+      // etcd's default: a snapshot of the store copies its whole retained history, so it is taken
+      // rarely (the store persists itself; the snapshot only bounds the Raft log and feeds followers).
+      snapshotEntries: opts.snapshotCount ?? KV_SERVE_DEFAULTS.snapshotCount,
+      snapshotTrailingEntries: Math.min(5_000, opts.snapshotCount ?? KV_SERVE_DEFAULTS.snapshotCount),
       tickMs: opts.heartbeatIntervalMs,
       defaultTimeoutMs: requestTimeoutMs,
       // A proposal is a request plus its envelope; the request bound is checked before proposing.
