@@ -1,0 +1,2 @@
+// @ballot/chaos: the chaos runner and the linearizability checker (issue 5).
+export {};
