@@ -15,7 +15,9 @@
 //   --max-request-bytes            1572864    (etcd's 1.5 MiB)
 //   --log-level                    info
 //   --listen-metrics-urls          (none) extra listeners for /metrics /health /readyz /livez
-// and Ballot's own: --read-mode read-index|lease, --request-timeout-ms. Every etcd flag may also
+// and Ballot's own: --read-mode read-index|lease, --request-timeout-ms, and for chaos experiments
+// and teaching --unsafe-stale-reads, --unsafe-no-fsync (deliberate bugs), --clock-skew-ms,
+// --clock-rate and --unsafe-debug-clock (a per-member clock, clock.ts). Every etcd flag may also
 // come from its environment variable (ETCD_NAME, ETCD_INITIAL_CLUSTER, ...), as in etcd; a flag
 // on the command line wins. A few etcd flags that do not apply to Ballot (IGNORED_ETCD_FLAGS) are
 // accepted and ignored with a warning, so etcd command lines keep working.
@@ -53,6 +55,16 @@ export interface KvServeOptions {
   listenMetricsUrls?: string[];
   /** etcd flags given that Ballot accepts but ignores (the member logs a warning naming them). */
   ignoredEtcdFlags?: string[];
+  /** DELIBERATE BUG (teaching, chaos runs): linearizable reads answered from the local store, no ReadIndex, no quorum check. */
+  unsafeStaleReads?: boolean;
+  /** DELIBERATE BUG: the Raft log is written without fsync, so entries are acknowledged before they are durable. */
+  unsafeNoFsync?: boolean;
+  /** Chaos: this member's clock skew in ms (wall-clock reads: lessor, proposal timestamps). Default 0. */
+  clockSkewMs?: number;
+  /** Chaos: this member's clock rate (1.5 = 50% fast): Raft ticks and wall-clock reads scale with it. Default 1. */
+  clockRate?: number;
+  /** Chaos: POST /debug/clock {skewMs, rate} on the client listener changes the clock at run time (404 without it). */
+  unsafeDebugClock?: boolean;
 }
 
 export class KvUsageError extends Error {
@@ -161,6 +173,11 @@ interface RawServeFlags {
   logLevel: string;
   requestTimeoutMs?: string;
   listenMetricsUrls?: string;
+  unsafeStaleReads?: boolean;
+  unsafeNoFsync?: boolean;
+  clockSkewMs?: string;
+  clockRate?: string;
+  unsafeDebugClock?: boolean;
   [ignored: string]: unknown;
 }
 
@@ -208,7 +225,13 @@ function addServeOptions(cmd: Command): Command {
     .addOption(etcd('max-request-bytes', '<n>', 'largest client request accepted', String(LIMITS.maxRequestBytes)))
     .addOption(etcd('log-level', '<level>', 'log level', d.logLevel, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--read-mode <mode>', 'Ballot: linearizable reads by ReadIndex (safe) or leader lease (faster, unsafe under clock drift)').choices(['read-index', 'lease']).default('read-index'))
-    .addOption(new Option('--request-timeout-ms <ms>', 'Ballot: deadline of a client request that gives none'));
+    .addOption(new Option('--request-timeout-ms <ms>', 'Ballot: deadline of a client request that gives none'))
+    // Chaos and teaching only: deliberate bugs and a per-member clock (issue 5's chaos runner).
+    .addOption(new Option('--unsafe-stale-reads', 'UNSAFE (deliberate bug): answer linearizable reads from the local store without ReadIndex'))
+    .addOption(new Option('--unsafe-no-fsync', 'UNSAFE (deliberate bug): write the Raft log without fsync (acknowledge before durable)'))
+    .addOption(new Option('--clock-skew-ms <ms>', "chaos: shift this member's wall clock by ms (may be negative)"))
+    .addOption(new Option('--clock-rate <rate>', "chaos: how fast this member's clock runs (1.5 = 50% fast; ticks every heartbeat-interval / rate)"))
+    .addOption(new Option('--unsafe-debug-clock', 'chaos: enable POST /debug/clock {skewMs, rate} on the client listener'));
   for (const flag of IGNORED_ETCD_FLAGS) {
     cmd.addOption(new Option(`--${flag} [value]`, 'accepted for etcd compatibility; ignored by Ballot').env(envOf(flag)).hideHelp());
   }
@@ -265,7 +288,22 @@ function validateKvServeFlags(o: RawServeFlags): KvServeOptions {
     ...(o.requestTimeoutMs !== undefined ? { requestTimeoutMs: intOf('--request-timeout-ms', o.requestTimeoutMs, 1, 3_600_000) } : {}),
     ...(o.listenMetricsUrls !== undefined ? { listenMetricsUrls: parseUrlList('--listen-metrics-urls', o.listenMetricsUrls, true) } : {}),
     ignoredEtcdFlags: IGNORED_ETCD_FLAGS.filter((f) => o[camel(f)] !== undefined).map((f) => `--${f}`),
+    ...(o.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
+    ...(o.unsafeNoFsync === true ? { unsafeNoFsync: true } : {}),
+    ...(o.unsafeDebugClock === true ? { unsafeDebugClock: true } : {}),
+    ...(o.clockSkewMs !== undefined ? { clockSkewMs: numberOf('--clock-skew-ms', o.clockSkewMs, -86_400_000, 86_400_000, true) } : {}),
+    ...(o.clockRate !== undefined ? { clockRate: numberOf('--clock-rate', o.clockRate, 0.01, 100, false) } : {}),
   };
+}
+
+/** A decimal number (an integer when `integer`) within [min, max]. */
+function numberOf(flag: string, value: string, min: number, max: number, integer: boolean): number {
+  const t = value.trim();
+  const ok = integer ? /^-?\d+$/.test(t) : /^\d+(\.\d+)?$/.test(t);
+  if (!ok) throw new KvUsageError(`${flag}: expected ${integer ? 'an integer' : 'a positive number'}, got "${value}"`);
+  const n = Number(t);
+  if (n < min || n > max) throw new KvUsageError(`${flag}: ${n} is out of range ${min}-${max}`);
+  return n;
 }
 
 /**

@@ -63,6 +63,10 @@ import { KvMetrics } from './metrics.js';
 import { NodeKvService } from './service.js';
 import { CLUSTER_PATH, FORWARD_PATH, WsForwarder, attachForwardServer, handlePeerRequest, type ClusterInfo } from './peer.js';
 import { handleClientRequest, mountClientApis, type ClientApis } from './client.js';
+import { NodeClock, type ClockSetting } from './clock.js';
+
+/** The client listener's path for run-time clock changes (only with --unsafe-debug-clock; 404 otherwise). */
+export const DEBUG_CLOCK_PATH = '/debug/clock';
 
 /** What <data-dir>/member.json keeps from the first start. */
 interface MemberFile {
@@ -120,6 +124,8 @@ export class KvNode {
     readonly peerUrls: string[],
     /** --listen-metrics-urls actually bound. */
     readonly metricsUrls: string[],
+    /** This member's clock (clock.ts): Date.now unless --clock-skew-ms / --clock-rate / POST /debug/clock change it. */
+    readonly clock: NodeClock,
   ) {}
 
   get service(): KvService {
@@ -148,7 +154,7 @@ export class KvNode {
     const raftDir = join(opts.dataDir, 'raft');
     let storage: LevelLogStorage;
     try {
-      storage = await LevelLogStorage.open(raftDir);
+      storage = await LevelLogStorage.open(raftDir, { sync: opts.unsafeNoFsync !== true });
     } catch (e) {
       throw startError(e);
     }
@@ -247,6 +253,7 @@ export class KvNode {
       onSnapshot: (message, file) => driverRef?.deliverSnapshot(message, file),
       logger: log.child({ component: 'snapshot-stream' }),
     });
+    const clock = new NodeClock({ skewMs: opts.clockSkewMs ?? 0, rate: opts.clockRate ?? 1 });
     const isBootstrapMember = bootstrap.voters.includes(memberId) || bootstrap.learners.includes(memberId);
     const electionTicks = Math.max(2, Math.round(opts.electionTimeoutMs / opts.heartbeatIntervalMs));
     const requestTimeoutMs = Math.max(opts.requestTimeoutMs ?? 10_000, 0);
@@ -285,12 +292,14 @@ export class KvNode {
       snapshotEntries: opts.snapshotCount ?? KV_SERVE_DEFAULTS.snapshotCount,
       snapshotTrailingEntries: Math.min(5_000, opts.snapshotCount ?? KV_SERVE_DEFAULTS.snapshotCount),
       tickMs: opts.heartbeatIntervalMs,
+      ...(clock.setting.rate !== 1 ? { tickRate: clock.setting.rate } : {}),
       defaultTimeoutMs: requestTimeoutMs,
       // A proposal is a request plus its envelope; the request bound is checked before proposing.
       maxProposalBytes: maxRequestBytes + 64 * 1024,
       logger: log.child({ component: 'driver' }),
     });
     driverRef = driver;
+    clock.onChange((s) => driver.setTickRate(s.rate));
     const quorumWindowMs = opts.electionTimeoutMs;
     // Judged on every write and linearizable read: the driver's role and leader, and the voters
     // as of the last 'config' event (no status() copy per request).
@@ -314,6 +323,7 @@ export class KvNode {
         await serviceRef!.write({ op: 'leaseRevoke', id, expired: true });
       },
       ...(extra.leaseCheckIntervalMs !== undefined ? { checkIntervalMs: extra.leaseCheckIntervalMs } : {}),
+      nowMs: clock.now,
       logger: log.child({ component: 'lessor' }),
     });
     const maxForwardFrameBytes = maxRequestBytes + 1024 * 1024;
@@ -340,6 +350,8 @@ export class KvNode {
         return l === null ? null : (smRef.members().get(l)?.clientUrls[0] ?? null);
       },
       backup: () => writeBackup(smRef),
+      ...(opts.unsafeStaleReads === true ? { unsafeStaleReads: true } : {}),
+      nowMs: clock.now,
     });
     serviceRef = service;
     const forwardServer = attachForwardServer(peerHttp, {
@@ -353,7 +365,7 @@ export class KvNode {
 
     const node = new KvNode(
       opts, log, memberId, clusterId, driver, sm, hub, lessor, metrics, book, transport, streamer, forwarder, forwardServer,
-      peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, quorumWatch, clientUrls, peerUrls, metricsUrls,
+      peerHttp, clientHttp, extraListeners, bootstrap, service, apis, problem, quorumWatch, clientUrls, peerUrls, metricsUrls, clock,
     );
     nodeRef = node;
 
@@ -424,9 +436,64 @@ export class KvNode {
     if (opts.ignoredEtcdFlags !== undefined && opts.ignoredEtcdFlags.length > 0) {
       log.warn({ flags: opts.ignoredEtcdFlags }, 'etcd flags accepted for compatibility but ignored by Ballot');
     }
+    node.warnUnsafe();
     node.logCatchUp(storeAppliedAtStart, restored.hardState.commit);
     if (extra.skipPublish !== true) node.startPublishing();
     return node;
+  }
+
+  /** Loud start-up warnings for the deliberate-bug and clock flags (chaos experiments and teaching only). */
+  private warnUnsafe(): void {
+    const o = this.opts;
+    if (o.unsafeStaleReads === true) {
+      this.log.warn({ flag: '--unsafe-stale-reads' }, '!!! UNSAFE: linearizable reads are answered from the local store WITHOUT ReadIndex; they may be stale. A deliberate bug for chaos runs and teaching: never use it for real data !!!');
+    }
+    if (o.unsafeNoFsync === true) {
+      this.log.warn({ flag: '--unsafe-no-fsync' }, '!!! UNSAFE: the Raft log is written WITHOUT fsync; acknowledged writes can be lost in a crash. A deliberate bug for chaos runs and teaching: never use it for real data !!!');
+    }
+    if (o.unsafeDebugClock === true) {
+      this.log.warn({ flag: '--unsafe-debug-clock', path: DEBUG_CLOCK_PATH }, "UNSAFE: anyone reaching the client listener can change this member's clock");
+    }
+    const c = this.clock.setting;
+    if (c.skewMs !== 0 || c.rate !== 1) this.log.warn({ skewMs: c.skewMs, rate: c.rate }, "this member's clock is skewed or runs at another rate (chaos experiment)");
+  }
+
+  /** GET/POST /debug/clock (only with --unsafe-debug-clock): reads or changes {skewMs, rate}. */
+  private onDebugClock(req: IncomingMessage, res: ServerResponse): void {
+    const answer = (code: number, body: unknown): void => {
+      res.writeHead(code, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    };
+    if (req.method === 'GET') {
+      req.resume();
+      return answer(200, { ...this.clock.setting, nowMs: this.clock.now(), ticks: this.driver.ticks });
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      return answer(405, { error: 'use GET or POST' });
+    }
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes <= 4096) chunks.push(c); // bound: a clock setting is a few bytes; more is refused below
+    });
+    req.on('end', () => {
+      if (bytes > 4096) return answer(413, { error: 'body too large (max 4096 bytes)' });
+      let change: Partial<ClockSetting>;
+      try {
+        const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+        if (typeof v !== 'object' || v === null) throw new Error('expected a JSON object {skewMs?, rate?}');
+        const { skewMs, rate } = v as Record<string, unknown>;
+        if (skewMs !== undefined && typeof skewMs !== 'number') throw new Error('skewMs must be a number');
+        if (rate !== undefined && typeof rate !== 'number') throw new Error('rate must be a number');
+        change = { ...(skewMs !== undefined ? { skewMs } : {}), ...(rate !== undefined ? { rate } : {}) };
+        const set = this.clock.set(change);
+        this.log.warn({ skewMs: set.skewMs, rate: set.rate }, 'clock changed through /debug/clock');
+        answer(200, { ...set, nowMs: this.clock.now(), ticks: this.driver.ticks });
+      } catch (e) {
+        answer(400, { error: (e as Error).message });
+      }
+    });
   }
 
   /** Logs once the store has re-reached the commit index it had before the restart. */
@@ -498,6 +565,7 @@ export class KvNode {
     if (this.draining) res.setHeader('connection', 'close');
     const path = new URL(req.url ?? '/', 'http://client').pathname;
     res.once('finish', () => this.metrics.countRequest(path, res.statusCode));
+    if (path === DEBUG_CLOCK_PATH && this.opts.unsafeDebugClock === true && apis === this.apis) return this.onDebugClock(req, res);
     handleClientRequest(req, res, path, {
       apis,
       metrics: this.metrics,

@@ -64,6 +64,9 @@ import type { QuorumWatch } from './quorum.js';
 /** The version Ballot reports in status (etcd's API level it follows, and Ballot's own). */
 export const KV_SERVER_VERSION = '3.5.0-ballot.0.1.0';
 
+/** In /v3/maintenance/status `errors` while --unsafe-stale-reads is on (so no run mistakes it for a safe member). */
+export const UNSAFE_STALE_READS_STATUS = 'UNSAFE: --unsafe-stale-reads is on: linearizable reads are answered locally without ReadIndex and may be stale';
+
 /** Methods a follower forwards to the leader (the peer endpoint accepts exactly these). */
 export type ForwardedCall =
   | { readonly method: 'write'; readonly args: readonly [Command, WriteOptions] }
@@ -101,6 +104,14 @@ export interface ServiceContext {
   /** The leader's client URL, for errors (a client may retry there). */
   readonly leaderClientUrl: () => string | null;
   readonly backup: () => AsyncIterable<Uint8Array>;
+  /**
+   * DELIBERATE BUG (--unsafe-stale-reads): linearizable reads skip the quorum check and ReadIndex
+   * and answer from the local store, which a partitioned or lagging member has not brought up to
+   * date (the stale read thesis §6.4 exists to prevent). Default false.
+   */
+  readonly unsafeStaleReads?: boolean;
+  /** This member's wall clock (clock.ts; --clock-skew-ms, --clock-rate). Default Date.now. */
+  readonly nowMs?: () => number;
 }
 
 interface Waiter {
@@ -112,8 +123,10 @@ export class NodeKvService implements KvService {
   private readonly waiters = new Map<string, Waiter>();
   private readonly requestIdPrefix: string;
   private nextRequest = 1;
+  private readonly nowMs: () => number;
 
   constructor(private readonly c: ServiceContext) {
+    this.nowMs = c.nowMs ?? Date.now;
     this.requestIdPrefix = `${c.memberId}-${Date.now().toString(36)}-`;
     c.sm.on('outcome', (requestId, outcome) => {
       const w = this.waiters.get(requestId);
@@ -132,7 +145,14 @@ export class NodeKvService implements KvService {
     // The header carries the revision the read saw: a current-revision range is computed when
     // sm.range() is called, so the revision is taken just before (an apply landing while the
     // promise settles must not make the header newer than the data).
-    if (req.serializable === true) {
+    if (req.serializable === true || this.c.unsafeStaleReads === true) {
+      // The bug --unsafe-stale-reads injects: a linearizable read served like a serializable one
+      // (but not flagged stale, so the client believes it linearizable).
+      if (req.serializable !== true) {
+        const revision = this.c.sm.revision;
+        const result = await this.c.sm.range(req);
+        return { header: this.header(revision), result };
+      }
       const revision = this.c.sm.revision;
       const result = await this.c.sm.range(req);
       return { header: this.header(revision), result, stale: true };
@@ -202,7 +222,7 @@ export class NodeKvService implements KvService {
     // Validated once: by write() for this member's own clients, by handleForwarded() for a
     // follower's (a forwarded command is checked again here, never trusted).
     const requestId = this.requestIdPrefix + (this.nextRequest++).toString(36);
-    const env: CommandEnvelope = { requestId, timeMs: Date.now(), ...(opts.session !== undefined ? { session: opts.session } : {}), cmd };
+    const env: CommandEnvelope = { requestId, timeMs: this.nowMs(), ...(opts.session !== undefined ? { session: opts.session } : {}), cmd };
     const bytes = encodeCommand(env);
     if (bytes.byteLength > this.c.maxRequestBytes) {
       throw new KvError('REQUEST_TOO_LARGE', `${ETCD_MESSAGES.REQUEST_TOO_LARGE} (${bytes.byteLength} bytes > ${this.c.maxRequestBytes})`);
@@ -353,7 +373,10 @@ export class NodeKvService implements KvService {
         raftTerm: st.term,
         raftAppliedIndex: st.applied,
         isLearner: st.config.learners.includes(this.c.memberId),
-        errors: problem === null ? [] : [`${ETCD_MESSAGES.NO_LEADER}: ${problem}`],
+        errors: [
+          ...(problem === null ? [] : [`${ETCD_MESSAGES.NO_LEADER}: ${problem}`]),
+          ...(this.c.unsafeStaleReads === true ? [UNSAFE_STALE_READS_STATUS] : []),
+        ],
       },
     };
   }

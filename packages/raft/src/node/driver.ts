@@ -112,6 +112,12 @@ export interface RaftDriverOptions {
   /** Wall-clock length of one logical tick. Default 100 ms. */
   readonly tickMs?: number;
   /**
+   * How fast this node's clock runs: ticks come every tickMs / tickRate ms of real time (1.5 =
+   * 50% fast). Default 1. Only chaos experiments set it: Raft's safety never depends on clocks,
+   * but its liveness and lease reads do (thesis §6.4.1 assumes bounded clock drift).
+   */
+  readonly tickRate?: number;
+  /**
    * Bound on client proposals held by the driver: queued for the core plus appended and awaiting
    * apply. At the bound propose() rejects at once with QUEUE_FULL (back-pressure). Default 16384.
    */
@@ -255,6 +261,10 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   private core: RaftNode | null = null;
   private state: DriverState = 'new';
   private ticker: NodeJS.Timeout | null = null;
+  /** The clock's rate (see RaftDriverOptions.tickRate); setTickRate() changes it. */
+  private tickRate = 1;
+  /** Ticks handed to the core since start (observable: a faster clock makes it grow faster). */
+  private ticksDone = 0;
   /** The Ready loop currently running, if any: at most one Ready is in flight. */
   private loop: Promise<void> | null = null;
   private loopScheduled = false;
@@ -309,6 +319,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     super();
     this.opts = opts;
     this.tickMs = positive('tickMs', opts.tickMs ?? DEFAULTS.tickMs);
+    this.tickRate = positive('tickRate', opts.tickRate ?? 1);
     this.maxQueuedProposals = positive('maxQueuedProposals', opts.maxQueuedProposals ?? DEFAULTS.maxQueuedProposals);
     this.maxQueuedReads = positive('maxQueuedReads', opts.maxQueuedReads ?? DEFAULTS.maxQueuedReads);
     this.maxBatchEntries = positive('maxBatchEntries', opts.maxBatchEntries ?? DEFAULTS.maxBatchEntries);
@@ -373,7 +384,7 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
     await this.opts.transport.start();
     if (this.stopRequested()) return; // stop() was called while starting
     this.state = 'running';
-    this.ticker = setInterval(() => this.onTick(), this.tickMs);
+    this.startTicker();
     this.log.info(
       { id: this.opts.config.id, term: st.term, lastIndex: st.lastIndex, commit: restored.hardState.commit, tickMs: this.tickMs },
       'raft driver started',
@@ -504,8 +515,34 @@ export class RaftDriver extends EventEmitter<RaftDriverEvents> {
   // ---------------------------------------------------------------------------------------------
   // The clock and the loop.
 
+  /** The logical clock: one core.tick() every tickMs / tickRate ms of real time. */
+  private startTicker(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = setInterval(() => this.onTick(), this.tickRate === 1 ? this.tickMs : this.tickMs / this.tickRate);
+  }
+
+  /** Ticks handed to the core since start. */
+  get ticks(): number {
+    return this.ticksDone;
+  }
+
+  /** The clock's current rate (1 = real time). */
+  get clockRate(): number {
+    return this.tickRate;
+  }
+
+  /**
+   * Changes how fast this node's logical clock runs (chaos experiments: clock-rate faults). Takes
+   * effect at once; the next tick comes one new interval from now.
+   */
+  setTickRate(rate: number): void {
+    this.tickRate = positive('tickRate', rate);
+    if (this.state === 'running') this.startTicker();
+  }
+
   private onTick(): void {
     if (this.state !== 'running' || !this.core) return;
+    this.ticksDone++;
     this.core.tick();
     this.expireDeadlines(Date.now());
     if (this.transfer !== null) {

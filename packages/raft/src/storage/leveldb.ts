@@ -112,10 +112,20 @@ export class LevelLogStorage implements LogStorage {
     private readonly db: Db,
     /** The data directory, named in every error. */
     readonly dir: string,
+    /**
+     * false only for the deliberate bug `ballot kv serve --unsafe-no-fsync`: save() then resolves
+     * once LevelDB has the batch in the OS page cache, before it is on disk, so a crash of the
+     * machine (or a SIGKILL before the OS writes back) can lose entries a leader already counted
+     * in its quorum (thesis §3.8: state must be persisted before answering). Default true.
+     */
+    readonly sync: boolean = true,
   ) {}
 
-  /** Opens (creating if missing) the database in `dir`. */
-  static async open(dir: string): Promise<LevelLogStorage> {
+  /**
+   * Opens (creating if missing) the database in `dir`. `opts.sync: false` (default true) writes
+   * without fsync: unsafe, only for teaching and chaos experiments.
+   */
+  static async open(dir: string, opts: { readonly sync?: boolean } = {}): Promise<LevelLogStorage> {
     await mkdir(dir, { recursive: true });
     const db: Db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
@@ -127,7 +137,7 @@ export class LevelLogStorage implements LogStorage {
       }
       throw e;
     }
-    const storage = new LevelLogStorage(db, dir);
+    const storage = new LevelLogStorage(db, dir, opts.sync ?? true);
     try {
       await storage.findEnds();
     } catch (e) {
@@ -301,7 +311,7 @@ export class LevelLogStorage implements LogStorage {
         if (op.type === 'put') chained.put(op.key, op.value);
         else chained.del(op.key);
       }
-      await chained.write({ sync: true });
+      await chained.write({ sync: this.sync });
     } catch (e) {
       this.failure = e as Error;
       throw e;
