@@ -1,2 +1,3 @@
 // @ballot/chaos: the chaos runner and the linearizability checker (issue 5).
 export {};
+export * from './proxy/index.js';
