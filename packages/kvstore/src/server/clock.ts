@@ -32,10 +32,13 @@ export class NodeClock {
     this.nodeBaseMs = this.realBaseMs;
   }
 
-  /** This member's wall-clock time in ms (Date.now() shifted by the skew and scaled by the rate). */
+  /**
+   * This member's wall-clock time in whole ms (Date.now() shifted by the skew and scaled by the
+   * rate; whole because it is stamped into log entries, whose codec takes integers).
+   */
   readonly now = (): number => {
     if (this.rateNow === 1 && this.nodeBaseMs === this.realBaseMs) return this.realNowMs() + this.skewMsNow;
-    return this.nodeBaseMs + (this.realNowMs() - this.realBaseMs) * this.rateNow + this.skewMsNow;
+    return Math.floor(this.nodeBaseMs + (this.realNowMs() - this.realBaseMs) * this.rateNow + this.skewMsNow);
   };
 
   get setting(): ClockSetting {

@@ -482,7 +482,7 @@ export class KvNode {
       let change: Partial<ClockSetting>;
       try {
         const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-        if (typeof v !== 'object' || v === null) throw new Error('expected a JSON object {skewMs?, rate?}');
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object {skewMs?, rate?}');
         const { skewMs, rate } = v as Record<string, unknown>;
         if (skewMs !== undefined && typeof skewMs !== 'number') throw new Error('skewMs must be a number');
         if (rate !== undefined && typeof rate !== 'number') throw new Error('rate must be a number');
