@@ -2,3 +2,4 @@
 export {};
 export * from './proxy/index.js';
 export * from './checker/index.js';
+export { registerCheckCommand, runCheck, type CheckCommandOptions, type CheckIo } from './cli/check.js';

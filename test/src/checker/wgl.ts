@@ -89,7 +89,11 @@ const DEADLINE_CHECK_EVERY_STEPS = 1024;
  * Searches one key's operations for a linearization. `deadlineMs` is a performance.now() instant
  * (Infinity for none). Operations must all be on one object the model describes.
  */
-export function checkOperations<S>(ops: readonly Operation[], model: Model<S>, deadlineMs = Infinity): KeyResult {
+export function checkOperations<S>(allOps: readonly Operation[], model: Model<S>, deadlineMs = Infinity): KeyResult {
+  // A read that never returned observed nothing and changes nothing: it cannot make a history
+  // invalid, so leave it out of the search (it would only add choices).
+  const ops = allOps.filter((op) => !(op.f === 'read' && op.output === undefined));
+  if (ops.length === 0) return { valid: true, linearization: [] };
   // Build the entry list in real-time order: calls at their invoke index, returns at their
   // completion index (Infinity for indeterminate operations, so they sort last).
   const entries: { readonly at: number; readonly entry: Entry }[] = [];
