@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerRaftCommands, registerSimCommand } from '@ballot/raft';
 import { registerKvCommands } from '@ballot/kvstore';
+import { registerCheckCommand } from '@ballot/chaos';
 
 const program = new Command();
 program
@@ -13,5 +14,6 @@ program
 registerRaftCommands(program);
 registerSimCommand(program);
 registerKvCommands(program);
+registerCheckCommand(program);
 
 await program.parseAsync(process.argv);
