@@ -30,6 +30,11 @@ describe('kv serve chaos flags (process)', () => {
     const clock = await fetch(`${m!.clientUrl}/debug/clock`, { method: 'POST', body: JSON.stringify({ skewMs: -5000 }) });
     expect(clock.status).toBe(200);
     expect(await clock.json()).toMatchObject({ skewMs: -5000, rate: 2 });
+    const metrics = await (await fetch(`${m!.clientUrl}/metrics`)).text();
+    expect(metrics).toMatch(/ballot_kv_unsafe_mode\{flag="--unsafe-stale-reads"[^}]*\} 1/);
+    expect(metrics).toMatch(/ballot_kv_unsafe_mode\{flag="--unsafe-no-fsync"[^}]*\} 1/);
+    expect(metrics).toMatch(/ballot_kv_clock_skew_ms\{[^}]*\} -5000/);
+    expect(metrics).toMatch(/ballot_kv_clock_rate\{[^}]*\} 2/);
     expect(await sigterm(p)).toBe(0);
   });
 
@@ -41,6 +46,7 @@ describe('kv serve chaos flags (process)', () => {
     expect(JSON.stringify(st.body['errors'] ?? [])).not.toMatch(/unsafe/i);
     expect((await fetch(`${m!.clientUrl}/debug/clock`, { method: 'POST', body: '{"rate":3}' })).status).toBe(404);
     expect(p.stdout).not.toMatch(/UNSAFE/);
+    expect(await (await fetch(`${m!.clientUrl}/metrics`)).text()).not.toMatch(/ballot_kv_unsafe_mode|ballot_kv_clock_rate/);
     expect(await sigterm(p)).toBe(0);
   });
 });

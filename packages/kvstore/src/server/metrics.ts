@@ -63,6 +63,19 @@ export class KvMetrics {
     gauge('ballot_kv_pending_proposals', 'Proposals queued or awaiting apply in the Raft driver', src.pendingProposals);
   }
 
+  /**
+   * Chaos experiments: ballot_kv_unsafe_mode{flag} is 1 for each deliberate-bug flag this member
+   * runs with (absent otherwise), and its clock (clock.ts) as ballot_kv_clock_skew_ms and
+   * ballot_kv_clock_rate. Called once at start; nothing is registered when all are off.
+   */
+  reportChaos(unsafeFlags: readonly string[], clock: () => { readonly skewMs: number; readonly rate: number }): void {
+    const r = this.registry;
+    const mode = new Gauge({ name: 'ballot_kv_unsafe_mode', help: '1 for each deliberate-bug flag this member runs with (chaos experiments only)', labelNames: ['flag'], registers: [r] });
+    for (const f of unsafeFlags) mode.set({ flag: f }, 1);
+    new Gauge({ name: 'ballot_kv_clock_skew_ms', help: "This member's clock skew (--clock-skew-ms, /debug/clock)", registers: [r], collect() { this.set(clock().skewMs); } });
+    new Gauge({ name: 'ballot_kv_clock_rate', help: "This member's clock rate (--clock-rate, /debug/clock; 1 = real time)", registers: [r], collect() { this.set(clock().rate); } });
+  }
+
   countRequest(path: string, status: number): void {
     this.requests.inc({ route: KNOWN_ROUTES.has(path) ? path : 'other', code: String(status) });
   }

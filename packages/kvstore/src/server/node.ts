@@ -454,7 +454,13 @@ export class KvNode {
     if (o.unsafeDebugClock === true) {
       this.log.warn({ flag: '--unsafe-debug-clock', path: DEBUG_CLOCK_PATH }, "UNSAFE: anyone reaching the client listener can change this member's clock");
     }
+    const unsafe = [
+      ...(o.unsafeStaleReads === true ? ['--unsafe-stale-reads'] : []),
+      ...(o.unsafeNoFsync === true ? ['--unsafe-no-fsync'] : []),
+      ...(o.unsafeDebugClock === true ? ['--unsafe-debug-clock'] : []),
+    ];
     const c = this.clock.setting;
+    if (unsafe.length > 0 || c.skewMs !== 0 || c.rate !== 1) this.metrics.reportChaos(unsafe, () => this.clock.setting);
     if (c.skewMs !== 0 || c.rate !== 1) this.log.warn({ skewMs: c.skewMs, rate: c.rate }, "this member's clock is skewed or runs at another rate (chaos experiment)");
   }
 
