@@ -140,6 +140,32 @@ describe('partitions', () => {
     await waitFor(() => servers.b.text() === 'ok', 'a -> b after heal');
   });
 
+  it('bytes held by latency when a partition starts are discarded, never delivered after heal', async () => {
+    const { net, servers } = await network();
+    net.delay('a', 'b', 60_000);
+    const c = client(net.link('a', 'b').port);
+    await c.connected;
+    c.socket.write('stale');
+    await waitFor(() => net.link('a', 'b').queuedBytes() === 5, 'the bytes to be held');
+    net.partition([['a'], ['b', 'c']]);
+    await waitFor(() => c.closed, 'the reset');
+    expect(net.link('a', 'b').queuedBytes()).toBe(0);
+    net.heal();
+    const fresh = client(net.link('a', 'b').port);
+    await fresh.connected;
+    fresh.socket.write('fresh');
+    await waitFor(() => servers.b.text().length > 0, 'the fresh bytes');
+    expect(servers.b.text()).toBe('fresh');
+  });
+
+  it('a connection to a node that is down is reset and counted as a dial failure', async () => {
+    const { net, servers } = await network();
+    await servers.c.close();
+    const c = client(net.link('a', 'c').port);
+    await waitFor(() => c.closed, 'the reset');
+    expect(net.link('a', 'c').stats()).toMatchObject({ dialFailures: 1, connectionsAccepted: 0, openConnections: 0 });
+  });
+
   it('bridge and majorities ring cut the right links among 5 nodes', async () => {
     const servers = await Promise.all(['n1', 'n2', 'n3', 'n4', 'n5'].map(async (name) => ({ name, s: await server(false) })));
     const net = await ProxyNetwork.start({ nodes: servers.map(({ name, s }) => ({ name, peerHost: '127.0.0.1', peerPort: s.port })) });

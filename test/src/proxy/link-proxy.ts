@@ -54,6 +54,8 @@ export interface LinkStats {
   readonly connectionsAccepted: number;
   /** Connections reset on accept because the link was fully cut. */
   readonly connectionsRefused: number;
+  /** Accepted connections reset because the target could not be dialed (e.g. the node is down). */
+  readonly dialFailures: number;
   /** Open connections reset by a fault (a cut, a heal after a gap, or reset()). */
   readonly connectionsReset: number;
   readonly openConnections: number;
@@ -131,6 +133,7 @@ export class LinkProxy {
     connectionsAccepted: 0,
     connectionsRefused: 0,
     connectionsReset: 0,
+    dialFailures: 0,
     peakQueuedBytes: 0,
     pausesAtBound: 0,
   };
@@ -250,8 +253,11 @@ export class LinkProxy {
     const pending = { client, upstream };
     this.pending.add(pending);
     const fail = (): void => {
-      this.pending.delete(pending);
-      if (!client.destroyed) client.resetAndDestroy();
+      if (!this.pending.delete(pending)) return;
+      if (!client.destroyed) {
+        this.counters.dialFailures++;
+        client.resetAndDestroy();
+      }
       upstream.destroy();
     };
     client.once('close', fail);
