@@ -246,6 +246,21 @@ describe('latency, resets and bounds', () => {
     expect(st.peakQueuedBytes).toBeLessThanOrEqual(maxQueuedBytes + 64 * 1024);
   });
 
+  it('connections per link are bounded: one more is reset on accept', async () => {
+    const s = await server(true);
+    const p = new LinkProxy({ from: 'x', to: 'y', targetHost: '127.0.0.1', targetPort: s.port, maxConnections: 2 });
+    await p.listen();
+    cleanups.push(() => p.close());
+    const [c1, c2] = [client(p.port), client(p.port)];
+    await Promise.all([c1.connected, c2.connected]);
+    await waitFor(() => p.stats().openConnections === 2, 'two paired connections');
+    const c3 = client(p.port);
+    await waitFor(() => c3.closed, 'the third connection to be reset');
+    expect(p.stats().connectionsRefused).toBe(1);
+    c1.socket.write('still');
+    await waitFor(() => c1.text() === 'still', 'the first connection to keep working');
+  });
+
   it('close() leaves no open TCP handles, also with queued bytes and open connections', async () => {
     // Every earlier test of this file closed its proxies, servers and clients in afterEach: nothing may linger.
     await waitFor(() => tcpHandles() === 0, 'the handles of earlier tests to close');

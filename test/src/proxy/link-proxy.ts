@@ -26,6 +26,8 @@
 //   source socket (pause), so TCP flow control pushes back on the sender, exactly as a full link buffer would; it
 //   resumes reading when the queue drains below half the bound. The same pause/resume follows the destination's
 //   write backpressure ('drain'), so the proxy never buffers without bound.
+// - At most `maxConnections` connections (open or being dialed) per link; one more is reset on accept and counted
+//   as refused. A Raft peer keeps one or two connections per link, so the bound only stops a reconnect storm.
 // - close() stops the server, destroys every socket and clears every timer.
 
 import net from 'node:net';
@@ -52,7 +54,7 @@ export interface LinkStats {
   readonly bytesDroppedBack: number;
   /** Connections accepted and forwarded to the target. */
   readonly connectionsAccepted: number;
-  /** Connections reset on accept because the link was fully cut. */
+  /** Connections reset on accept because the link was fully cut or at maxConnections. */
   readonly connectionsRefused: number;
   /** Accepted connections reset because the target could not be dialed (e.g. the node is down). */
   readonly dialFailures: number;
@@ -72,11 +74,14 @@ export interface LinkProxyOptions {
   readonly targetPort: number;
   /** Bound on bytes waiting in one flow of one connection (latency queue); default 4 MiB. */
   readonly maxQueuedBytes?: number;
+  /** Bound on connections open or being dialed on this link; default 64. */
+  readonly maxConnections?: number;
   /** Source of randomness for jitter, in [0, 1); pass a seeded one to replay a run. Default Math.random. */
   readonly random?: () => number;
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_CONNECTIONS = 64;
 
 type FlowName = 'out' | 'back';
 
@@ -117,6 +122,7 @@ export class LinkProxy {
   private readonly targetHost: string;
   private readonly targetPort: number;
   private readonly maxQueuedBytes: number;
+  private readonly maxConnections: number;
   private readonly random: () => number;
   private readonly server: net.Server;
   private readonly conns = new Set<Conn>();
@@ -145,6 +151,8 @@ export class LinkProxy {
     this.targetPort = opts.targetPort;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     if (!(this.maxQueuedBytes > 0)) throw new RangeError('LinkProxy: maxQueuedBytes must be positive');
+    this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (!(this.maxConnections >= 1)) throw new RangeError('LinkProxy: maxConnections must be at least 1');
     this.random = opts.random ?? Math.random;
     this.server = net.createServer({ allowHalfOpen: true }, (s) => this.onAccept(s));
   }
@@ -242,7 +250,8 @@ export class LinkProxy {
       return;
     }
     client.on('error', () => {});
-    if (this.policy.out.drop && this.policy.back.drop) {
+    const full = this.conns.size + this.pending.size >= this.maxConnections;
+    if (full || (this.policy.out.drop && this.policy.back.drop)) {
       this.counters.connectionsRefused++;
       client.resetAndDestroy();
       return;

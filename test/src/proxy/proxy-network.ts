@@ -26,6 +26,8 @@ export interface ProxyNetworkOptions {
   readonly nodes: readonly ProxyNode[];
   /** Bound on bytes held per flow of one connection by the latency queue; see LinkProxy. */
   readonly maxQueuedBytes?: number;
+  /** Bound on connections per link; see LinkProxy. */
+  readonly maxConnections?: number;
   /** Randomness for jitter (seed it to replay a run). */
   readonly random?: () => number;
 }
@@ -66,6 +68,7 @@ export class ProxyNetwork {
           targetHost: b.peerHost,
           targetPort: b.peerPort,
           ...(opts.maxQueuedBytes !== undefined ? { maxQueuedBytes: opts.maxQueuedBytes } : {}),
+          ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
           ...(opts.random !== undefined ? { random: opts.random } : {}),
         };
         this.links.set(key(a.name, b.name), new LinkProxy(proxyOpts));
