@@ -17,7 +17,8 @@
 //   --listen-metrics-urls          (none) extra listeners for /metrics /health /readyz /livez
 // and Ballot's own: --read-mode read-index|lease, --request-timeout-ms, and for chaos experiments
 // and teaching --unsafe-stale-reads, --unsafe-no-fsync (deliberate bugs), --clock-skew-ms,
-// --clock-rate and --unsafe-debug-clock (a per-member clock, clock.ts). Every etcd flag may also
+// --clock-rate and --unsafe-debug-clock (a per-member clock, clock.ts), and --peer-dial-override
+// (dial some members at other URLs than they advertise: the chaos runner's proxies). Every etcd flag may also
 // come from its environment variable (ETCD_NAME, ETCD_INITIAL_CLUSTER, ...), as in etcd; a flag
 // on the command line wins. A few etcd flags that do not apply to Ballot (IGNORED_ETCD_FLAGS) are
 // accepted and ignored with a warning, so etcd command lines keep working.
@@ -65,6 +66,12 @@ export interface KvServeOptions {
   clockRate?: number;
   /** Chaos: POST /debug/clock {skewMs, rate} on the client listener changes the clock at run time (404 without it). */
   unsafeDebugClock?: boolean;
+  /**
+   * Ballot's --peer-dial-override: member name (of --initial-cluster) → the URL this member dials
+   * for it instead of its advertised peer URL (a fault-injecting proxy, in chaos runs). Ids and
+   * membership still come from the advertised URLs; members without an override are dialed as usual.
+   */
+  peerDialOverride?: Record<string, string>;
 }
 
 export class KvUsageError extends Error {
@@ -178,6 +185,7 @@ interface RawServeFlags {
   clockSkewMs?: string;
   clockRate?: string;
   unsafeDebugClock?: boolean;
+  peerDialOverride?: string;
   [ignored: string]: unknown;
 }
 
@@ -231,7 +239,13 @@ function addServeOptions(cmd: Command): Command {
     .addOption(new Option('--unsafe-no-fsync', 'UNSAFE (deliberate bug): write the Raft log without fsync (acknowledge before durable)'))
     .addOption(new Option('--clock-skew-ms <ms>', "chaos: shift this member's wall clock by ms (may be negative)"))
     .addOption(new Option('--clock-rate <rate>', "chaos: how fast this member's clock runs (1.5 = 50% fast; ticks every heartbeat-interval / rate)"))
-    .addOption(new Option('--unsafe-debug-clock', 'chaos: enable POST /debug/clock {skewMs, rate} on the client listener'));
+    .addOption(new Option('--unsafe-debug-clock', 'chaos: enable POST /debug/clock {skewMs, rate} on the client listener'))
+    .addOption(new Option(
+      '--peer-dial-override <list>',
+      'Ballot (chaos): name=url[,name=url...]: this member dials the named --initial-cluster members at these URLs (e.g. proxies) ' +
+        'instead of their advertised peer URLs, for Raft, snapshots and forwarding; ids and membership still come from --initial-cluster; ' +
+        'members without an entry (also ones added later) are dialed at their advertised URLs',
+    ));
   for (const flag of IGNORED_ETCD_FLAGS) {
     cmd.addOption(new Option(`--${flag} [value]`, 'accepted for etcd compatibility; ignored by Ballot').env(envOf(flag)).hideHelp());
   }
@@ -293,7 +307,31 @@ function validateKvServeFlags(o: RawServeFlags): KvServeOptions {
     ...(o.unsafeDebugClock === true ? { unsafeDebugClock: true } : {}),
     ...(o.clockSkewMs !== undefined ? { clockSkewMs: numberOf('--clock-skew-ms', o.clockSkewMs, -86_400_000, 86_400_000, true) } : {}),
     ...(o.clockRate !== undefined ? { clockRate: numberOf('--clock-rate', o.clockRate, 0.01, 100, false) } : {}),
+    ...(o.peerDialOverride !== undefined ? { peerDialOverride: parsePeerDialOverride(o.peerDialOverride, name, initialCluster) } : {}),
   };
+}
+
+/**
+ * "n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003" → { n2: ..., n3: ... }. Every name must be
+ * another member of --initial-cluster, named once; every URL a dialable http:// URL.
+ */
+export function parsePeerDialOverride(value: string, self: string, initialCluster: Readonly<Record<string, readonly string[]>>): Record<string, string> {
+  const flag = '--peer-dial-override';
+  const parts = value.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  if (parts.length === 0) throw new KvUsageError(`${flag}: expected name=url[,name=url...]`);
+  const out: Record<string, string> = {};
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new KvUsageError(`${flag}: expected name=url, got "${part}"`);
+    const name = part.slice(0, eq);
+    if (initialCluster[name] === undefined) {
+      throw new KvUsageError(`${flag}: "${name}" is not a member of --initial-cluster (${Object.keys(initialCluster).join(', ')})`);
+    }
+    if (name === self) throw new KvUsageError(`${flag}: "${name}" is this member; only other members can be dialed elsewhere`);
+    if (out[name] !== undefined) throw new KvUsageError(`${flag}: "${name}" is given twice`);
+    out[name] = parseUrl(`${flag} (${name})`, part.slice(eq + 1)).url;
+  }
+  return out;
 }
 
 /** A decimal number (an integer when `integer`) within [min, max]. */

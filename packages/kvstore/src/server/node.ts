@@ -146,7 +146,7 @@ export class KvNode {
     await mkdir(opts.dataDir, { recursive: true });
     const identity = await loadOrCreateIdentity(opts, memberId, log);
     const { clusterId, bootstrap } = identity;
-    const book = new PeerBook(memberId);
+    const book = new PeerBook(memberId, dialOverridesById(opts));
     for (const [id, urls] of Object.entries(identity.peers)) book.set(id, urls);
     book.set(memberId, opts.initialAdvertisePeerUrls);
 
@@ -715,10 +715,24 @@ async function loadOrCreateIdentity(opts: KvServeOptions, memberId: string, log:
   return identity;
 }
 
+/** --peer-dial-override by member id (ids come from the shared --initial-cluster URLs, as every member computes them). */
+function dialOverridesById(opts: KvServeOptions): Map<NodeId, string> {
+  const out = new Map<NodeId, string>();
+  for (const [name, url] of Object.entries(opts.peerDialOverride ?? {})) {
+    const urls = opts.initialCluster[name];
+    if (urls !== undefined) out.set(computeMemberId(urls, opts.initialClusterToken), url);
+  }
+  return out;
+}
+
 /** --initial-cluster-state existing: ask the other members for the cluster (retried for up to 30 s). */
 async function fetchClusterInfo(opts: KvServeOptions, memberId: string, log: Logger): Promise<ClusterInfo> {
   const mine = new Set(opts.initialAdvertisePeerUrls);
-  const others = Object.values(opts.initialCluster).flat().filter((u) => !mine.has(u));
+  // A member with a --peer-dial-override is asked there (its advertised URLs may be unreachable from here).
+  const others = Object.entries(opts.initialCluster).flatMap(([name, urls]) => {
+    const override = opts.peerDialOverride?.[name];
+    return override !== undefined ? [override] : urls.filter((u) => !mine.has(u));
+  });
   if (others.length === 0) throw new NodeStartError('--initial-cluster-state existing: --initial-cluster names no other member to ask', EXIT.USAGE);
   const deadline = Date.now() + 30_000;
   let lastError = 'no member answered';

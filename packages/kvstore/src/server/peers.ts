@@ -5,6 +5,10 @@
 // members whose config entries were compacted away stay reachable). The Raft transport dials the
 // first peer URL's host:port; the transport's links follow the configuration in effect (plus the
 // leader), level-triggered.
+//
+// --peer-dial-override (chaos runs) gives some members another URL to DIAL (a proxy in front of
+// them): dialing follows the override, while the book's advertised URLs (what ids, member list and
+// snapshot headers carry) stay the shared ones, so every member still agrees on who is who.
 
 import type { ConfChange, NodeId, WsTransport } from '@ballot/raft';
 import { KvUsageError, parseUrl } from './flags.js';
@@ -32,7 +36,15 @@ export function decodePeerUrls(context: Uint8Array | undefined): string[] | null
 export class PeerBook {
   private readonly urls = new Map<NodeId, readonly string[]>();
 
-  constructor(private readonly self: NodeId) {}
+  /** member id → the URL this member dials instead of the advertised one (--peer-dial-override). */
+  private readonly dialOverrides: ReadonlyMap<NodeId, string>;
+
+  constructor(
+    private readonly self: NodeId,
+    dialOverrides: ReadonlyMap<NodeId, string> = new Map(),
+  ) {
+    this.dialOverrides = new Map(dialOverrides);
+  }
 
   set(id: NodeId, urls: readonly string[]): void {
     if (urls.length > 0) this.urls.set(id, [...urls]);
@@ -42,15 +54,15 @@ export class PeerBook {
     return this.urls.get(id);
   }
 
-  /** host:port the transport dials for `id` (its first peer URL). */
+  /** host:port the transport (and the snapshot streamer) dials for `id`: its override, else its first peer URL. */
   dialAddress(id: NodeId): string | undefined {
-    const u = this.urls.get(id)?.[0];
+    const u = this.baseUrl(id);
     return u === undefined ? undefined : parseUrl('peer URL', u).hostPort;
   }
 
-  /** The peer URL the server sends forwarded requests to. */
+  /** The peer URL the server sends forwarded requests to (the override, if `id` has one). */
   baseUrl(id: NodeId): string | undefined {
-    return this.urls.get(id)?.[0];
+    return this.dialOverrides.get(id) ?? this.urls.get(id)?.[0];
   }
 
   /** A config entry that adds a member carries its peer URLs. */
