@@ -40,14 +40,14 @@ describe('ballot check', () => {
     expect(typeof lastJson(c.out)['ms']).toBe('number');
   });
 
-  it('invalid history: exit 1, explains the failure, writes check.json with --out', async () => {
+  it('invalid history: exit 1, explains the failure, writes result.json with --out', async () => {
     const f = await file('bad.jsonl', ev(0, 'invoke', 'write', 1), ev(0, 'ok', 'write', 1), ev(1, 'invoke', 'read', null), ev(1, 'ok', 'read', null));
     const c = capture();
     const out = join(dir, 'out');
     expect(await runCheck(f, { model: 'register', out }, c.io)).toBe(1);
     expect(lastJson(c.out)).toMatchObject({ valid: false, ops: 2, keys: 1 });
     expect(c.out.join('\n')).toContain('p1 read -> null (ok, lines 3-4)   <- already returned');
-    const saved = JSON.parse(await readFile(join(out, 'check.json'), 'utf8')) as { valid: unknown; key: unknown };
+    const saved = JSON.parse(await readFile(join(out, 'result.json'), 'utf8')) as { valid: unknown; key: unknown };
     expect([saved.valid, saved.key]).toEqual([false, 'x']);
   });
 
@@ -64,6 +64,20 @@ describe('ballot check', () => {
     const c = capture();
     expect(await runCheck(f, { model: 'register', timeBudgetMs: 0 }, c.io)).toBe(2);
     expect(lastJson(c.out)).toMatchObject({ valid: 'unknown', ops: 1, keys: 1 });
+  });
+
+  it('--model kv checks put/get/delete/txn; register operations are bad input for it', async () => {
+    const bad = await file('kv.jsonl', ev(0, 'invoke', 'put', 1), ev(0, 'ok', 'put', null), ev(0, 'invoke', 'delete', null), ev(0, 'ok', 'delete', 1), ev(1, 'invoke', 'get', null), ev(1, 'ok', 'get', 1));
+    const c = capture();
+    expect(await runCheck(bad, { model: 'kv' }, c.io)).toBe(1);
+    expect(c.out.join('\n')).toContain('p1 get -> 1 (ok, lines 5-6)   <- already returned');
+    const mixed = await file('mixed.jsonl', ev(0, 'invoke', 'put', 1), ev(0, 'ok', 'put', null), ev(0, 'invoke', 'read', null), ev(0, 'ok', 'read', 1));
+    const m = capture();
+    expect(await runCheck(mixed, { model: 'kv' }, m.io)).toBe(2);
+    expect(m.err.join('\n')).toMatch(/line 3: "read" is not an operation of the kv model/);
+    const r = capture();
+    expect(await runCheck(mixed, { model: 'register' }, r.io)).toBe(2);
+    expect(r.err.join('\n')).toMatch(/line 1: "put" is not an operation of the register model/);
   });
 
   it('is wired through commander (registerCheckCommand)', async () => {

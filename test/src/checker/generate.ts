@@ -13,6 +13,43 @@ export interface GenerateOptions {
   readonly keys: number;
   /** Writes and cas draw values from 0 .. values-1 (few values make cas succeed often). */
   readonly values: number;
+  /**
+   * Which object the clients run against: 'register' (read/write/cas, the default) or 'kv' (the
+   * store's put/get/delete/txn on one key, see history.ts).
+   */
+  readonly model?: 'register' | 'kv';
+}
+
+/** The sequential object behind a generated history: one key's state, and how each operation runs on it. */
+interface SequentialKey {
+  value: JsonValue;
+  version: number;
+}
+
+/** Runs one kv step (put/get/delete) on `k`; returns its result. Written apart from models.ts on purpose. */
+function runKvStep(k: SequentialKey, step: JsonValue): JsonValue {
+  const s = step as { readonly f: string; readonly value?: JsonValue };
+  if (s.f === 'put') {
+    k.value = s.value ?? null;
+    k.version++;
+    return null;
+  }
+  if (s.f === 'get') return k.value;
+  const deleted = k.version > 0 ? 1 : 0;
+  k.value = null;
+  k.version = 0;
+  return deleted;
+}
+
+/** The input of a kv operation drawn from `v`: a txn compares value or version, then writes or reads. */
+function kvInput(f: OpFunction, v: number): JsonValue {
+  if (f === 'put') return v;
+  if (f !== 'txn') return null;
+  return {
+    compare: v % 2 === 0 ? { value: v === 0 ? null : v - 1 } : { version: v % 3 },
+    then: [{ f: 'put', value: v }, { f: 'get' }],
+    else: v % 3 === 0 ? [{ f: 'delete' }] : [{ f: 'get' }],
+  };
 }
 
 interface Pending {
@@ -32,6 +69,8 @@ interface Pending {
  */
 export function generateHistory(tape: readonly number[], options: GenerateOptions): GeneratedEvent[] {
   const register = new Map<string, JsonValue>();
+  const store = new Map<string, SequentialKey>();
+  const kv = options.model === 'kv';
   const events: GeneratedEvent[] = [];
   const clients: (Pending | null)[] = Array.from({ length: options.processes }, () => null);
   const pids = Array.from({ length: options.processes }, (_, i) => i);
@@ -41,6 +80,20 @@ export function generateHistory(tape: readonly number[], options: GenerateOption
     events.push({ process: pid, type, f: p.f, key: p.key, value, timeNs: (events.length + 1) * 1000 });
   };
   const takeEffect = (p: Pending): void => {
+    if (kv) {
+      const k = store.get(p.key) ?? { value: null, version: 0 };
+      store.set(p.key, k);
+      if (p.f === 'txn') {
+        const t = p.input as { readonly compare: { readonly value?: JsonValue; readonly version?: number }; readonly then: JsonValue[]; readonly else: JsonValue[] };
+        const holds = 'value' in t.compare ? JSON.stringify(t.compare.value) === JSON.stringify(k.value) : t.compare.version === k.version;
+        const results = (holds ? t.then : t.else).map((step) => runKvStep(k, step));
+        p.effect = { result: { succeeded: holds, results }, ok: true };
+      } else {
+        const result = runKvStep(k, { f: p.f, value: p.input });
+        p.effect = { result: p.f === 'put' ? p.input : result, ok: true };
+      }
+      return;
+    }
     const current = register.get(p.key) ?? null;
     if (p.f === 'read') p.effect = { result: current, ok: true };
     else if (p.f === 'write') {
@@ -67,10 +120,11 @@ export function generateHistory(tape: readonly number[], options: GenerateOption
     if (action === 0) {
       const slot = arg % options.processes;
       if (clients[slot] !== null) continue;
-      const f: OpFunction = (['read', 'write', 'cas'] as const)[arg % 3] ?? 'read';
-      const key = `k${Math.floor(arg / 3) % options.keys}`;
-      const v = Math.floor(arg / (3 * options.keys)) % options.values;
-      const input: JsonValue = f === 'read' ? null : f === 'write' ? v : [v % 2 === 0 ? null : v - 1, v];
+      const fs: readonly OpFunction[] = kv ? ['get', 'put', 'delete', 'txn'] : ['read', 'write', 'cas'];
+      const f: OpFunction = fs[arg % fs.length] ?? 'read';
+      const key = `k${Math.floor(arg / fs.length) % options.keys}`;
+      const v = Math.floor(arg / (fs.length * options.keys)) % options.values;
+      const input: JsonValue = kv ? kvInput(f, v) : f === 'read' ? null : f === 'write' ? v : [v % 2 === 0 ? null : v - 1, v];
       const p: Pending = { pid: pids[slot] ?? slot, f, key, input, effect: null };
       clients[slot] = p;
       emit(p.pid, 'invoke', p, input);
@@ -111,7 +165,8 @@ function insertSequential(
 ): GeneratedEvent[] {
   const out: GeneratedEvent[] = [];
   const pushOp = (i: (typeof inserts)[number]): void => {
-    out.push({ process: pid, type: 'invoke', f: i.f, key: i.key, value: i.f === 'read' ? null : i.value, timeNs: 0 });
+    const isRead = i.f === 'read' || i.f === 'get';
+    out.push({ process: pid, type: 'invoke', f: i.f, key: i.key, value: isRead ? null : i.value, timeNs: 0 });
     out.push({ process: pid, type: 'ok', f: i.f, key: i.key, value: i.value, timeNs: 0 });
   };
   let next = 0;
@@ -127,19 +182,32 @@ const freshPid = (events: readonly GeneratedEvent[]): number => 1 + Math.max(-1,
 const sortedPositions = (events: readonly GeneratedEvent[], picks: readonly number[]): number[] =>
   picks.map((x) => x % (events.length + 1)).sort((a, b) => a - b);
 
+/** The functions an injection uses to write and read: register write/read, or kv put/get. */
+export interface InjectFunctions {
+  readonly write: 'write' | 'put';
+  readonly read: 'read' | 'get';
+}
+const REGISTER_FNS: InjectFunctions = { write: 'write', read: 'read' };
+export const KV_INJECT_FUNCTIONS: InjectFunctions = { write: 'put', read: 'get' };
+
 /**
  * A stale read: on `key`, write a fresh value A, then (strictly later) write a fresh value B, then
  * (strictly later) read A. No other operation writes A, so in every order respecting real time
  * the read sees B or something written after it: certainly not linearizable.
  */
-export function injectStaleRead(events: readonly GeneratedEvent[], key: string, picks: readonly [number, number, number]): GeneratedEvent[] {
+export function injectStaleRead(
+  events: readonly GeneratedEvent[],
+  key: string,
+  picks: readonly [number, number, number],
+  fns: InjectFunctions = REGISTER_FNS,
+): GeneratedEvent[] {
   const [a, b, c] = sortedPositions(events, picks) as [number, number, number];
   return insertSequential(
     events,
     [
-      { at: a, f: 'write', key, value: 'stale-A' },
-      { at: b, f: 'write', key, value: 'stale-B' },
-      { at: c, f: 'read', key, value: 'stale-A' },
+      { at: a, f: fns.write, key, value: 'stale-A' },
+      { at: b, f: fns.write, key, value: 'stale-B' },
+      { at: c, f: fns.read, key, value: 'stale-A' },
     ],
     freshPid(events),
   );
@@ -149,13 +217,17 @@ export function injectStaleRead(events: readonly GeneratedEvent[], key: string, 
  * A lost write: on a key nobody else uses, a write is acknowledged and a later read finds the key
  * absent. Certainly not linearizable.
  */
-export function injectLostWrite(events: readonly GeneratedEvent[], picks: readonly [number, number]): GeneratedEvent[] {
+export function injectLostWrite(
+  events: readonly GeneratedEvent[],
+  picks: readonly [number, number],
+  fns: InjectFunctions = REGISTER_FNS,
+): GeneratedEvent[] {
   const [a, b] = sortedPositions(events, picks) as [number, number];
   return insertSequential(
     events,
     [
-      { at: a, f: 'write', key: 'lost', value: 'L' },
-      { at: b, f: 'read', key: 'lost', value: null },
+      { at: a, f: fns.write, key: 'lost', value: 'L' },
+      { at: b, f: fns.read, key: 'lost', value: null },
     ],
     freshPid(events),
   );

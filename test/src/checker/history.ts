@@ -11,6 +11,23 @@
 // An invoke with no completion at all (the client died) is treated like `info`.
 // A compare-and-set's value is `[expected, new]`.
 //
+// Two families of functions, one per model (`ballot check --model`):
+//   register: read, write, cas           (as above)
+//   kv:       put, get, delete, txn      (the store's operations on one key)
+//     put    invoke value: the value to store. The ok value is not checked.
+//     get    ok value: the value read, null when the key is absent.
+//     delete ok value: optional; when a number it is the count deleted (1 or 0) and is checked.
+//     txn    one key, etcd-style compare/then/else. Invoke value:
+//              {"compare": {"value": V} | {"version": N}, "then": [KvStep...], "else": [KvStep...]}
+//            where a KvStep is {"f":"put","value":V} | {"f":"get"} | {"f":"delete"}.
+//            "compare" is an equality test of the key's current value (null = absent) or of its
+//            version (etcd's per-key version: 0 when absent, +1 per put, back to 0 on delete).
+//            (etcd's mod_revision is a global counter: it cannot be checked key by key, so it is
+//            not offered.) The ok value is {"succeeded": bool, "results": [...]} with one result
+//            per step of the branch taken (a get's value; null for put; a delete's count), or
+//            "results" omitted/null when the client did not record them. A txn whose compare
+//            was false is `ok` with succeeded false - `fail` still means "did not happen".
+//
 // Real-time order is the order of lines: operation A precedes B when A's completion line comes
 // before B's invoke line. `time` (nanoseconds) is kept for display only.
 
@@ -18,7 +35,23 @@
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [k: string]: JsonValue };
 
 export type EventType = 'invoke' | 'ok' | 'fail' | 'info';
-export type OpFunction = 'read' | 'write' | 'cas';
+export type RegisterFunction = 'read' | 'write' | 'cas';
+export type KvFunction = 'put' | 'get' | 'delete' | 'txn';
+export type OpFunction = RegisterFunction | KvFunction;
+
+/** One step of a txn branch (see the format above). */
+export type KvStep = { readonly f: 'put'; readonly value: JsonValue } | { readonly f: 'get' } | { readonly f: 'delete' };
+/** A txn on one key: if compare holds, run `then`, else `else`. */
+export interface KvTxn {
+  readonly compare: { readonly target: 'value'; readonly value: JsonValue } | { readonly target: 'version'; readonly version: number };
+  readonly then: readonly KvStep[];
+  readonly else: readonly KvStep[];
+}
+/** What a txn returned: which branch ran, and (when recorded) one result per step of it. */
+export interface KvTxnOutput {
+  readonly succeeded: boolean;
+  readonly results: readonly JsonValue[] | null;
+}
 
 /** One line of a history file, validated. `line` is 1-based. */
 export interface HistoryEvent {
@@ -73,10 +106,56 @@ interface OpBase {
 export type Operation =
   | (OpBase & { readonly f: 'read'; readonly output: JsonValue | undefined })
   | (OpBase & { readonly f: 'write'; readonly value: JsonValue })
-  | (OpBase & { readonly f: 'cas'; readonly expected: JsonValue; readonly next: JsonValue });
+  | (OpBase & { readonly f: 'cas'; readonly expected: JsonValue; readonly next: JsonValue })
+  | (OpBase & { readonly f: 'put'; readonly value: JsonValue })
+  | (OpBase & { readonly f: 'get'; readonly output: JsonValue | undefined })
+  /** output: the deleted count when recorded as a number, else undefined (not checked). */
+  | (OpBase & { readonly f: 'delete'; readonly output: number | undefined })
+  | (OpBase & { readonly f: 'txn'; readonly txn: KvTxn; readonly output: KvTxnOutput | undefined });
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>(['invoke', 'ok', 'fail', 'info']);
-const OP_FUNCTIONS: ReadonlySet<string> = new Set<OpFunction>(['read', 'write', 'cas']);
+const OP_FUNCTIONS: ReadonlySet<string> = new Set<OpFunction>(['read', 'write', 'cas', 'put', 'get', 'delete', 'txn']);
+
+/** Validates a txn invoke value; returns an error detail, or the txn. */
+export function parseTxn(value: JsonValue): KvTxn | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a txn invoke\'s "value" must be {compare, then, else}';
+  const o = value as { readonly [k: string]: JsonValue };
+  const c = o['compare'];
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) return 'a txn\'s "compare" must be {"value": V} or {"version": N}';
+  const cmp = c as { readonly [k: string]: JsonValue };
+  let compare: KvTxn['compare'];
+  if (Object.keys(cmp).length === 1 && 'value' in cmp) compare = { target: 'value', value: cmp['value'] ?? null };
+  else if (Object.keys(cmp).length === 1 && typeof cmp['version'] === 'number' && Number.isSafeInteger(cmp['version'])) {
+    compare = { target: 'version', version: cmp['version'] };
+  } else return 'a txn\'s "compare" must be {"value": V} or {"version": N}';
+  const steps = (name: 'then' | 'else'): KvStep[] | string => {
+    const list = o[name] ?? [];
+    if (!Array.isArray(list)) return `a txn's "${name}" must be an array of steps`;
+    const out: KvStep[] = [];
+    for (const s of list as readonly JsonValue[]) {
+      const step = (typeof s === 'object' && s !== null && !Array.isArray(s) ? s : {}) as { readonly [k: string]: JsonValue };
+      if (step['f'] === 'put') out.push({ f: 'put', value: step['value'] ?? null });
+      else if (step['f'] === 'get' || step['f'] === 'delete') out.push({ f: step['f'] });
+      else return `a txn step must be {"f":"put","value":V}, {"f":"get"} or {"f":"delete"}`;
+    }
+    return out;
+  };
+  const then = steps('then');
+  if (typeof then === 'string') return then;
+  const els = steps('else');
+  if (typeof els === 'string') return els;
+  return { compare, then, else: els };
+}
+
+/** A txn's ok value, or undefined when it is not {succeeded, results?}. */
+function parseTxnOutput(value: JsonValue): KvTxnOutput | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const o = value as { readonly [k: string]: JsonValue };
+  const succeeded = o['succeeded'];
+  const results = o['results'] ?? null;
+  if (typeof succeeded !== 'boolean' || (results !== null && !Array.isArray(results))) return undefined;
+  return { succeeded, results: results as readonly JsonValue[] | null };
+}
 
 /** Parses one line (1-based `line` for error messages). */
 export function parseEvent(text: string, line: number): HistoryEvent {
@@ -100,7 +179,7 @@ export function parseEvent(text: string, line: number): HistoryEvent {
   }
   const f = o['f'];
   if (typeof f !== 'string' || !OP_FUNCTIONS.has(f)) {
-    throw new HistoryError('bad-field', line, '"f" must be one of read, write, cas');
+    throw new HistoryError('bad-field', line, '"f" must be one of read, write, cas, put, get, delete, txn');
   }
   const key = o['key'];
   if (typeof key !== 'string') throw new HistoryError('bad-field', line, '"key" must be a string');
@@ -111,6 +190,13 @@ export function parseEvent(text: string, line: number): HistoryEvent {
   const value = (o['value'] ?? null) as JsonValue;
   if (f === 'cas' && type === 'invoke' && !(Array.isArray(value) && value.length === 2)) {
     throw new HistoryError('bad-field', line, 'a cas invoke\'s "value" must be [expected, new]');
+  }
+  if (f === 'txn' && type === 'invoke') {
+    const txn = parseTxn(value);
+    if (typeof txn === 'string') throw new HistoryError('bad-field', line, txn);
+  }
+  if (f === 'txn' && type === 'ok' && parseTxnOutput(value) === undefined) {
+    throw new HistoryError('bad-field', line, 'a txn\'s ok "value" must be {"succeeded": bool, "results": [...]|null}');
   }
   return { process, type: type as EventType, f: f as OpFunction, key, value, timeNs: time, line };
 }
@@ -151,6 +237,16 @@ export function pairOperations(events: readonly HistoryEvent[]): Operation[] {
       ops.push({ ...base, f: 'read', output: done !== null && done.type === 'ok' ? done.value : undefined });
     } else if (inv.f === 'write') {
       ops.push({ ...base, f: 'write', value: inv.value });
+    } else if (inv.f === 'put') {
+      ops.push({ ...base, f: 'put', value: inv.value });
+    } else if (inv.f === 'get') {
+      ops.push({ ...base, f: 'get', output: done !== null && done.type === 'ok' ? done.value : undefined });
+    } else if (inv.f === 'delete') {
+      const v = done !== null && done.type === 'ok' ? done.value : undefined;
+      ops.push({ ...base, f: 'delete', output: typeof v === 'number' ? v : undefined });
+    } else if (inv.f === 'txn') {
+      const txn = parseTxn(inv.value) as KvTxn; // validated by parseEvent
+      ops.push({ ...base, f: 'txn', txn, output: done !== null && done.type === 'ok' ? parseTxnOutput(done.value) : undefined });
     } else {
       const pair = inv.value as readonly JsonValue[];
       ops.push({ ...base, f: 'cas', expected: pair[0] ?? null, next: pair[1] ?? null });

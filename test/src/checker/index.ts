@@ -9,10 +9,26 @@ export {
   type HistoryErrorCode,
   type HistoryEvent,
   type JsonValue,
+  type KvFunction,
+  type KvStep,
+  type KvTxn,
+  type KvTxnOutput,
   type OpFunction,
+  type RegisterFunction,
+  parseTxn,
   type Operation,
 } from './history.js';
-export { MODELS, jsonEqual, kvRegisterModel, registerModel, type Model, type ModelName } from './models.js';
+export {
+  MODELS,
+  jsonEqual,
+  kvModel,
+  kvRegisterModel,
+  multiKeyModel,
+  registerModel,
+  type KvKeyState,
+  type Model,
+  type ModelName,
+} from './models.js';
 export {
   checkHistory,
   checkOperations,
@@ -27,6 +43,8 @@ export {
   generateHistory,
   injectLostWrite,
   injectStaleRead,
+  KV_INJECT_FUNCTIONS,
   type GenerateOptions,
+  type InjectFunctions,
   type GeneratedEvent,
 } from './generate.js';

@@ -4,10 +4,12 @@
 // that state. `stateKey` turns a state into a string so that (linearized set, state) pairs can be
 // memoized.
 
-import type { JsonValue, Operation } from './history.js';
+import type { JsonValue, KvStep, OpFunction, Operation } from './history.js';
 
 export interface Model<S> {
   readonly name: string;
+  /** The operation functions this model understands; a history using others is bad input for it. */
+  readonly functions: ReadonlySet<OpFunction>;
   readonly init: S;
   /** The state after `op`, or undefined when `op`'s observed result is impossible in `state`. */
   step(state: S, op: Operation): S | undefined;
@@ -29,6 +31,7 @@ export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
  */
 export const registerModel: Model<JsonValue> = {
   name: 'register',
+  functions: new Set<OpFunction>(['read', 'write', 'cas']),
   init: null,
   step(state, op) {
     switch (op.f) {
@@ -38,6 +41,8 @@ export const registerModel: Model<JsonValue> = {
         return op.value;
       case 'cas':
         return jsonEqual(op.expected, state) ? op.next : undefined;
+      default:
+        return undefined; // not a register operation (see `functions`)
     }
   },
   stateKey(state) {
@@ -52,6 +57,7 @@ export const registerModel: Model<JsonValue> = {
  */
 export const kvRegisterModel: Model<ReadonlyMap<string, JsonValue>> = {
   name: 'kv-register',
+  functions: registerModel.functions,
   init: new Map(),
   step(state, op) {
     const next = registerModel.step(state.get(op.key) ?? null, op);
@@ -66,6 +72,107 @@ export const kvRegisterModel: Model<ReadonlyMap<string, JsonValue>> = {
   },
 };
 
+/**
+ * One key of the key-value store: its value (null when absent) and etcd's per-key version (0 when
+ * absent, +1 on every put, back to 0 on delete).
+ */
+export interface KvKeyState {
+  readonly value: JsonValue;
+  readonly version: number;
+}
+
+const ABSENT: KvKeyState = { value: null, version: 0 };
+
+/** Runs one step on `state`; returns the new state and what the step returns. */
+function applyKvStep(state: KvKeyState, step: KvStep): { readonly state: KvKeyState; readonly result: JsonValue } {
+  switch (step.f) {
+    case 'put':
+      return { state: { value: step.value, version: state.version + 1 }, result: null };
+    case 'get':
+      return { state, result: state.value };
+    case 'delete':
+      return { state: ABSENT, result: state.version > 0 ? 1 : 0 };
+  }
+}
+
+/** Does an observed step result agree with the model's? A put's result is never checked. */
+function stepResultMatches(step: KvStep, observed: JsonValue, expected: JsonValue): boolean {
+  if (step.f === 'put') return true;
+  if (step.f === 'delete' && typeof observed !== 'number') return true; // count not recorded
+  return jsonEqual(observed, expected);
+}
+
+/**
+ * The store's operations on one key:
+ *   put    -> sets the value, version + 1
+ *   get    -> ok only if it saw the current value (null when absent)
+ *   delete -> removes the key; a recorded count must be 1 if it was present, else 0
+ *   txn    -> compare (value or version equality) picks the branch; a recorded `succeeded` must
+ *             match the comparison and recorded results must match each step of the branch
+ * An indeterminate get observed nothing; an indeterminate delete/txn may have had its effect.
+ */
+export const kvModel: Model<KvKeyState> = {
+  name: 'kv',
+  functions: new Set<OpFunction>(['put', 'get', 'delete', 'txn']),
+  init: ABSENT,
+  step(state, op) {
+    switch (op.f) {
+      case 'put':
+        return applyKvStep(state, { f: 'put', value: op.value }).state;
+      case 'get':
+        return op.output === undefined || jsonEqual(op.output, state.value) ? state : undefined;
+      case 'delete': {
+        const r = applyKvStep(state, { f: 'delete' });
+        return op.output === undefined || op.output === r.result ? r.state : undefined;
+      }
+      case 'txn': {
+        const c = op.txn.compare;
+        const holds = c.target === 'value' ? jsonEqual(state.value, c.value) : state.version === c.version;
+        const out = op.output;
+        if (out !== undefined && out.succeeded !== holds) return undefined;
+        const branch = holds ? op.txn.then : op.txn.else;
+        if (out !== undefined && out.results !== null && out.results.length !== branch.length) return undefined;
+        let s = state;
+        for (let i = 0; i < branch.length; i++) {
+          const step = branch[i] as KvStep;
+          const r = applyKvStep(s, step);
+          if (out !== undefined && out.results !== null && !stepResultMatches(step, out.results[i] ?? null, r.result)) return undefined;
+          s = r.state;
+        }
+        return s;
+      }
+      default:
+        return undefined; // not a key-value operation (see `functions`)
+    }
+  },
+  stateKey(state) {
+    return JSON.stringify([state.value, state.version]);
+  },
+};
+
+/**
+ * Any per-key model lifted to the whole map of keys (each key starts at the model's init). Used by
+ * the brute-force reference checker to check a history as one object.
+ */
+export function multiKeyModel<S>(model: Model<S>): Model<ReadonlyMap<string, S>> {
+  return {
+    name: `multi-key ${model.name}`,
+    functions: model.functions,
+    init: new Map(),
+    step(state, op) {
+      const next = model.step(state.get(op.key) ?? model.init, op);
+      if (next === undefined) return undefined;
+      const m = new Map(state);
+      m.set(op.key, next);
+      return m;
+    },
+    stateKey(state) {
+      const keys = [...state.keys()].sort();
+      return JSON.stringify(keys.map((k) => [k, model.stateKey(state.get(k) as S)]));
+    },
+  };
+}
+
 /** Models selectable by name (`ballot check --model`). */
-export const MODELS = { register: registerModel } as const;
+export const MODELS = { register: registerModel, kv: kvModel } as const;
 export type ModelName = keyof typeof MODELS;

@@ -92,7 +92,7 @@ const DEADLINE_CHECK_EVERY_STEPS = 1024;
 export function checkOperations<S>(allOps: readonly Operation[], model: Model<S>, deadlineMs = Infinity): KeyResult {
   // A read that never returned observed nothing and changes nothing: it cannot make a history
   // invalid, so leave it out of the search (it would only add choices).
-  const ops = allOps.filter((op) => !(op.f === 'read' && op.output === undefined));
+  const ops = allOps.filter((op) => !((op.f === 'read' || op.f === 'get') && op.output === undefined));
   if (ops.length === 0) return { valid: true, linearization: [] };
   // Build the entry list in real-time order: calls at their invoke index, returns at their
   // completion index (Infinity for indeterminate operations, so they sort last).

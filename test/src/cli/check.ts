@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, CommanderError, Option } from 'commander';
 import { HistoryError, pairOperations, parseHistory, type Operation } from '../checker/history.js';
-import { MODELS, type ModelName } from '../checker/models.js';
+import { MODELS, type Model, type ModelName } from '../checker/models.js';
 import { checkHistory, type CheckResult } from '../checker/wgl.js';
 
 export interface CheckCommandOptions {
@@ -35,14 +35,34 @@ export const EXIT_UNKNOWN_OR_ERROR = 2;
 
 /** One operation as a line a person can read: `p3 write 5 (ok, lines 12-15)`. */
 export function describeOperation(op: Operation): string {
-  const what =
-    op.f === 'read'
-      ? `read -> ${op.output === undefined ? '?' : JSON.stringify(op.output)}`
-      : op.f === 'write'
-        ? `write ${JSON.stringify(op.value)}`
-        : `cas ${JSON.stringify(op.expected)} -> ${JSON.stringify(op.next)}`;
+  const what = describeCall(op);
   const lines = op.completeLine === null ? `line ${op.invokeLine}, never completed` : `lines ${op.invokeLine}-${op.completeLine}`;
   return `p${op.process} ${what} (${op.status}, ${lines})`;
+}
+
+/** What an operation did, without its process and lines: `write 5`, `get -> null`, `txn ...`. */
+export function describeCall(op: Operation): string {
+  const j = (v: unknown): string => JSON.stringify(v);
+  switch (op.f) {
+    case 'read':
+    case 'get':
+      return `${op.f} -> ${op.output === undefined ? '?' : j(op.output)}`;
+    case 'write':
+    case 'put':
+      return `${op.f} ${j(op.value)}`;
+    case 'cas':
+      return `cas ${j(op.expected)} -> ${j(op.next)}`;
+    case 'delete':
+      return `delete${op.output === undefined ? '' : ` -> ${op.output}`}`;
+    case 'txn': {
+      const c = op.txn.compare;
+      const cmp = c.target === 'value' ? `value == ${j(c.value)}` : `version == ${c.version}`;
+      const steps = (s: readonly { readonly f: string; readonly value?: unknown }[]): string =>
+        s.map((x) => (x.f === 'put' ? `put ${j(x.value)}` : x.f)).join(', ');
+      const out = op.output === undefined ? '?' : `${op.output.succeeded ? 'then' : 'else'}${op.output.results === null ? '' : ` ${j(op.output.results)}`}`;
+      return `txn if ${cmp} then [${steps(op.txn.then)}] else [${steps(op.txn.else)}] -> ${out}`;
+    }
+  }
 }
 
 /** Checks one history text; returns the exit status. Never throws for bad input. */
@@ -58,8 +78,16 @@ export async function runCheck(file: string, options: CheckCommandOptions, io: C
     io.stdout(JSON.stringify({ valid: 'unknown', ops: 0, keys: 0, ms: ms(), error: message }));
     return EXIT_UNKNOWN_OR_ERROR;
   }
+  const model: Model<unknown> = MODELS[options.model] as Model<unknown>;
+  const foreign = ops.find((op) => !model.functions.has(op.f));
+  if (foreign !== undefined) {
+    const message = `${file}: line ${foreign.invokeLine}: "${foreign.f}" is not an operation of the ${model.name} model (it has ${[...model.functions].join(', ')}; see --model)`;
+    io.stderr(`check: bad input: ${message}`);
+    io.stdout(JSON.stringify({ valid: 'unknown', ops: 0, keys: 0, ms: ms(), error: message }));
+    return EXIT_UNKNOWN_OR_ERROR;
+  }
   const result: CheckResult = checkHistory(ops, {
-    model: MODELS[options.model],
+    model,
     ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
   });
   if (result.valid === false) {
@@ -74,7 +102,7 @@ export async function runCheck(file: string, options: CheckCommandOptions, io: C
   }
   if (options.out !== undefined) {
     await mkdir(options.out, { recursive: true });
-    await writeFile(join(options.out, 'check.json'), `${JSON.stringify(result, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
+    await writeFile(join(options.out, 'result.json'), `${JSON.stringify(result, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
   }
   io.stdout(JSON.stringify({ valid: result.valid, ops: result.ops, keys: result.keys, ms: ms() }));
   return result.valid === true ? EXIT_VALID : result.valid === false ? EXIT_INVALID : EXIT_UNKNOWN_OR_ERROR;
@@ -90,13 +118,13 @@ function parseBudget(v: string): number {
 export function registerCheckCommand(program: Command, io: CheckIo = processIo): Command {
   const cmd = new Command('check')
     .description(
-      'Check a JSON Lines history (Jepsen-style events: process, type invoke|ok|fail|info, f read|write|cas, key, value, time) ' +
+      'Check a JSON Lines history (Jepsen-style events: process, type invoke|ok|fail|info, f read|write|cas (register model) or put|get|delete|txn (kv model), key, value, time) ' +
         'for linearizability, key by key. The last stdout line is {"valid":true|false|"unknown","ops":N,"keys":K,"ms":T}; ' +
         'exit 0 valid, 1 invalid, 2 unknown or bad input.',
     )
     .argument('<file>', 'history file (.jsonl)')
     .addOption(new Option('--model <name>', 'sequential model of each key').choices(Object.keys(MODELS)).default('register'))
-    .option('--out <dir>', 'also write the full result (failing sub-history, failure point) to DIR/check.json')
+    .option('--out <dir>', 'also write the full result (failing sub-history, failure point) to DIR/result.json')
     .option('--time-budget-ms <ms>', 'give up with "unknown" after this long', parseBudget)
     .exitOverride((err: CommanderError) => {
       // Help exits 0; every argument error is bad input: exit 2.
