@@ -48,3 +48,5 @@ export {
   type InjectFunctions,
   type GeneratedEvent,
 } from './generate.js';
+export { describeCall } from './describe.js';
+export { renderTimeline, type TimelineInput } from './html.js';

@@ -52,7 +52,13 @@ export type KeyResult =
   | { readonly valid: 'unknown' };
 
 export type CheckResult =
-  | { readonly valid: true; readonly ops: number; readonly keys: number }
+  | {
+      readonly valid: true;
+      readonly ops: number;
+      readonly keys: number;
+      /** Each key's linearization, only with `recordLinearizations` (for the HTML timeline). */
+      readonly linearizations?: ReadonlyMap<string, readonly Operation[]>;
+    }
   | {
       readonly valid: false;
       readonly ops: number;
@@ -61,6 +67,8 @@ export type CheckResult =
       readonly key: string;
       readonly subHistory: readonly Operation[];
       readonly point: FailurePoint;
+      /** With `recordLinearizations`: the linearizations of the keys checked before the failing one. */
+      readonly linearizations?: ReadonlyMap<string, readonly Operation[]>;
     }
   | { readonly valid: 'unknown'; readonly ops: number; readonly keys: number; readonly keysChecked: number };
 
@@ -69,6 +77,8 @@ export interface CheckOptions<S> {
   readonly model?: Model<S>;
   /** Give up with 'unknown' after this long (default: no limit). */
   readonly timeBudgetMs?: number;
+  /** Return each checked key's linearization in the result (default false: they cost memory). */
+  readonly recordLinearizations?: boolean;
 }
 
 /** A list entry: an operation's call or return, linked to its neighbours and its partner. */
@@ -212,11 +222,15 @@ export function checkHistory<S = JsonValue>(ops: readonly Operation[], options: 
   const byKey = [...splitByKey(ops)].sort(([, a], [, b]) => a.length - b.length);
   const summary = { ops: ops.length, keys: byKey.length };
   let keysChecked = 0;
+  const linearizations = new Map<string, readonly Operation[]>();
+  const extra = (): { readonly linearizations?: ReadonlyMap<string, readonly Operation[]> } =>
+    options.recordLinearizations === true ? { linearizations } : {};
   for (const [key, subHistory] of byKey) {
     const r = checkOperations(subHistory, model, deadlineMs);
     if (r.valid === 'unknown') return { valid: 'unknown', ...summary, keysChecked };
-    if (r.valid === false) return { valid: false, ...summary, key, subHistory, point: r.point };
+    if (r.valid === false) return { valid: false, ...summary, key, subHistory, point: r.point, ...extra() };
+    if (options.recordLinearizations === true) linearizations.set(key, r.linearization);
     keysChecked++;
   }
-  return { valid: true, ...summary };
+  return { valid: true, ...summary, ...extra() };
 }

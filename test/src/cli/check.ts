@@ -8,7 +8,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, CommanderError, Option } from 'commander';
-import { HistoryError, pairOperations, parseHistory, type Operation } from '../checker/history.js';
+import { HistoryError, pairOperations, parseHistory, type HistoryEvent, type Operation } from '../checker/history.js';
+import { renderTimeline } from '../checker/html.js';
+import { describeCall } from '../checker/describe.js';
 import { MODELS, type Model, type ModelName } from '../checker/models.js';
 import { checkHistory, type CheckResult } from '../checker/wgl.js';
 
@@ -29,6 +31,8 @@ const processIo: CheckIo = {
   stderr: (l) => void process.stderr.write(`${l}\n`),
 };
 
+export { describeCall };
+
 export const EXIT_VALID = 0;
 export const EXIT_INVALID = 1;
 export const EXIT_UNKNOWN_OR_ERROR = 2;
@@ -40,38 +44,15 @@ export function describeOperation(op: Operation): string {
   return `p${op.process} ${what} (${op.status}, ${lines})`;
 }
 
-/** What an operation did, without its process and lines: `write 5`, `get -> null`, `txn ...`. */
-export function describeCall(op: Operation): string {
-  const j = (v: unknown): string => JSON.stringify(v);
-  switch (op.f) {
-    case 'read':
-    case 'get':
-      return `${op.f} -> ${op.output === undefined ? '?' : j(op.output)}`;
-    case 'write':
-    case 'put':
-      return `${op.f} ${j(op.value)}`;
-    case 'cas':
-      return `cas ${j(op.expected)} -> ${j(op.next)}`;
-    case 'delete':
-      return `delete${op.output === undefined ? '' : ` -> ${op.output}`}`;
-    case 'txn': {
-      const c = op.txn.compare;
-      const cmp = c.target === 'value' ? `value == ${j(c.value)}` : `version == ${c.version}`;
-      const steps = (s: readonly { readonly f: string; readonly value?: unknown }[]): string =>
-        s.map((x) => (x.f === 'put' ? `put ${j(x.value)}` : x.f)).join(', ');
-      const out = op.output === undefined ? '?' : `${op.output.succeeded ? 'then' : 'else'}${op.output.results === null ? '' : ` ${j(op.output.results)}`}`;
-      return `txn if ${cmp} then [${steps(op.txn.then)}] else [${steps(op.txn.else)}] -> ${out}`;
-    }
-  }
-}
-
 /** Checks one history text; returns the exit status. Never throws for bad input. */
 export async function runCheck(file: string, options: CheckCommandOptions, io: CheckIo = processIo): Promise<number> {
   const startedMs = performance.now();
   const ms = (): number => Math.round(performance.now() - startedMs);
   let ops: Operation[];
+  let events: HistoryEvent[];
   try {
-    ops = pairOperations(parseHistory(await readFile(file, 'utf8')));
+    events = parseHistory(await readFile(file, 'utf8'));
+    ops = pairOperations(events);
   } catch (err) {
     const message = err instanceof HistoryError ? `${file}: ${err.message}` : `${file}: ${(err as Error).message}`;
     io.stderr(`check: bad input: ${message}`);
@@ -88,6 +69,7 @@ export async function runCheck(file: string, options: CheckCommandOptions, io: C
   }
   const result: CheckResult = checkHistory(ops, {
     model,
+    recordLinearizations: options.out !== undefined,
     ...(options.timeBudgetMs === undefined ? {} : { timeBudgetMs: options.timeBudgetMs }),
   });
   if (result.valid === false) {
@@ -102,7 +84,11 @@ export async function runCheck(file: string, options: CheckCommandOptions, io: C
   }
   if (options.out !== undefined) {
     await mkdir(options.out, { recursive: true });
-    await writeFile(join(options.out, 'result.json'), `${JSON.stringify(result, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
+    // JSON has no Infinity (an indeterminate completion) and no Map (linearizations: key -> op ids).
+    const replacer = (_k: string, v: unknown): unknown =>
+      v === Infinity ? null : v instanceof Map ? Object.fromEntries([...(v as Map<string, readonly Operation[]>)].map(([k, l]) => [k, l.map((o) => o.id)])) : v;
+    await writeFile(join(options.out, 'result.json'), `${JSON.stringify(result, replacer, 2)}\n`);
+    await writeFile(join(options.out, 'timeline.html'), renderTimeline({ events, ops, result, title: `ballot check ${file}` }));
   }
   io.stdout(JSON.stringify({ valid: result.valid, ops: result.ops, keys: result.keys, ms: ms() }));
   return result.valid === true ? EXIT_VALID : result.valid === false ? EXIT_INVALID : EXIT_UNKNOWN_OR_ERROR;
@@ -124,7 +110,7 @@ export function registerCheckCommand(program: Command, io: CheckIo = processIo):
     )
     .argument('<file>', 'history file (.jsonl)')
     .addOption(new Option('--model <name>', 'sequential model of each key').choices(Object.keys(MODELS)).default('register'))
-    .option('--out <dir>', 'also write the full result (failing sub-history, failure point) to DIR/result.json')
+    .option('--out <dir>', 'also write DIR/result.json (failing sub-history, failure point) and DIR/timeline.html (open it in a browser)')
     .option('--time-budget-ms <ms>', 'give up with "unknown" after this long', parseBudget)
     .exitOverride((err: CommanderError) => {
       // Help exits 0; every argument error is bad input: exit 2.
