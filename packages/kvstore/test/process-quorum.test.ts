@@ -42,6 +42,15 @@ describe('kv serve processes: quorum loss and recovery', () => {
       if (r.status === 200) acked.push(key);
     }
     expect(acked.length).toBe(60);
+    // The member killed below as a follower has applied every write (a serializable read there sees
+    // the last one), and its write-behind (sealed within ms of an apply) has had time to flush, so
+    // the restart below can show that it does not replay them.
+    const last = acked[acked.length - 1]!;
+    await waitFor('the last write applied on the follower that will be killed', async () => {
+      const r = await post(bases[other]!, '/v3/kv/range', { key: b64(last), serializable: true }).catch(() => null);
+      return r !== null && r.status === 200 && r.body['count'] === '1' ? true : null;
+    }, 10_000, logs);
+    await new Promise((resolve) => setTimeout(resolve, 300));
 
     // Lose the quorum: the leader and one follower die; the survivor is a follower (the slow case).
     await Promise.all([sigkill(procs[leaderIdx]!), sigkill(procs[other]!)]);
