@@ -1,7 +1,12 @@
 // Helpers for the proxy suites: loopback servers that record what they receive, and clients that record what
 // comes back. Everything listens on OS-assigned ports and is closed by the caller.
 
+import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CapturedProcesses } from '@ballot/raft';
+import { afterEach, beforeAll } from 'vitest';
 
 /** A TCP server that records bytes per accepted connection; `echo` sends every byte straight back. */
 export class RecordingServer {
@@ -83,4 +88,23 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 500
 /** Counts of the process's open TCP handles and timers (process.getActiveResourcesInfo). */
 export function tcpHandles(): number {
   return process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP')).length;
+}
+
+/**
+ * Hooks for a suite that starts `ballot` processes (the built CLI) behind proxies: the binary must exist, and
+ * after each test every process is killed by PID (also when the test failed) and every registered cleanup runs
+ * (proxy networks closed, temp folders removed), last registered first.
+ */
+export function useCliProcesses(): { readonly bin: string; readonly procs: CapturedProcesses; readonly cleanups: (() => Promise<void>)[] } {
+  const bin = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'packages/cli/dist/bin.js');
+  const procs = new CapturedProcesses();
+  const cleanups: (() => Promise<void>)[] = [];
+  beforeAll(() => {
+    if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` first`);
+  });
+  afterEach(async () => {
+    await procs.killAll();
+    while (cleanups.length > 0) await cleanups.pop()?.();
+  });
+  return { bin, procs, cleanups };
 }

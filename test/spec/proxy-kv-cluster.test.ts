@@ -4,25 +4,15 @@
 // the leader makes it refuse writes with 503 (CheckQuorum, thesis §6.2) while the majority elects a new leader that
 // accepts them; heal makes the old leader follow, and every acknowledged write is readable on every member.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CapturedProcesses, freePorts, type CapturedChild } from '@ballot/raft';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { freePorts, type CapturedChild } from '@ballot/raft';
+import { describe, expect, it } from 'vitest';
 import { ProxyNetwork } from '../src/proxy/index.js';
+import { useCliProcesses } from './proxy-helpers.js';
 
-const BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'packages/cli/dist/bin.js');
-const procs = new CapturedProcesses();
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first`);
-});
-afterEach(async () => {
-  await procs.killAll(); // SIGKILL by PID, also when the test failed
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
+const { bin: BIN, procs, cleanups } = useCliProcesses();
 
 interface Reply {
   readonly status: number;

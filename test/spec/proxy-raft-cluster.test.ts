@@ -3,28 +3,18 @@
 // and refuses proposals; heal brings it back as a follower of the new leader.
 //
 // `raft node` takes explicit ids (--peers id=host:port), so each node can be given its own view of the others'
-// addresses (the proxies). `kv serve` derives member ids from the peer URLs, so the same trick needs a dial-override
-// flag there first (see the report of issue 5's proxy work).
+// addresses (the proxies). `kv serve` derives member ids from the peer URLs, so it takes --peer-dial-override
+// instead (proxy-kv-cluster.test.ts).
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CapturedProcesses, freePorts, type CapturedChild } from '@ballot/raft';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { freePorts, type CapturedChild } from '@ballot/raft';
+import { describe, expect, it } from 'vitest';
 import { ProxyNetwork } from '../src/proxy/index.js';
+import { useCliProcesses } from './proxy-helpers.js';
 
-const BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'packages/cli/dist/bin.js');
-const procs = new CapturedProcesses();
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(() => {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first`);
-});
-afterEach(async () => {
-  await procs.killAll(); // SIGKILL by PID, also when the test failed
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
+const { bin: BIN, procs, cleanups } = useCliProcesses();
 
 interface Status {
   readonly role: string;
