@@ -102,3 +102,22 @@ describe('persistence', () => {
     }
   });
 });
+
+describe('a failed LevelDB write', () => {
+  it('stops the store at the next apply (fatal to the driver) instead of applying on into memory', async () => {
+    const t = tempDir();
+    const sm = await KvStateMachine.open({ dir: t.dir });
+    try {
+      const feed = new LogFeeder(sm);
+      feed.apply({ op: 'put', req: { key: te('a'), value: te('1') } });
+      // Pull the database out from under the store: its next batch write fails.
+      await (sm as unknown as { readonly db: { close(): Promise<void> } }).db.close();
+      feed.apply({ op: 'put', req: { key: te('b'), value: te('2') } });
+      await expect(sm.range({ key: te('a'), revision: 1 })).rejects.toThrow();
+      expect(() => feed.apply({ op: 'put', req: { key: te('c'), value: te('3') } })).toThrow(/LevelDB write failed/);
+    } finally {
+      await sm.close().catch(() => undefined);
+      t.cleanup();
+    }
+  });
+});

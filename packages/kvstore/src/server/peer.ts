@@ -110,6 +110,11 @@ export class WsForwarder implements Forwarder {
         ws.terminate();
         return;
       }
+      // Whatever answers at the leader's peer URL may not be a Ballot member: check the shape.
+      if (typeof reply !== 'object' || reply === null || !Number.isSafeInteger(reply.id)) {
+        ws.terminate();
+        return;
+      }
       const p = pending.get(reply.id);
       if (p === undefined) return; // timed out meanwhile
       pending.delete(reply.id);

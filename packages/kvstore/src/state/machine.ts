@@ -316,6 +316,11 @@ export class KvStateMachine
   // Apply
 
   apply(entry: Entry): void {
+    // After a failed LevelDB write the store can no longer persist anything: stop here (a throw from
+    // apply is fatal to the driver, which stops the member) instead of applying on into memory
+    // that can never be written. Nothing is lost: a restart re-applies these entries from the log.
+    const failed = this.wb.error;
+    if (failed !== null) throw new Error(`kv store: a LevelDB write failed, so this member stops: ${failed.message}`);
     if (entry.index <= this.applied) return; // already in LevelDB (restart replays from the log)
     this.applied = entry.index;
     this.appliedTermValue = entry.term;
