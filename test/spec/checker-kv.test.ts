@@ -8,11 +8,11 @@ import {
   injectStaleRead,
   KV_INJECT_FUNCTIONS,
   type GenerateOptions,
-  type GeneratedEvent,
 } from '../src/checker/generate.js';
-import { formatHistory, HistoryError, pairOperations, parseHistory, type Operation } from '../src/checker/history.js';
+import { HistoryError, pairOperations, parseHistory, type Operation } from '../src/checker/history.js';
 import { kvModel, multiKeyModel } from '../src/checker/models.js';
 import { checkHistory } from '../src/checker/wgl.js';
+import { assertProperty, opsOf, SEED, tape } from './checker-helpers.js';
 
 type Ev = readonly [process: number, type: string, f: string, value: unknown, key?: string];
 const ops = (...evs: Ev[]): Operation[] =>
@@ -81,16 +81,6 @@ describe('kv model: textbook histories', () => {
 
 // ---- properties -------------------------------------------------------------------------------
 
-const SEED = Number(process.env.BALLOT_CHECKER_SEED ?? 20261121);
-function assertProperty<T>(prop: fc.IProperty<T>, numRuns: number): void {
-  try {
-    fc.assert(prop, { seed: SEED, numRuns });
-  } catch (err) {
-    throw new Error(`property failed (replay with BALLOT_CHECKER_SEED=${SEED}):\n${(err as Error).message}`);
-  }
-}
-const opsOf = (events: readonly GeneratedEvent[]): Operation[] => pairOperations(parseHistory(formatHistory(events)));
-const tape = (maxLength: number): fc.Arbitrary<number[]> => fc.array(fc.nat({ max: 1 << 20 }), { maxLength, size: 'max' });
 const BIG: GenerateOptions = { processes: 6, keys: 3, values: 4, model: 'kv' };
 
 describe('kv model: properties', () => {

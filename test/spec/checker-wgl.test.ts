@@ -7,10 +7,10 @@ import {
   injectLostWrite,
   injectStaleRead,
   type GenerateOptions,
-  type GeneratedEvent,
 } from '../src/checker/generate.js';
-import { formatHistory, pairOperations, parseHistory, type Operation } from '../src/checker/history.js';
+import { pairOperations, parseHistory, type Operation } from '../src/checker/history.js';
 import { checkHistory } from '../src/checker/wgl.js';
+import { assertProperty, opsOf, SEED, tape } from './checker-helpers.js';
 
 /**
  * A history drawn as a table: one row per event, in real-time order.
@@ -117,18 +117,6 @@ describe('textbook histories', () => {
 
 // ---- properties -------------------------------------------------------------------------------
 
-const SEED = Number(process.env.BALLOT_CHECKER_SEED ?? 20261121);
-/** fast-check's message names the seed and the shrunk counterexample; we add how to replay it. */
-function assertProperty<T>(prop: fc.IProperty<T>, numRuns: number): void {
-  try {
-    fc.assert(prop, { seed: SEED, numRuns });
-  } catch (err) {
-    throw new Error(`property failed (replay with BALLOT_CHECKER_SEED=${SEED}):\n${(err as Error).message}`);
-  }
-}
-
-const opsOf = (events: readonly GeneratedEvent[]): Operation[] => pairOperations(parseHistory(formatHistory(events)));
-const tape = (maxLength: number): fc.Arbitrary<number[]> => fc.array(fc.nat({ max: 1 << 20 }), { maxLength, size: 'max' });
 const BIG: GenerateOptions = { processes: 6, keys: 3, values: 3 };
 
 describe('properties', () => {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '@ballot/raft';
+import { KvError } from '../src/errors.js';
 import { KvNode, type KvNodeStartOptions } from '../src/server/node.js';
 import type { KvServeOptions } from '../src/server/flags.js';
 
@@ -104,3 +105,14 @@ export async function waitLeader(nodes: readonly KvNode[], timeoutMs = 10_000): 
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** The KvError a request is refused with (fails the test if it succeeds or throws anything else). */
+export async function refusal(p: Promise<unknown>): Promise<KvError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof KvError) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}

@@ -3,22 +3,11 @@
 // publish and member list, quorum loss refused fast, restart without re-applying the log,
 // /health /readyz /metrics and the JSON gateway mounted on the client listener.
 import { afterEach, describe, expect, it } from 'vitest';
-import { KvError } from '../src/errors.js';
-import { clusterSpecs, dec, enc, freePorts, startCluster, startMember, stopAll, stopMember, waitFor, waitLeader } from './server-helpers.js';
+import { clusterSpecs, dec, enc, freePorts, refusal, startCluster, startMember, stopAll, stopMember, waitFor, waitLeader } from './server-helpers.js';
 
 afterEach(async () => {
   await stopAll();
 });
-
-async function refusal(p: Promise<unknown>): Promise<KvError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KvError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('KvNode, one member', () => {
   it('writes through the log, reads linearizably and serializably, and answers with its ids', async () => {

@@ -7,11 +7,10 @@
 // with NO_LEADER rather than answer stale (thesis §6.4).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KvError } from '../src/errors.js';
 import { UNSAFE_STALE_READS_STATUS } from '../src/server/service.js';
 import type { KvServeOptions } from '../src/server/flags.js';
 import type { KvNode } from '../src/server/node.js';
-import { clusterSpecs, dec, enc, startCluster, stopAll, waitFor, waitLeader } from './server-helpers.js';
+import { clusterSpecs, dec, enc, refusal, startCluster, stopAll, waitFor, waitLeader } from './server-helpers.js';
 
 /** A TCP relay to `targetPort` that cut() closes for good (existing and new connections). */
 class CutProxy {
@@ -77,16 +76,6 @@ async function proxied(specs: KvServeOptions[], i: number): Promise<CutProxy> {
     specs[j] = { ...s, initialCluster, ...(j === i ? { initialAdvertisePeerUrls: [advertised] } : {}) };
   }
   return proxy;
-}
-
-async function refusal(p: Promise<unknown>): Promise<KvError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KvError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 async function read(node: KvNode, key: string): Promise<string | null> {
