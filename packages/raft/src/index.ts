@@ -56,6 +56,7 @@ export { CapturedProcesses, ChildGroup, freePorts, signalAndWait, tailLines, typ
 
 // Deterministic simulation.
 export { SimCluster } from './sim/cluster.js';
+export { SimRandom, deriveSeed } from './sim/random.js';
 export { runSimulation, runSeeds, type SimOptions, type SimResult, type SeedsSummary } from './sim/run.js';
 export { InvariantChecker, InvariantViolation } from './sim/invariants.js';
 export { generateFaultSchedule, type FaultSchedule, type FaultEvent, type FaultAction } from './sim/faults.js';

@@ -72,6 +72,16 @@ export interface KvServeOptions {
    * membership still come from the advertised URLs; members without an override are dialed as usual.
    */
   peerDialOverride?: Record<string, string>;
+  /**
+   * Ballot's --max-batch-entries: the most proposals the leader appends (and sends) in one batch.
+   * Default 1024; 1 turns batching off (one entry per fsync), for the consistency trade-off bench.
+   */
+  maxBatchEntries?: number;
+  /**
+   * Ballot's --parent-pid: the member stops (as on SIGTERM) once this process is gone, so a chaos
+   * run or bench that dies without cleaning up leaves no member behind. Checked every 500 ms.
+   */
+  parentPid?: number;
 }
 
 export class KvUsageError extends Error {
@@ -186,6 +196,8 @@ interface RawServeFlags {
   clockRate?: string;
   unsafeDebugClock?: boolean;
   peerDialOverride?: string;
+  maxBatchEntries?: string;
+  parentPid?: string;
   [ignored: string]: unknown;
 }
 
@@ -245,7 +257,9 @@ function addServeOptions(cmd: Command): Command {
       'Ballot (chaos): name=url[,name=url...]: this member dials the named --initial-cluster members at these URLs (e.g. proxies) ' +
         'instead of their advertised peer URLs, for Raft, snapshots and forwarding; ids and membership still come from --initial-cluster; ' +
         'members without an entry (also ones added later) are dialed at their advertised URLs',
-    ));
+    ))
+    .addOption(new Option('--max-batch-entries <n>', 'Ballot: most proposals the leader appends in one batch (default 1024; 1 turns batching off)'))
+    .addOption(new Option('--parent-pid <pid>', 'Ballot (chaos, benches): stop as on SIGTERM once the process with this PID is gone'));
   for (const flag of IGNORED_ETCD_FLAGS) {
     cmd.addOption(new Option(`--${flag} [value]`, 'accepted for etcd compatibility; ignored by Ballot').env(envOf(flag)).hideHelp());
   }
@@ -308,6 +322,8 @@ function validateKvServeFlags(o: RawServeFlags): KvServeOptions {
     ...(o.clockSkewMs !== undefined ? { clockSkewMs: numberOf('--clock-skew-ms', o.clockSkewMs, -86_400_000, 86_400_000, true) } : {}),
     ...(o.clockRate !== undefined ? { clockRate: numberOf('--clock-rate', o.clockRate, 0.01, 100, false) } : {}),
     ...(o.peerDialOverride !== undefined ? { peerDialOverride: parsePeerDialOverride(o.peerDialOverride, name, initialCluster) } : {}),
+    ...(o.maxBatchEntries !== undefined ? { maxBatchEntries: intOf('--max-batch-entries', o.maxBatchEntries, 1, 1_000_000) } : {}),
+    ...(o.parentPid !== undefined ? { parentPid: intOf('--parent-pid', o.parentPid, 1, 4_194_304) } : {}),
   };
 }
 

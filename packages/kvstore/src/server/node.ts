@@ -292,6 +292,7 @@ export class KvNode {
       snapshotEntries: opts.snapshotCount ?? KV_SERVE_DEFAULTS.snapshotCount,
       snapshotTrailingEntries: Math.min(5_000, opts.snapshotCount ?? KV_SERVE_DEFAULTS.snapshotCount),
       tickMs: opts.heartbeatIntervalMs,
+      ...(opts.maxBatchEntries !== undefined ? { maxBatchEntries: opts.maxBatchEntries } : {}),
       ...(clock.setting.rate !== 1 ? { tickRate: clock.setting.rate } : {}),
       defaultTimeoutMs: requestTimeoutMs,
       // A proposal is a request plus its envelope; the request bound is checked before proposing.
