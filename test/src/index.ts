@@ -3,3 +3,4 @@ export {};
 export * from './proxy/index.js';
 export * from './checker/index.js';
 export { registerCheckCommand, runCheck, type CheckCommandOptions, type CheckIo } from './cli/check.js';
+export { scheduleFaults, parseNemeses, describeFault, SCHEDULE_SHAPE, KINDS_OF, MAX_NODES, MIN_SHORT_WINDOW_MS, CLOCK_SKEW_MS, CLOCK_RATES, LATENCY_MS, type ScheduleRequest } from './chaos/schedule.js';
