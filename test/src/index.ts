@@ -4,3 +4,5 @@ export * from './proxy/index.js';
 export * from './checker/index.js';
 export { registerCheckCommand, runCheck, type CheckCommandOptions, type CheckIo } from './cli/check.js';
 export { scheduleFaults, parseNemeses, describeFault, SCHEDULE_SHAPE, KINDS_OF, MAX_NODES, MIN_SHORT_WINDOW_MS, CLOCK_SKEW_MS, CLOCK_RATES, LATENCY_MS, type ScheduleRequest } from './chaos/schedule.js';
+export * from './chaos/client.js';
+export { ChaosCluster, defaultBin, STOP_GRACE_MS, STATUS_TIMEOUT_MS, type ChaosClusterOptions, type ServerReadMode } from './chaos/cluster.js';

@@ -1,0 +1,156 @@
+// ChaosCluster: a real 3-member kv serve cluster behind the proxy network. It starts and agrees on a leader, takes
+// writes, keeps a killed member's data across a restart (same data dir, log appended with a marker), pauses and
+// resumes a member by SIGSTOP/SIGCONT, changes a member's clock through /debug/clock, and stop() leaves no process
+// behind (every PID it ever started is gone).
+
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const unb64 = (s: unknown): string => Buffer.from(String(s ?? ''), 'base64').toString();
+
+let cluster: ChaosCluster | undefined;
+let root: string | undefined;
+afterEach(async () => {
+  await cluster?.stop(1000);
+  cluster = undefined;
+  if (root !== undefined) rmSync(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+async function post(base: string, path: string, body: unknown, timeoutMs = 3000): Promise<{ status: number; body: Record<string, unknown> } | null> {
+  try {
+    const r = await fetch(`${base}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    return { status: r.status, body: JSON.parse(await r.text()) as Record<string, unknown> };
+  } catch {
+    return null;
+  }
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | null>, timeoutMs: number, context: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${context()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The process state letter from /proc (T = stopped), or null off Linux. */
+function procState(pid: number): string | null {
+  try {
+    return /\) (\S) /.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+describe('ChaosCluster (real kv serve processes behind the proxy network)', () => {
+  it('starts, takes writes, survives kill + restart with its data, pauses, sets clocks, and stops every PID', async () => {
+    expect(existsSync(defaultBin()), `${defaultBin()} is missing: run npm run build`).toBe(true);
+    root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-'));
+    const notes: string[] = [];
+    const c = await ChaosCluster.start({
+      nodes: 3, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 2000,
+      readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: true, log: (m) => notes.push(m),
+    });
+    cluster = c;
+    const logs = (): string => c.logTails();
+    expect(c.names).toEqual(['n1', 'n2', 'n3']);
+    expect(c.endpoints).toHaveLength(3);
+    const first = await c.waitReady(30_000);
+    expect(c.names).toContain(first);
+    expect(await c.leader()).toBe(first);
+    for (const n of c.names) {
+      expect(c.isRunning(n)).toBe(true);
+      expect(existsSync(join(root, 'nodes', `${n}.log`))).toBe(true);
+      expect(existsSync(join(root, 'nodes', n, 'data'))).toBe(true);
+    }
+
+    // A write (on a follower: forwarded to the leader through the proxies).
+    const follower = c.names.find((n) => n !== first) as string;
+    const fi = c.names.indexOf(follower);
+    const put = await post(c.endpoints[fi] as string, '/v3/kv/put', { key: b64('chaos/k'), value: b64('v1') });
+    expect(put?.status, JSON.stringify(put?.body)).toBe(200);
+
+    // Kill a follower: it is gone; the other two still take writes; restarted, it has every write.
+    const pidBefore = c.pidOf(follower) as number;
+    await c.kill(follower);
+    expect(c.isRunning(follower)).toBe(false);
+    expect(alive(pidBefore)).toBe(false);
+    expect((await post(c.endpoints[c.names.indexOf(first)] as string, '/v3/kv/put', { key: b64('chaos/k2'), value: b64('v2') }))?.status).toBe(200);
+    await c.restart(follower);
+    expect(c.isRunning(follower)).toBe(true);
+    expect(c.pidOf(follower)).not.toBe(pidBefore);
+    await eventually(`both writes on the restarted ${follower}`, async () => {
+      const r = await post(c.endpoints[fi] as string, '/v3/kv/range', { key: b64('chaos/'), range_end: b64('chaos0'), serializable: true }, 1000);
+      const kvs = (r?.body['kvs'] ?? []) as { key: string; value: string }[];
+      const got = new Map(kvs.map((kv) => [unb64(kv.key), unb64(kv.value)]));
+      return got.get('chaos/k') === 'v1' && got.get('chaos/k2') === 'v2' ? true : null;
+    }, 20_000, logs);
+    expect(readFileSync(c.logFile(follower), 'utf8')).toMatch(/--- restarted at \d{4}-\d\d-\d\dT/);
+
+    // Pause: the process is stopped (no answer); resume: it answers again.
+    c.pause(follower);
+    expect(c.isPaused(follower)).toBe(true);
+    const pausedPid = c.pidOf(follower) as number;
+    if (procState(pausedPid) !== null) {
+      await eventually(`${follower} in state T (stopped)`, async () => (procState(pausedPid) === 'T' ? true : null), 5000, logs);
+    }
+    expect(await post(c.endpoints[fi] as string, '/v3/maintenance/status', {}, 300)).toBeNull();
+    c.resume(follower);
+    expect(c.isPaused(follower)).toBe(false);
+    await eventually(`${follower} answering after SIGCONT`, async () => ((await post(c.endpoints[fi] as string, '/v3/maintenance/status', {}, 500))?.status === 200 ? true : null), 10_000, logs);
+
+    // Clock: skew and rate reach the member; {0, 1} puts it back.
+    await c.setClock(follower, { skewMs: 1500, rate: 2 });
+    const clock = (await (await fetch(`${c.endpoints[fi]}/debug/clock`)).json()) as { skewMs: number; rate: number };
+    expect(clock).toMatchObject({ skewMs: 1500, rate: 2 });
+    await c.setClock(follower, { skewMs: 0, rate: 1 });
+    expect(await (await fetch(`${c.endpoints[fi]}/debug/clock`)).json()).toMatchObject({ skewMs: 0, rate: 1 });
+    await expect(c.setClock('n9', { skewMs: 0, rate: 1 })).rejects.toThrow(/unknown member n9/);
+
+    // Stop: a paused member too; afterwards no PID this cluster ever started is alive.
+    c.pause(first);
+    const pids = c.pids();
+    expect(pids.length).toBe(4);
+    await c.stop();
+    for (const pid of pids) expect(alive(pid), `pid ${pid} still alive`).toBe(false);
+    for (const n of c.names) expect(c.isRunning(n)).toBe(false);
+    await c.stop(); // idempotent
+    expect(notes.some((n) => n.startsWith('started 3 members'))).toBe(true);
+  });
+
+  it('refuses a restart of a running member and bad sizes', async () => {
+    await expect(ChaosCluster.start({
+      nodes: 1, outDir: '/nonexistent', heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 1000,
+      readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
+    })).rejects.toThrow(/nodes must be 2..9/);
+    root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-'));
+    const c = await ChaosCluster.start({
+      nodes: 2, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 1000,
+      readMode: 'lease', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
+    });
+    cluster = c;
+    await expect(c.restart('n1')).rejects.toThrow(/still running/);
+    await c.waitReady(30_000);
+    // Without --unsafe-debug-clock the member has no /debug/clock.
+    await expect(c.setClock('n1', { skewMs: 10, rate: 1 })).rejects.toThrow(/HTTP 404.*debugClock/);
+    const pids = c.pids();
+    await c.stop();
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+});

@@ -1,0 +1,378 @@
+// ChaosCluster: a real cluster of `ballot kv serve` processes (one OS process and one LevelDB folder per member)
+// whose peer links all go through a ProxyNetwork, so the nemesis can cut, delay and reset them. It is the
+// ChaosTarget of the nemesis (types.ts): kill/restart (SIGKILL, start again on the same data dir), pause/resume
+// (SIGSTOP/SIGCONT), per-member clocks (POST /debug/clock), and who leads.
+//
+// Layout under outDir:   nodes/<name>.log        stdout+stderr of every incarnation (restarts append a marker)
+//                        nodes/<name>/data       the member's --data-dir (Raft log and store)
+//
+// Processes: every PID is tracked. stop() resumes paused members (a stopped process cannot handle SIGTERM), sends
+// SIGTERM, waits a grace, then SIGKILLs what is left and waits for every exit. If this process exits some other way,
+// a process 'exit' hook SIGKILLs every member still running, and each member also gets --parent-pid, so it stops by
+// itself once the runner is gone (even after a SIGKILL of the runner, which runs no hook).
+//
+// Ports: members' client and peer ports come from the OS (freePorts); the proxies then bind their own (port 0). When
+// a proxy happened to get a member's port, the network is closed and both are drawn again (bounded attempts).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts, SimRandom, deriveSeed, tailLines } from '@ballot/raft';
+import { ProxyNetwork } from '../proxy/index.js';
+import type { ChaosTarget } from './types.js';
+
+/** How the server answers linearizable reads (kv serve --read-mode). */
+export type ServerReadMode = 'read-index' | 'lease';
+
+export interface ChaosClusterOptions {
+  /** Members n1..nN (2..9: every peer link is proxied, so at least 2). */
+  readonly nodes: number;
+  /** Run folder; logs and data dirs go under <outDir>/nodes. */
+  readonly outDir: string;
+  /** The ballot CLI script (default: packages/cli/dist/bin.js of this repository). */
+  readonly bin?: string;
+  readonly heartbeatIntervalMs: number;
+  readonly electionTimeoutMs: number;
+  /** --request-timeout-ms of every member: the deadline of a client request that gives none. */
+  readonly requestTimeoutMs: number;
+  readonly readMode: ServerReadMode;
+  /** Deliberate bugs (kv serve --unsafe-stale-reads / --unsafe-no-fsync). */
+  readonly unsafeStaleReads: boolean;
+  readonly unsafeNoFsync: boolean;
+  /** --unsafe-debug-clock (needed by setClock; pass it when 'clock' is a nemesis). */
+  readonly debugClock: boolean;
+  /** More kv serve flags for every member (e.g. ['--max-batch-entries', '1']). */
+  readonly extraFlags?: readonly string[];
+  /** Seed of the proxies' latency jitter (default 0). */
+  readonly seed?: number;
+  /** --log-level of the members (default info). */
+  readonly logLevel?: string;
+  /** Progress notes (never stdout). */
+  readonly log?: (msg: string) => void;
+}
+
+/** SIGTERM grace in stop() before SIGKILL. */
+export const STOP_GRACE_MS = 5000;
+/** Deadline of one status probe in leader() / waitReady(). */
+export const STATUS_TIMEOUT_MS = 500;
+const MAX_PORT_ATTEMPTS = 10;
+
+interface Incarnation {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** null while running; then "exit N" or the signal. */
+  exitStatus: string | null;
+  readonly exited: Promise<void>;
+}
+
+interface Member {
+  readonly name: string;
+  readonly index: number;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly args: readonly string[];
+  current: Incarnation | null;
+  paused: boolean;
+  /** The member id (decimal string, as the JSON gateway prints it), once a status answer said it. */
+  memberId: string | null;
+}
+
+/** The repository's built CLI (this file is test/src/chaos/cluster.ts or test/dist/chaos/cluster.js). */
+export function defaultBin(): string {
+  return join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'packages/cli/dist/bin.js');
+}
+
+interface Status {
+  readonly memberId: string;
+  readonly leader: string | null;
+}
+
+/** The member's status through the JSON gateway; null when it does not answer in time or answers an error. */
+async function statusOf(clientUrl: string, timeoutMs: number): Promise<Status | null> {
+  try {
+    const r = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(timeoutMs) });
+    const text = await r.text();
+    if (r.status !== 200) return null;
+    const body = JSON.parse(text) as { header?: { member_id?: unknown }; leader?: unknown };
+    const leader = body.leader;
+    return {
+      memberId: String(body.header?.member_id ?? ''),
+      leader: typeof leader === 'string' && leader !== '' && leader !== '0' ? leader : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ChaosCluster implements ChaosTarget {
+  readonly names: readonly string[];
+  /** Client URL of every member, index i = node i. */
+  readonly endpoints: readonly string[];
+  readonly network: ProxyNetwork;
+  readonly bin: string;
+  private readonly members: readonly Member[];
+  private readonly allPids: number[] = [];
+  private readonly log: (msg: string) => void;
+  private stopping: Promise<void> | null = null;
+  private readonly onProcessExit = (): void => this.killAllNow();
+
+  private constructor(opts: ChaosClusterOptions, network: ProxyNetwork, members: readonly Member[], bin: string) {
+    this.network = network;
+    this.members = members;
+    this.names = members.map((m) => m.name);
+    this.endpoints = members.map((m) => m.clientUrl);
+    this.bin = bin;
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Binds the proxies, starts every member (does not wait until they serve: see waitReady). */
+  static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+    if (!Number.isInteger(opts.nodes) || opts.nodes < 2 || opts.nodes > 9) throw new RangeError(`ChaosCluster: nodes must be 2..9, got ${opts.nodes}`);
+    if (opts.electionTimeoutMs < 5 * opts.heartbeatIntervalMs) {
+      throw new RangeError(`ChaosCluster: electionTimeoutMs (${opts.electionTimeoutMs}) must be at least 5 x heartbeatIntervalMs (${opts.heartbeatIntervalMs})`);
+    }
+    const bin = opts.bin ?? defaultBin();
+    if (!existsSync(bin)) throw new Error(`ChaosCluster: ${bin} is missing: run \`npm run build\` first`);
+    const names = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    const jitter = new SimRandom(deriveSeed(opts.seed ?? 0, 0x9e7));
+    let network: ProxyNetwork | undefined;
+    let ports: number[] = [];
+    for (let attempt = 0; network === undefined; attempt++) {
+      if (attempt >= MAX_PORT_ATTEMPTS) throw new Error('ChaosCluster: could not find member ports apart from the proxies\' ports');
+      ports = await freePorts(2 * names.length);
+      const candidate = await ProxyNetwork.start({
+        nodes: names.map((name, i) => ({ name, peerHost: '127.0.0.1', peerPort: ports[2 * i] as number })),
+        random: () => jitter.float(),
+      });
+      if (candidate.stats().every((l) => !ports.includes(l.port))) network = candidate;
+      else await candidate.close();
+    }
+    const net = network;
+    const nodesDir = join(opts.outDir, 'nodes');
+    mkdirSync(nodesDir, { recursive: true });
+    const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
+    const clientUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
+    const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+    const members = names.map((name, i): Member => {
+      const dataDir = join(nodesDir, name, 'data');
+      mkdirSync(dirname(dataDir), { recursive: true });
+      const override = [...net.peerUrlsFor(name)].filter(([n]) => n !== name).map(([n, url]) => `${n}=${url}`).join(',');
+      const args = [
+        'kv', 'serve', '--name', name, '--data-dir', dataDir,
+        '--listen-client-urls', clientUrl(i), '--advertise-client-urls', clientUrl(i),
+        '--listen-peer-urls', peerUrl(i), '--initial-advertise-peer-urls', peerUrl(i),
+        '--initial-cluster', initialCluster, '--initial-cluster-token', 'ballot-chaos',
+        '--peer-dial-override', override,
+        '--heartbeat-interval', String(opts.heartbeatIntervalMs), '--election-timeout', String(opts.electionTimeoutMs),
+        '--request-timeout-ms', String(opts.requestTimeoutMs), '--read-mode', opts.readMode,
+        '--log-level', opts.logLevel ?? 'info', '--parent-pid', String(process.pid),
+        ...(opts.unsafeStaleReads ? ['--unsafe-stale-reads'] : []),
+        ...(opts.unsafeNoFsync ? ['--unsafe-no-fsync'] : []),
+        ...(opts.debugClock ? ['--unsafe-debug-clock'] : []),
+        ...(opts.extraFlags ?? []),
+      ];
+      return { name, index: i, clientUrl: clientUrl(i), peerUrl: peerUrl(i), dataDir, logFile: join(nodesDir, `${name}.log`), args, current: null, paused: false, memberId: null };
+    });
+    const cluster = new ChaosCluster(opts, net, members, bin);
+    process.on('exit', cluster.onProcessExit);
+    for (const m of members) cluster.spawnMember(m, `--- started at ${new Date().toISOString()} ---`);
+    cluster.log(`started ${names.length} members (pids ${cluster.pids().join(', ')}), logs in ${nodesDir}`);
+    return cluster;
+  }
+
+  /** Every member answers /v3/maintenance/status and all name the same leader; throws (with log tails) after timeoutMs. */
+  async waitReady(timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.stopping !== null) throw new Error('ChaosCluster.waitReady: the cluster is stopping');
+      const dead = this.members.filter((m) => m.current === null || m.current.exitStatus !== null);
+      if (dead.length > 0) throw new Error(`ChaosCluster.waitReady: ${dead.map((m) => `${m.name} is not running (${m.current?.exitStatus ?? 'killed'})`).join('; ')}\n${this.logTails()}`);
+      const statuses = await Promise.all(this.members.map((m) => this.probe(m)));
+      const leaders = statuses.map((s) => s?.leader ?? null);
+      const first = leaders[0];
+      if (statuses.every((s) => s !== null) && first !== null && first !== undefined && leaders.every((l) => l === first)) {
+        const name = this.nameOfId(first);
+        if (name !== null) return name;
+      }
+      if (Date.now() > deadline) throw new Error(`ChaosCluster.waitReady: no agreed leader within ${timeoutMs} ms (leaders seen: ${leaders.map((l, i) => `${this.names[i]}=${l === null ? '-' : (this.nameOfId(l) ?? l)}`).join(' ')})\n${this.logTails()}`);
+      await sleep(50);
+    }
+  }
+
+  /** The member a majority of the answering members name as leader, or null (short timeouts; never throws). */
+  async leader(): Promise<string | null> {
+    try {
+      const running = this.members.filter((m) => this.isRunning(m.name) && !m.paused);
+      const statuses = (await Promise.all(running.map((m) => this.probe(m)))).filter((s): s is Status => s !== null);
+      const votes = new Map<string, number>();
+      for (const s of statuses) if (s.leader !== null) votes.set(s.leader, (votes.get(s.leader) ?? 0) + 1);
+      for (const [id, n] of votes) if (2 * n > statuses.length) return this.nameOfId(id);
+      return null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** SIGKILL by PID; resolves once the process has exited. */
+  async kill(name: string): Promise<void> {
+    const m = this.member(name);
+    const inc = m.current;
+    if (inc === null || inc.exitStatus !== null) return;
+    this.signal(inc.pid, 'SIGKILL');
+    await inc.exited;
+    m.paused = false;
+  }
+
+  /** Starts a killed member again with the same flags and data dir (does not wait until it serves). */
+  async restart(name: string): Promise<void> {
+    if (this.stopping !== null) throw new Error(`ChaosCluster.restart(${name}): the cluster is stopping`);
+    const m = this.member(name);
+    if (m.current !== null && m.current.exitStatus === null) throw new Error(`ChaosCluster.restart(${name}): still running (pid ${m.current.pid})`);
+    this.spawnMember(m, `--- restarted at ${new Date().toISOString()} ---`);
+    this.log(`restarted ${name} (pid ${m.current?.pid ?? '?'})`);
+  }
+
+  /** SIGSTOP by PID. */
+  pause(name: string): void {
+    const m = this.member(name);
+    if (m.current === null || m.current.exitStatus !== null) throw new Error(`ChaosCluster.pause(${name}): not running`);
+    this.signal(m.current.pid, 'SIGSTOP');
+    m.paused = true;
+  }
+
+  /** SIGCONT by PID. */
+  resume(name: string): void {
+    const m = this.member(name);
+    if (m.current !== null && m.current.exitStatus === null) this.signal(m.current.pid, 'SIGCONT');
+    m.paused = false;
+  }
+
+  isPaused(name: string): boolean {
+    return this.member(name).paused;
+  }
+
+  /** POST /debug/clock on the member (started with debugClock). */
+  async setClock(name: string, clock: { readonly skewMs: number; readonly rate: number }): Promise<void> {
+    const m = this.member(name);
+    const r = await fetch(`${m.clientUrl}/debug/clock`, {
+      method: 'POST',
+      body: JSON.stringify({ skewMs: clock.skewMs, rate: clock.rate }),
+      signal: AbortSignal.timeout(2000),
+    });
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`ChaosCluster.setClock(${name}): HTTP ${r.status} ${text.trim()}${r.status === 404 ? ' (start the cluster with debugClock)' : ''}`);
+  }
+
+  /** Every PID this cluster started (every incarnation of every member), in start order. */
+  pids(): readonly number[] {
+    return [...this.allPids];
+  }
+
+  /** The PID of the member's current process, or null when it is not running. */
+  pidOf(name: string): number | null {
+    const c = this.member(name).current;
+    return c !== null && c.exitStatus === null ? c.pid : null;
+  }
+
+  isRunning(name: string): boolean {
+    const c = this.member(name).current;
+    return c !== null && c.exitStatus === null;
+  }
+
+  logFile(name: string): string {
+    return this.member(name).logFile;
+  }
+
+  dataDir(name: string): string {
+    return this.member(name).dataDir;
+  }
+
+  /** The last `lines` lines of every member's log, for error messages. */
+  logTails(lines = 15): string {
+    return this.members.map((m) => `--- ${m.name} (${m.current === null ? 'not started' : `pid ${m.current.pid}, ${m.current.exitStatus ?? 'running'}`})\n${tailLines(m.logFile, lines)}`).join('\n');
+  }
+
+  /** Stops every member (SIGCONT paused ones, SIGTERM, grace, SIGKILL, wait) and closes the proxies; idempotent. */
+  stop(graceMs = STOP_GRACE_MS): Promise<void> {
+    this.stopping ??= (async () => {
+      const running = this.members.map((m) => m.current).filter((c): c is Incarnation => c !== null && c.exitStatus === null);
+      for (const m of this.members) if (m.paused) this.resume(m.name);
+      for (const c of running) this.signal(c.pid, 'SIGTERM');
+      const all = Promise.all(running.map((c) => c.exited));
+      const graceOver = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
+      if (graceOver) {
+        for (const c of running) if (c.exitStatus === null) this.signal(c.pid, 'SIGKILL');
+        await all;
+      }
+      process.off('exit', this.onProcessExit);
+      await this.network.close();
+      this.log(`stopped ${running.length} members`);
+    })();
+    return this.stopping;
+  }
+
+  private spawnMember(m: Member, marker: string): void {
+    appendFileSync(m.logFile, `${marker}\n`);
+    const fd = openSync(m.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [this.bin, ...m.args], { stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`ChaosCluster: could not start ${m.name}`);
+    this.allPids.push(pid);
+    let markExited: () => void = () => {};
+    const inc: Incarnation = { child, pid, exitStatus: null, exited: new Promise<void>((r) => (markExited = r)) };
+    child.on('exit', (code, signal) => {
+      inc.exitStatus = signal !== null ? signal : `exit ${code ?? '?'}`;
+      markExited();
+    });
+    child.on('error', (e) => {
+      inc.exitStatus ??= `could not start: ${e.message}`;
+      markExited();
+    });
+    m.current = inc;
+    m.paused = false;
+  }
+
+  private async probe(m: Member): Promise<Status | null> {
+    const s = await statusOf(m.clientUrl, STATUS_TIMEOUT_MS);
+    if (s !== null && s.memberId !== '') m.memberId = s.memberId;
+    return s;
+  }
+
+  private nameOfId(id: string): string | null {
+    return this.members.find((m) => m.memberId === id)?.name ?? null;
+  }
+
+  private member(name: string): Member {
+    const m = this.members.find((x) => x.name === name);
+    if (m === undefined) throw new Error(`ChaosCluster: unknown member ${name} (members: ${this.names.join(', ')})`);
+    return m;
+  }
+
+  private signal(pid: number, signal: NodeJS.Signals): void {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** The process 'exit' hook: synchronous, so SIGCONT + SIGKILL every member still running. */
+  private killAllNow(): void {
+    for (const m of this.members) {
+      const c = m.current;
+      if (c === null || c.exitStatus !== null) continue;
+      this.signal(c.pid, 'SIGCONT');
+      this.signal(c.pid, 'SIGKILL');
+    }
+  }
+}
