@@ -1,0 +1,183 @@
+// The watch workload: its check (pure) on generated and doctored histories.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { RecordedEvent } from '../src/chaos/types.js';
+import { checkWatch, watchKeys, type WatchCheckInput, type WatchRecord, type WatcherLog } from '../src/chaos/workloads/watch.js';
+import { assertProperty } from './checker-helpers.js';
+
+const KEYS = watchKeys(3);
+const NODES = ['n1', 'n2', 'n3'];
+const START = 7;
+
+type Cmd = { readonly kind: 'put' | 'get'; readonly process: number; readonly key: number; readonly outcome: 'ok' | 'fail' | 'info' };
+
+const cmdArb: fc.Arbitrary<Cmd> = fc.record({
+  kind: fc.constantFrom('put' as const, 'put' as const, 'get' as const),
+  process: fc.nat({ max: 4 }),
+  key: fc.nat({ max: KEYS.length - 1 }),
+  outcome: fc.constantFrom('ok' as const, 'ok' as const, 'ok' as const, 'fail' as const, 'info' as const),
+});
+
+/**
+ * A run of a correct store: commands one after another; a put that fails does not happen, an info
+ * put happens when its value is even; gets read the current value. Returns the history, the
+ * reference (every applied put, one revision each from START) and three watchers that saw it all.
+ */
+function watchRun(cmds: readonly Cmd[]): WatchCheckInput {
+  const history: RecordedEvent[] = [];
+  const reference: WatchRecord[] = [];
+  const state = new Map<string, number>();
+  const nextValue = new Map<string, number>();
+  const alias = new Map<number, number>();
+  let fresh = 100;
+  let time = 0;
+  let revision = START - 1;
+  const at = (): number => (time += 1_000_000);
+  for (const c of cmds) {
+    const key = KEYS[c.key] as string;
+    const process = alias.get(c.process) ?? c.process;
+    const node = NODES[c.process % NODES.length] as string;
+    if (c.kind === 'get') {
+      history.push({ process, type: 'invoke', f: 'get', key, value: null, time: at(), node });
+      history.push({ process, type: c.outcome === 'ok' ? 'ok' : 'fail', f: 'get', key, value: c.outcome === 'ok' ? (state.get(key) ?? null) : null, time: at(), node });
+      continue;
+    }
+    const value = (nextValue.get(key) ?? 0) + 1;
+    nextValue.set(key, value);
+    history.push({ process, type: 'invoke', f: 'put', key, value, time: at(), node });
+    const applied = c.outcome === 'ok' || (c.outcome === 'info' && value % 2 === 0);
+    if (applied) {
+      state.set(key, value);
+      reference.push({ watcher: -1, node: 'n1', revision: ++revision, key, value, type: 'put', time: at() });
+    }
+    history.push({ process, type: c.outcome, f: 'put', key, value, time: at(), node });
+    if (c.outcome === 'info') alias.set(c.process, fresh++);
+  }
+  const watchers: WatcherLog[] = NODES.map((node, watcher) => ({ watcher, node, events: reference.map((e) => ({ ...e, watcher, node })) }));
+  return { watchers, reference, history, startRevision: START, finalRevision: revision };
+}
+
+const withWatcher = (input: WatchCheckInput, w: number, events: readonly WatchRecord[]): WatchCheckInput => ({
+  ...input,
+  watchers: input.watchers.map((x) => (x.watcher === w ? { ...x, events } : x)),
+});
+
+const check = (name: string, input: WatchCheckInput): true | false | 'unknown' | undefined =>
+  checkWatch(input).checks.find((c) => c.name === name)?.valid;
+
+const CMDS: Cmd[] = [
+  { kind: 'put', process: 0, key: 0, outcome: 'ok' },
+  { kind: 'put', process: 1, key: 1, outcome: 'ok' },
+  { kind: 'get', process: 2, key: 0, outcome: 'ok' },
+  { kind: 'put', process: 2, key: 0, outcome: 'ok' },
+  { kind: 'put', process: 0, key: 2, outcome: 'fail' },
+  { kind: 'put', process: 1, key: 2, outcome: 'ok' },
+  { kind: 'get', process: 0, key: 2, outcome: 'ok' },
+];
+
+describe('checkWatch', () => {
+  it('passes a clean run, every check valid', () => {
+    const r = checkWatch(watchRun(CMDS));
+    expect(r.valid).toBe(true);
+    expect(r.checks.map((c) => [c.name, c.valid])).toEqual([
+      ['watch-reference', true],
+      ['watch-exactly-once', true],
+      ['watch-puts', true],
+      ['linearizability', true],
+    ]);
+    expect(r.anomalyCount).toBe(0);
+  });
+
+  it('finds a gap, a duplicate, a reordering and a wrong value, naming the watcher and node', () => {
+    const run = watchRun(CMDS);
+    const ev = run.watchers[1]?.events as readonly WatchRecord[];
+    expect(ev.length).toBe(4);
+    const gap = checkWatch(withWatcher(run, 1, [ev[0], ev[2], ev[3]] as WatchRecord[]));
+    expect(gap.valid).toBe(false);
+    expect(gap.anomalies).toEqual([`watcher 1 on n2: gap: never saw w/1=1@${START + 1}`]);
+    const tail = checkWatch(withWatcher(run, 1, ev.slice(0, 2)));
+    expect(tail.anomalies).toEqual([`watcher 1 on n2: gap: never saw 2 events, w/0=2@${START + 2} .. w/2=2@${START + 3} (the end of the stream)`]);
+    const dup = checkWatch(withWatcher(run, 1, [ev[0], ev[1], ev[1], ev[2], ev[3]] as WatchRecord[]));
+    expect(dup.anomalies).toHaveLength(1);
+    expect(dup.anomalies[0]).toContain('watcher 1 on n2: duplicate: event 3 w/1=1@8');
+    const swapped = checkWatch(withWatcher(run, 1, [ev[0], ev[2], ev[1], ev[3]] as WatchRecord[]));
+    expect(swapped.anomalies).toHaveLength(1);
+    expect(swapped.anomalies[0]).toContain('watcher 1 on n2: out of order: event 3 w/1=1@8');
+    const wrong = checkWatch(withWatcher(run, 1, ev.map((e, i) => (i === 2 ? { ...e, value: 99 } : e))));
+    expect(wrong.anomalies).toEqual([`watcher 1 on n2: value mismatch at revision ${START + 2}: saw w/0=99@9, the reference has w/0=2@9`]);
+    for (const r of [gap, tail, dup, swapped, wrong]) {
+      expect(r.checks.find((c) => c.name === 'watch-exactly-once')?.valid).toBe(false);
+      expect(r.checks.find((c) => c.name === 'linearizability')?.valid).toBe(true);
+    }
+  });
+
+  it('finds a lost acknowledged put, a failed put that took effect, a put from nowhere, a put applied twice', () => {
+    const run = watchRun(CMDS);
+    const ref = run.reference as readonly WatchRecord[];
+    // Lost: the store (and so the reference and every watcher) never had w/1=1.
+    const lostRef = ref.filter((e) => e.key !== 'w/1');
+    const lost = { ...run, reference: lostRef, watchers: run.watchers.map((w) => ({ ...w, events: lostRef })) };
+    expect(check('watch-puts', lost)).toBe(false);
+    expect(checkWatch(lost).anomalies.some((a) => a.includes('put w/1=1 by process 1 on n2 was acknowledged') && a.includes('a lost write'))).toBe(true);
+    // The failed put of w/2=1 took effect.
+    const failedRef = [...ref, { watcher: -1, node: 'n1', revision: START + 4, key: 'w/2', value: 1, type: 'put' as const, time: 0 }];
+    const failed = { ...run, reference: failedRef, finalRevision: START + 4, watchers: run.watchers.map((w) => ({ ...w, events: failedRef })) };
+    expect(check('watch-puts', failed)).toBe(false);
+    expect(checkWatch(failed).anomalies.some((a) => a.startsWith('put w/2=1 by process 0 on n1 failed'))).toBe(true);
+    // No client ever put w/1=42.
+    const phantomRef = [...ref, { watcher: -1, node: 'n1', revision: START + 4, key: 'w/1', value: 42, type: 'put' as const, time: 0 }];
+    const phantom = { ...run, reference: phantomRef, finalRevision: START + 4, watchers: run.watchers.map((w) => ({ ...w, events: phantomRef })) };
+    expect(checkWatch(phantom).anomalies).toContain('reference event w/1=42@11 is no put any client made (or one that failed)');
+    // w/0=1 applied a second time.
+    const twiceRef = [...ref, { ...(ref[0] as WatchRecord), revision: START + 4 }];
+    const twice = { ...run, reference: twiceRef, finalRevision: START + 4, watchers: run.watchers.map((w) => ({ ...w, events: twiceRef })) };
+    expect(checkWatch(twice).anomalies).toContain('put w/0=1 took effect 2 times, at revisions 7, 11');
+  });
+
+  it('is unknown, never valid, without a complete reference; invalid when the reference is out of order', () => {
+    const run = watchRun(CMDS);
+    expect(checkWatch({ ...run, reference: null }).valid).toBe('unknown');
+    const short = checkWatch({ ...run, reference: (run.reference as WatchRecord[]).slice(0, 2), watchers: run.watchers.map((w) => ({ ...w, events: w.events.slice(0, 2) })) });
+    expect(short.valid).toBe('unknown');
+    const ref = run.reference as WatchRecord[];
+    const disordered = [ref[1], ref[0], ref[2], ref[3]] as WatchRecord[];
+    expect(check('watch-reference', { ...run, reference: disordered })).toBe(false);
+  });
+
+  it('finds a stale get through the linearizability check', () => {
+    const run = watchRun([...CMDS, { kind: 'get', process: 3, key: 0, outcome: 'ok' }]);
+    const history = run.history.map((e, i) => (i === run.history.length - 1 ? { ...e, value: 1 } : e)); // w/0 is 2 by then
+    const r = checkWatch({ ...run, history });
+    expect(r.valid).toBe(false);
+    expect(r.checks.find((c) => c.name === 'linearizability')?.valid).toBe(false);
+    expect(r.anomalies[0]).toContain('not linearizable: key w/0');
+  });
+
+  it('property: clean generated runs pass; one doctored watcher (gap, duplicate, swap, value) fails on that watcher only', () => {
+    assertProperty(
+      fc.property(
+        fc.array(cmdArb, { minLength: 1, maxLength: 40 }),
+        fc.nat({ max: NODES.length - 1 }),
+        fc.nat(),
+        fc.constantFrom('gap' as const, 'duplicate' as const, 'swap' as const, 'value' as const),
+        (cmds, w, pick, how) => {
+          const run = watchRun(cmds);
+          expect(checkWatch(run).valid).toBe(true);
+          const ev = run.watchers[w]?.events as readonly WatchRecord[];
+          if (ev.length < 2) return;
+          const i = pick % (ev.length - 1);
+          const doctored = [...ev];
+          if (how === 'gap') doctored.splice(i, 1);
+          else if (how === 'duplicate') doctored.splice(i + 1, 0, ev[i] as WatchRecord);
+          else if (how === 'swap') [doctored[i], doctored[i + 1]] = [ev[i + 1] as WatchRecord, ev[i] as WatchRecord];
+          else doctored[i] = { ...(ev[i] as WatchRecord), value: -1 };
+          const r = checkWatch(withWatcher(run, w, doctored));
+          expect(r.valid).toBe(false);
+          expect(r.anomalyCount).toBeGreaterThan(0);
+          for (const a of r.anomalies) expect(a.startsWith(`watcher ${w} on ${NODES[w]}: `)).toBe(true);
+        },
+      ),
+      200,
+    );
+  });
+});

@@ -1,0 +1,283 @@
+// The watch workload: every watcher must see every revision exactly once, in order, matching the
+// key-value history.
+//
+//   writers   workers put to keys "w/0".."w/9" (values unique per key: increasing integers) and get
+//             them; recorded as the checker's kv model (f "put" / "get")
+//   watchers  one per node, on that node's etcd JSON stream (POST /v3/watch), prefix "w/" from the
+//             start revision; after a break (member killed, stream cut) it watches again from the
+//             last revision it saw + 1. Every event goes to <out>/watch-events.jsonl
+//             {watcher, node, revision, key, value, type, time}
+//   final     after the faults heal: a get of every key on every node, then each watcher is given
+//             time to reach the last revision, then one reference watch replays the start revision
+//             to the last one (<out>/watch-reference.jsonl)
+//
+// The check (checkWatch) is pure:
+//   watch-reference     the replay is complete and in order (revisions rise, no event twice)
+//   watch-exactly-once  each watcher's events == the reference: no gap, no duplicate, same order,
+//                       same values
+//   watch-puts          every ok put is in the reference exactly once, no definitely failed put
+//                       is, and every event of the reference is a put some client made
+//   linearizability     the put/get history, with the checker's kv model
+
+import { checkHistory, jsonEqual, kvModel, pairOperations, parseEvent, type CheckResult, type HistoryEvent } from '../../checker/index.js';
+import type { JsonValue, RecordedEvent } from '../types.js';
+import { AnomalyLog, combineChecks, formatTimeNs, pairRecorded, type CheckLine } from './bank.js';
+
+export const WATCH_PREFIX = 'w/';
+export const WATCH_KEY_COUNT = 10;
+export const WATCH_EVENTS_FILE = 'watch-events.jsonl';
+export const WATCH_REFERENCE_FILE = 'watch-reference.jsonl';
+
+/** The writers' keys "w/0".."w/9". */
+export function watchKeys(count = WATCH_KEY_COUNT): readonly string[] {
+  return Array.from({ length: count }, (_, i) => `${WATCH_PREFIX}${i}`);
+}
+
+/** One event a watcher received (a line of watch-events.jsonl). The reference replay's watcher is -1. */
+export interface WatchRecord {
+  readonly watcher: number;
+  readonly node: string;
+  readonly revision: number;
+  readonly key: string;
+  /** The value put (decoded as the writers encode it); null for a delete. */
+  readonly value: JsonValue;
+  readonly type: 'put' | 'delete';
+  /** Nanoseconds since the workload started. */
+  readonly time: number;
+}
+
+/** What one watcher saw, in arrival order. */
+export interface WatcherLog {
+  readonly watcher: number;
+  readonly node: string;
+  readonly events: readonly WatchRecord[];
+}
+
+export interface WatchCheckInput {
+  readonly watchers: readonly WatcherLog[];
+  /** The reference replay, in order; null when it could not be taken. */
+  readonly reference: readonly WatchRecord[] | null;
+  /** The put/get history (as recorded). */
+  readonly history: readonly RecordedEvent[];
+  /** The first revision watched. */
+  readonly startRevision: number;
+  /** The revision of the last write to the prefix (the reference must reach it); startRevision - 1 if none. */
+  readonly finalRevision: number;
+}
+
+export interface WatchCheckResult {
+  readonly valid: true | false | 'unknown';
+  readonly checks: readonly CheckLine[];
+  readonly anomalies: readonly string[];
+  readonly anomalyCount: number;
+  readonly linearizability?: CheckResult;
+}
+
+/** Identity of an event: a revision holds at most one event per key. */
+const eventId = (e: { readonly revision: number; readonly key: string }): string => `${e.revision}\u0000${e.key}`;
+/** Identity of a write: values are unique per key. */
+const writeId = (key: string, value: JsonValue): string => `${key}\u0000${JSON.stringify(value)}`;
+const show = (e: WatchRecord): string => `${e.key}${e.type === 'delete' ? ' deleted' : `=${JSON.stringify(e.value)}`}@${e.revision}`;
+
+/** Groups sorted indexes into runs of consecutive ones: [[first, last], ...]. */
+function runsOf(indexes: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const i of indexes) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[1] === i - 1) last[1] = i;
+    else runs.push([i, i]);
+  }
+  return runs;
+}
+
+/** The reference's own soundness: ordered, no event twice, within [startRevision, finalRevision], complete. */
+function checkReference(input: WatchCheckInput, log: AnomalyLog): CheckLine {
+  const ref = input.reference;
+  if (ref === null) return { name: 'watch-reference', valid: 'unknown', summary: 'no reference replay could be taken after the heal' };
+  let bad = 0;
+  const seen = new Set<string>();
+  let prev = input.startRevision;
+  ref.forEach((e, i) => {
+    if (e.revision < prev) {
+      bad++;
+      log.add(`reference replay: event ${i + 1} ${show(e)} comes after revision ${prev}`);
+    } else if (seen.has(eventId(e))) {
+      bad++;
+      log.add(`reference replay: event ${i + 1} ${show(e)} delivered twice`);
+    }
+    seen.add(eventId(e));
+    prev = Math.max(prev, e.revision);
+  });
+  const last = ref.length === 0 ? input.startRevision - 1 : prev;
+  if (bad > 0) return { name: 'watch-reference', valid: false, summary: `the reference replay is out of order or repeats (${bad} events)` };
+  if (last < input.finalRevision) {
+    return { name: 'watch-reference', valid: 'unknown', summary: `the reference replay ended at revision ${last}, before the last write's revision ${input.finalRevision}` };
+  }
+  return { name: 'watch-reference', valid: true, summary: `${ref.length} events, revisions ${input.startRevision}..${input.finalRevision}` };
+}
+
+/** Compares each watcher's events with the reference. */
+function checkWatchers(input: WatchCheckInput, log: AnomalyLog): CheckLine {
+  const ref = input.reference;
+  if (ref === null) return { name: 'watch-exactly-once', valid: 'unknown', summary: 'no reference to compare the watchers with' };
+  const refIndex = new Map<string, number>();
+  ref.forEach((e, i) => {
+    if (!refIndex.has(eventId(e))) refIndex.set(eventId(e), i);
+  });
+  const refEnd = ref.length === 0 ? input.startRevision - 1 : Math.max(...ref.map((e) => e.revision));
+  const complete = refEnd >= input.finalRevision;
+  let badWatchers = 0;
+  for (const w of input.watchers) {
+    const who = `watcher ${w.watcher} on ${w.node}`;
+    const before = log.count;
+    const firstAt = new Map<number, number>();
+    let highest = -1;
+    w.events.forEach((e, pos) => {
+      const i = refIndex.get(eventId(e));
+      if (i === undefined) {
+        // Past the end of an incomplete reference nothing can be said.
+        if (complete || e.revision <= refEnd) log.add(`${who}: event ${pos + 1} ${show(e)} at ${formatTimeNs(e.time)} is not in the reference`);
+        return;
+      }
+      const r = ref[i] as WatchRecord;
+      const first = firstAt.get(i);
+      if (first !== undefined) {
+        log.add(`${who}: duplicate: event ${pos + 1} ${show(e)} at ${formatTimeNs(e.time)} was already delivered as event ${first + 1}`);
+        return;
+      }
+      firstAt.set(i, pos);
+      if (i < highest) {
+        const h = ref[highest] as WatchRecord;
+        log.add(`${who}: out of order: event ${pos + 1} ${show(e)} at ${formatTimeNs(e.time)} arrived after ${show(h)}`);
+      }
+      if (e.type !== r.type || !jsonEqual(e.value, r.value)) {
+        log.add(`${who}: value mismatch at revision ${e.revision}: saw ${show(e)}, the reference has ${show(r)}`);
+      }
+      highest = Math.max(highest, i);
+    });
+    const missing = ref.map((_, i) => i).filter((i) => !firstAt.has(i));
+    for (const [a, b] of runsOf(missing)) {
+      const from = ref[a] as WatchRecord;
+      const to = ref[b] as WatchRecord;
+      const count = b - a + 1;
+      const where = b === ref.length - 1 ? ' (the end of the stream)' : '';
+      log.add(
+        count === 1
+          ? `${who}: gap: never saw ${show(from)}${where}`
+          : `${who}: gap: never saw ${count} events, ${show(from)} .. ${show(to)}${where}`,
+      );
+    }
+    if (log.count > before) badWatchers++;
+  }
+  const n = input.watchers.length;
+  if (badWatchers > 0) return { name: 'watch-exactly-once', valid: false, summary: `${badWatchers} of ${n} watchers differ from the reference (${ref.length} events)` };
+  return {
+    name: 'watch-exactly-once',
+    valid: complete ? true : 'unknown',
+    summary: `${n} watchers each saw the reference's ${ref.length} events exactly once, in order${complete ? '' : ' (the reference is incomplete)'}`,
+  };
+}
+
+/** Ok puts in the reference exactly once, failed puts absent, every reference event a client's put. */
+function checkPuts(input: WatchCheckInput, log: AnomalyLog): CheckLine {
+  const ref = input.reference;
+  if (ref === null) return { name: 'watch-puts', valid: 'unknown', summary: 'no reference to find the puts in' };
+  const applied = new Map<string, WatchRecord[]>();
+  for (const e of ref) {
+    if (e.type !== 'put') continue;
+    const id = writeId(e.key, e.value);
+    const list = applied.get(id);
+    if (list === undefined) applied.set(id, [e]);
+    else list.push(e);
+  }
+  const refEnd = ref.length === 0 ? input.startRevision - 1 : Math.max(...ref.map((e) => e.revision));
+  const complete = refEnd >= input.finalRevision;
+  const attempted = new Set<string>();
+  let okPuts = 0;
+  let failedPuts = 0;
+  let bad = 0;
+  let unsure = 0;
+  for (const { invoke, done, index } of pairRecorded(input.history)) {
+    if (invoke.f !== 'put') continue;
+    const id = writeId(invoke.key, invoke.value);
+    const what = `put ${invoke.key}=${JSON.stringify(invoke.value)} by process ${invoke.process}${invoke.node === undefined ? '' : ` on ${invoke.node}`}`;
+    const found = applied.get(id) ?? [];
+    if (done !== null && done.type === 'fail') {
+      failedPuts++;
+      if (found.length > 0) {
+        bad++;
+        log.add(`${what} failed (history line ${index + 1}: ${done.error ?? 'no reason'}) but took effect at revision ${(found[0] as WatchRecord).revision}`);
+      }
+      continue;
+    }
+    attempted.add(id);
+    if (done === null || done.type !== 'ok') continue;
+    okPuts++;
+    if (found.length === 0) {
+      if (complete) {
+        bad++;
+        log.add(`${what} was acknowledged at ${formatTimeNs(done.time)} (history line ${index + 1}) but is not in the reference: a lost write`);
+      } else unsure++;
+    }
+  }
+  for (const [id, list] of applied) {
+    const e = list[0] as WatchRecord;
+    if (!attempted.has(id)) {
+      bad++;
+      log.add(`reference event ${show(e)} is no put any client made (or one that failed)`);
+    } else if (list.length > 1) {
+      bad++;
+      log.add(`put ${e.key}=${JSON.stringify(e.value)} took effect ${list.length} times, at revisions ${list.map((x) => x.revision).join(', ')}`);
+    }
+  }
+  if (bad > 0) return { name: 'watch-puts', valid: false, summary: `${bad} puts lost, applied twice, applied though failed, or from nowhere` };
+  if (unsure > 0) return { name: 'watch-puts', valid: 'unknown', summary: `${unsure} ok puts are not in the (incomplete) reference` };
+  return { name: 'watch-puts', valid: true, summary: `${okPuts} ok puts each in the reference once; none of ${failedPuts} failed puts took effect` };
+}
+
+/** The put/get history as the checker's events (line = history line). */
+export function kvEventsOf(history: readonly RecordedEvent[]): HistoryEvent[] {
+  return history.map((e, i) =>
+    parseEvent(JSON.stringify({ process: e.process, type: e.type, f: e.f, key: e.key, value: e.value, time: e.time }), i + 1),
+  );
+}
+
+/** The linearizability of the put/get history (kv model). */
+function checkLinearizable(history: readonly RecordedEvent[], timeBudgetMs: number, log: AnomalyLog): { line: CheckLine; result: CheckResult } {
+  let result: CheckResult;
+  try {
+    result = checkHistory(pairOperations(kvEventsOf(history)), { model: kvModel, timeBudgetMs, recordLinearizations: true });
+  } catch (e) {
+    // A history the recorder wrote wrong (a bug of the runner, not of the store): nothing proven.
+    const r: CheckResult = { valid: 'unknown', ops: history.length, keys: 0, keysChecked: 0 };
+    return { line: { name: 'linearizability', valid: 'unknown', summary: `the history cannot be checked: ${(e as Error).message}` }, result: r };
+  }
+  if (result.valid === false) {
+    const p = result.point;
+    log.add(
+      `not linearizable: key ${result.key}: after ${p.linearized.length} operations (state ${p.stateAfter}) no pending operation can take effect; ` +
+        `the ${p.overdue.f} by process ${p.overdue.process} (history line ${p.overdue.invokeLine}) had already returned`,
+    );
+    return { line: { name: 'linearizability', valid: false, summary: `key ${result.key} has no linearization (${result.subHistory.length} operations)` }, result };
+  }
+  if (result.valid === 'unknown') {
+    return { line: { name: 'linearizability', valid: 'unknown', summary: `time budget of ${timeBudgetMs} ms ran out after ${result.keysChecked} of ${result.keys} keys` }, result };
+  }
+  return { line: { name: 'linearizability', valid: true, summary: `${result.ops} operations on ${result.keys} keys are linearizable` }, result };
+}
+
+/** Judges a watch run (pure but for the time budget of the linearizability search). */
+export function checkWatch(input: WatchCheckInput, timeBudgetMs = 60_000): WatchCheckResult {
+  const log = new AnomalyLog();
+  const lin = checkLinearizable(input.history, timeBudgetMs, log);
+  const checks = [checkReference(input, log), checkWatchers(input, log), checkPuts(input, log), lin.line];
+  return { valid: combineChecks(checks), checks, anomalies: log.lines, anomalyCount: log.count, linearizability: lin.result };
+}
+
+/** A verdict line for people from the checks. */
+export function summarizeChecks(checks: readonly CheckLine[]): string {
+  const bad = checks.filter((c) => c.valid !== true);
+  if (bad.length === 0) return checks.map((c) => c.summary).join('; ');
+  return bad.map((c) => `${c.name}: ${c.summary}`).join('; ');
+}
+
