@@ -6,3 +6,4 @@ export { registerCheckCommand, runCheck, type CheckCommandOptions, type CheckIo 
 export { scheduleFaults, parseNemeses, describeFault, SCHEDULE_SHAPE, KINDS_OF, MAX_NODES, MIN_SHORT_WINDOW_MS, CLOCK_SKEW_MS, CLOCK_RATES, LATENCY_MS, type ScheduleRequest } from './chaos/schedule.js';
 export * from './chaos/client.js';
 export { ChaosCluster, defaultBin, STOP_GRACE_MS, STATUS_TIMEOUT_MS, type ChaosClusterOptions, type ServerReadMode } from './chaos/cluster.js';
+export * from './chaos/recorder.js';
