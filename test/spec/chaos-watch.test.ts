@@ -1,8 +1,13 @@
 // The watch workload: its check (pure) on generated and doctored histories.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { JsonKvClient } from '../src/chaos/client.js';
+import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
 import type { RecordedEvent } from '../src/chaos/types.js';
-import { checkWatch, watchKeys, type WatchCheckInput, type WatchRecord, type WatcherLog } from '../src/chaos/workloads/watch.js';
+import { checkWatch, watchKeys, Watcher, type WatchCheckInput, type WatchRecord, type WatcherLog } from '../src/chaos/workloads/watch.js';
 import { assertProperty } from './checker-helpers.js';
 
 const KEYS = watchKeys(3);
@@ -179,5 +184,93 @@ describe('checkWatch', () => {
       ),
       200,
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Watchers on a real 3-member cluster (kv serve processes behind the proxy network).
+
+let cluster: ChaosCluster | undefined;
+let root: string | undefined;
+const stopped: Watcher[] = [];
+afterEach(async () => {
+  for (const w of stopped.splice(0)) await w.stop();
+  await cluster?.stop(1000);
+  cluster = undefined;
+  if (root !== undefined) rmSync(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+async function startCluster(): Promise<ChaosCluster> {
+  expect(existsSync(defaultBin()), `${defaultBin()} is missing: run npm run build`).toBe(true);
+  root = mkdtempSync(join(tmpdir(), 'ballot-chaos-watch-'));
+  const c = await ChaosCluster.start({
+    nodes: 3, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 2000,
+    readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
+  });
+  cluster = c;
+  await c.waitReady(30_000);
+  return c;
+}
+
+/** Puts until one is ok (the cluster may be electing); returns the write's revision. */
+async function putOk(client: JsonKvClient, key: string, value: string): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const r = await client.put(key, value);
+    if (r.type === 'ok') return r.value.revision;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`put ${key}=${value} never succeeded`);
+}
+
+describe('Watcher (real cluster)', () => {
+  it('re-watches from lastSeen + 1 after its member is killed and restarted: exactly once, in order', async () => {
+    const c = await startCluster();
+    const t0 = process.hrtime.bigint();
+    const nowNs = (): number => Number(process.hrtime.bigint() - t0);
+    const n1 = new JsonKvClient(c.endpoints[0] as string, { requestTimeoutMs: 2000 });
+    const n3 = new JsonKvClient(c.endpoints[2] as string, { requestTimeoutMs: 2000 });
+    const base = await n1.range('w/');
+    expect(base.type).toBe('ok');
+    const startRevision = (base.type === 'ok' ? base.value.revision : 0) + 1;
+    const watchers = c.names.map((node, watcher) => new Watcher({ watcher, node, endpoint: c.endpoints[watcher] as string, prefix: 'w/', startRevision, nowNs }));
+    for (const w of watchers) {
+      stopped.push(w);
+      w.start();
+    }
+    const history: RecordedEvent[] = [];
+    let process_ = 0;
+    const put = async (client: JsonKvClient, node: string, key: string, value: number): Promise<number> => {
+      const p = process_++;
+      history.push({ process: p, type: 'invoke', f: 'put', key, value, time: nowNs(), node });
+      const rev = await putOk(client, key, String(value));
+      history.push({ process: p, type: 'ok', f: 'put', key, value, time: nowNs(), node });
+      return rev;
+    };
+    let v = 0;
+    for (let i = 0; i < 20; i++) await put(n1, 'n1', `w/${i % 3}`, ++v);
+    const w2 = watchers[1] as Watcher;
+    expect(await w2.waitFor(startRevision + 19, 10_000)).toBe(true);
+    // Kill the member watcher 1 is pinned to; write on while it is down; start it again.
+    await c.kill('n2');
+    for (let i = 0; i < 20; i++) await put(n3, 'n3', `w/${i % 3}`, ++v);
+    await c.restart('n2');
+    let last = 0;
+    for (let i = 0; i < 10; i++) last = await put(n1, 'n1', `w/${i % 3}`, ++v);
+    for (const w of watchers) expect(await w.waitFor(last, 20_000), `watcher ${w.opts.watcher} reached ${last} (at ${w.lastSeen}); ${w.ends.join('; ')}\n${c.logTails()}`).toBe(true);
+    for (const w of watchers) await w.stop();
+    expect(w2.streams).toBeGreaterThanOrEqual(2);
+    expect(w2.ends.some((e) => e.startsWith('broken'))).toBe(true);
+    // The reference: one fresh replay from the start revision.
+    const ref = new Watcher({ watcher: -1, node: 'n3', endpoint: c.endpoints[2] as string, prefix: 'w/', startRevision, nowNs, resume: false });
+    stopped.push(ref);
+    ref.start();
+    expect(await ref.waitFor(last, 10_000)).toBe(true);
+    await ref.stop();
+    expect(ref.events).toHaveLength(50);
+    const r = checkWatch({ watchers: watchers.map((w) => ({ watcher: w.opts.watcher, node: w.opts.node, events: w.events })), reference: ref.events, history, startRevision, finalRevision: last });
+    expect(r.anomalies).toEqual([]);
+    expect(r.valid).toBe(true);
+    for (const w of watchers) expect(w.events.map((e) => e.revision)).toEqual(ref.events.map((e) => e.revision));
   });
 });

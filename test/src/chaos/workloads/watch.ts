@@ -20,6 +20,7 @@
 //   linearizability     the put/get history, with the checker's kv model
 
 import { checkHistory, jsonEqual, kvModel, pairOperations, parseEvent, type CheckResult, type HistoryEvent } from '../../checker/index.js';
+import { etcdJson, prefixRange, type WatchEvent, type WatchResponse } from '@ballot/kvstore';
 import type { JsonValue, RecordedEvent } from '../types.js';
 import { AnomalyLog, combineChecks, formatTimeNs, pairRecorded, type CheckLine } from './bank.js';
 
@@ -281,3 +282,260 @@ export function summarizeChecks(checks: readonly CheckLine[]): string {
   return bad.map((c) => `${c.name}: ${c.summary}`).join('; ');
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Watching over the etcd JSON gateway: POST /v3/watch with one create_request; the answer is a
+// stream of newline-terminated {"result": WatchResponse} lines (or one {"error": ...} line) that
+// lasts until either side closes it.
+
+/** How the writers encode a value as text, and back: integers as decimal text, anything else as is. */
+export function decodeWatchValue(text: string): JsonValue {
+  return /^-?[0-9]{1,15}$/.test(text) ? Number(text) : text;
+}
+
+/** Why a watch stream ended. */
+export type StreamEnd =
+  | { readonly kind: 'stopped' }
+  /** The connection could not be made or broke, or the member answered with an error. */
+  | { readonly kind: 'broken'; readonly reason: string }
+  /** The member canceled the watch (compaction, a slow watcher, ...). */
+  | { readonly kind: 'canceled'; readonly reason: string; readonly compactRevision?: number };
+
+/** The longest line a watch stream may send before it is treated as broken (a bound on what we buffer). */
+export const MAX_WATCH_LINE_CHARS = 16 * 1024 * 1024;
+
+/**
+ * One /v3/watch stream on `endpoint` for keys under `prefix` from `fromRevision`. Calls
+ * `onEvents(revision, events)` once per revision, in order; resolves when the stream ends.
+ * Never throws.
+ */
+export async function watchStream(
+  endpoint: string,
+  prefix: string,
+  fromRevision: number,
+  signal: AbortSignal,
+  onEvents: (revision: number, events: readonly WatchEvent[]) => void,
+): Promise<StreamEnd> {
+  const body = etcdJson.encodeWatchCreateRequest({ ...prefixRange(prefix), startRevision: fromRevision });
+  let res: Response;
+  try {
+    res = await fetch(`${endpoint.replace(/\/+$/, '')}/v3/watch`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal });
+  } catch (e) {
+    return signal.aborted ? { kind: 'stopped' } : { kind: 'broken', reason: `connect: ${describeError(e)}` };
+  }
+  if (res.status !== 200 || res.body === null) {
+    const text = await res.text().catch(() => '');
+    return { kind: 'broken', reason: `HTTP ${res.status}: ${text.slice(0, 200)}` };
+  }
+  const decoder = new TextDecoder();
+  let buffered = '';
+  try {
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line === '') continue;
+        const end = onLine(line, onEvents);
+        if (end !== null) {
+          await res.body.cancel().catch(() => {});
+          return end;
+        }
+      }
+      if (buffered.length > MAX_WATCH_LINE_CHARS) {
+        await res.body.cancel().catch(() => {});
+        return { kind: 'broken', reason: `a watch line longer than ${MAX_WATCH_LINE_CHARS} characters` };
+      }
+    }
+  } catch (e) {
+    return signal.aborted ? { kind: 'stopped' } : { kind: 'broken', reason: `stream: ${describeError(e)}` };
+  }
+  return signal.aborted ? { kind: 'stopped' } : { kind: 'broken', reason: 'the member ended the stream' };
+}
+
+/** One line of the stream: events delivered, or why the stream is over (null: go on). */
+function onLine(line: string, onEvents: (revision: number, events: readonly WatchEvent[]) => void): StreamEnd | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return { kind: 'broken', reason: `not JSON: ${line.slice(0, 200)}` };
+  }
+  const o = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  if (o['result'] === undefined) {
+    const err = o['error'] ?? o['message'] ?? line.slice(0, 200);
+    return { kind: 'broken', reason: `error line: ${typeof err === 'string' ? err : JSON.stringify(err)}` };
+  }
+  let r: WatchResponse;
+  try {
+    r = etcdJson.decodeWatchResponse(o['result']);
+  } catch (e) {
+    return { kind: 'broken', reason: `unreadable watch response: ${describeError(e)}` };
+  }
+  // Events of one revision come in one response, but one response may hold several revisions.
+  let i = 0;
+  while (i < r.events.length) {
+    const rev = (r.events[i] as WatchEvent).kv.modRevision;
+    let j = i;
+    while (j < r.events.length && (r.events[j] as WatchEvent).kv.modRevision === rev) j++;
+    onEvents(rev, r.events.slice(i, j));
+    i = j;
+  }
+  if (r.canceled === true) {
+    return { kind: 'canceled', reason: r.cancelReason ?? 'canceled by the member', ...(r.compactRevision !== undefined ? { compactRevision: r.compactRevision } : {}) };
+  }
+  return null;
+}
+
+function describeError(e: unknown): string {
+  const err = e as { message?: unknown; cause?: { code?: unknown; message?: unknown } };
+  const cause = err.cause;
+  const c = cause === undefined ? '' : ` (${String(cause.code ?? '')} ${String(cause.message ?? '')})`.replace('( ', '(');
+  return `${String(err.message ?? e)}${c}`;
+}
+
+/** Events a watcher keeps before it stops (a bound on memory; the recorder's bound is the same). */
+export const MAX_WATCHER_EVENTS = 2_000_000;
+/** Pause between two attempts of a broken watch (the member may be down or restarting). */
+export const WATCH_RETRY_MS = 100;
+
+export interface WatcherOptions {
+  readonly watcher: number;
+  readonly node: string;
+  readonly endpoint: string;
+  readonly prefix: string;
+  readonly startRevision: number;
+  /** Nanoseconds since the workload started. */
+  readonly nowNs: () => number;
+  /** Called with every event, in arrival order (e.g. to append it to watch-events.jsonl). */
+  readonly onRecord?: (r: WatchRecord) => void;
+  readonly log?: (msg: string) => void;
+  /** Re-watch from lastSeen + 1 after a break (default true; the reference replay does not). */
+  readonly resume?: boolean;
+}
+
+/**
+ * A watcher pinned to one member: watches the prefix from the start revision and, whenever the
+ * stream breaks (the member killed, the connection reset), watches again from the last revision it
+ * saw + 1 - so it should see every revision exactly once. Runs until stop().
+ */
+export class Watcher {
+  readonly events: WatchRecord[] = [];
+  /** The last revision whose events arrived (startRevision - 1 before any). */
+  lastSeen: number;
+  /** Streams opened (1 + re-watches). */
+  streams = 0;
+  /** Why each stream ended, in order (bounded: the last MAX_END_REASONS). */
+  readonly ends: string[] = [];
+  /** Set when the watcher gave up for good (a compacted start, too many events). */
+  failure: string | null = null;
+  private readonly stopper = new AbortController();
+  private readonly waiters = new Set<() => void>();
+  private loop: Promise<void> | null = null;
+
+  constructor(readonly opts: WatcherOptions) {
+    this.lastSeen = opts.startRevision - 1;
+  }
+
+  start(): void {
+    if (this.loop === null) this.loop = this.run();
+  }
+
+  /** Resolves true once lastSeen >= revision, false after timeoutMs (or if the watcher stopped). */
+  async waitFor(revision: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lastSeen < revision) {
+      if (this.stopper.signal.aborted || this.failure !== null) return false;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(left, 200));
+        function done(): void {
+          clearTimeout(t);
+          resolve();
+        }
+        this.waiters.add(done);
+      });
+    }
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    for (const w of [...this.waiters]) w();
+    await this.loop;
+  }
+
+  get stopped(): boolean {
+    return this.stopper.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const { opts } = this;
+    const signal = this.stopper.signal;
+    while (!signal.aborted && this.failure === null) {
+      this.streams++;
+      const end = await watchStream(opts.endpoint, opts.prefix, this.lastSeen + 1, signal, (revision, events) => this.deliver(revision, events));
+      if (end.kind === 'stopped' || signal.aborted) break;
+      const why = `${end.kind}: ${end.reason}`;
+      this.ends.push(why);
+      if (this.ends.length > MAX_END_REASONS) this.ends.shift();
+      opts.log?.(`watcher ${opts.watcher} on ${opts.node}: stream ${this.streams} ended after revision ${this.lastSeen} (${why})`);
+      if (end.kind === 'canceled' && end.compactRevision !== undefined) {
+        this.failure = `revision ${this.lastSeen + 1} was compacted (oldest kept ${end.compactRevision})`;
+        break;
+      }
+      if (opts.resume === false) {
+        this.failure = `the stream ended (${why})`;
+        break;
+      }
+      await sleepUnless(WATCH_RETRY_MS, signal);
+    }
+    for (const w of [...this.waiters]) w();
+  }
+
+  private deliver(revision: number, events: readonly WatchEvent[]): void {
+    if (this.failure !== null) return;
+    const time = this.opts.nowNs();
+    for (const e of events) {
+      if (this.events.length >= MAX_WATCHER_EVENTS) {
+        this.failure = `more than ${MAX_WATCHER_EVENTS} events`;
+        this.stopper.abort();
+        return;
+      }
+      const record: WatchRecord = {
+        watcher: this.opts.watcher,
+        node: this.opts.node,
+        revision,
+        key: textDecoder.decode(e.kv.key),
+        value: e.type === 'delete' ? null : decodeWatchValue(textDecoder.decode(e.kv.value)),
+        type: e.type,
+        time,
+      };
+      this.events.push(record);
+      this.opts.onRecord?.(record);
+    }
+    // Kept as the highest revision seen, so a re-watch never asks for one twice even if the
+    // member sent revisions out of order (the check reports that).
+    this.lastSeen = Math.max(this.lastSeen, revision);
+    for (const w of [...this.waiters]) w();
+  }
+}
+
+/** Reasons kept in Watcher.ends. */
+export const MAX_END_REASONS = 100;
+const textDecoder = new TextDecoder();
+
+function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
