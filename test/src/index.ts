@@ -7,3 +7,4 @@ export { scheduleFaults, parseNemeses, describeFault, SCHEDULE_SHAPE, KINDS_OF, 
 export * from './chaos/client.js';
 export { ChaosCluster, defaultBin, STOP_GRACE_MS, STATUS_TIMEOUT_MS, type ChaosClusterOptions, type ServerReadMode } from './chaos/cluster.js';
 export * from './chaos/recorder.js';
+export { Nemesis, type NemesisOptions } from './chaos/nemesis.js';
