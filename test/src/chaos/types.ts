@@ -174,6 +174,8 @@ export interface WorkloadContext {
   readonly outDir: string;
   /** Progress notes for the log (never stdout). */
   readonly log: (msg: string) => void;
+  /** Keys of the register workload ("r0".."r{keys-1}"; ChaosOptions.keys). Absent: 10. */
+  readonly keys?: number;
 }
 
 export interface WorkloadVerdict {
