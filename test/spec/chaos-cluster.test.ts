@@ -131,10 +131,11 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
     for (const pid of pids) expect(alive(pid), `pid ${pid} still alive`).toBe(false);
     for (const n of c.names) expect(c.isRunning(n)).toBe(false);
     await c.stop(); // idempotent
+    expect(c.unexpectedExits()).toEqual([]);
     expect(notes.some((n) => n.startsWith('started 3 members'))).toBe(true);
   });
 
-  it('refuses a restart of a running member and bad sizes', async () => {
+  it('refuses a restart of a running member and bad sizes, and reports a member that died by itself', async () => {
     await expect(ChaosCluster.start({
       nodes: 1, outDir: '/nonexistent', heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 1000,
       readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
@@ -149,6 +150,12 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
     await c.waitReady(30_000);
     // Without --unsafe-debug-clock the member has no /debug/clock.
     await expect(c.setClock('n1', { skewMs: 10, rate: 1 })).rejects.toThrow(/HTTP 404.*debugClock/);
+    // A member that dies without being asked is a crash: reported, and waitReady says so.
+    const victim = c.pidOf('n2') as number;
+    process.kill(victim, 'SIGKILL');
+    await eventually('n2 gone', async () => (c.isRunning('n2') ? null : true), 5000, () => c.logTails());
+    expect(c.unexpectedExits()).toEqual([{ name: 'n2', pid: victim, status: 'SIGKILL' }]);
+    await expect(c.waitReady(1000)).rejects.toThrow(/n2 is not running \(SIGKILL\)/);
     const pids = c.pids();
     await c.stop();
     for (const pid of pids) expect(alive(pid)).toBe(false);

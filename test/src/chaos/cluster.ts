@@ -63,6 +63,8 @@ interface Incarnation {
   readonly pid: number;
   /** null while running; then "exit N" or the signal. */
   exitStatus: string | null;
+  /** Set by kill() and stop(): an exit without it is a crash (see unexpectedExits). */
+  expectedExit: boolean;
   readonly exited: Promise<void>;
 }
 
@@ -117,6 +119,7 @@ export class ChaosCluster implements ChaosTarget {
   readonly bin: string;
   private readonly members: readonly Member[];
   private readonly allPids: number[] = [];
+  private readonly crashes: { readonly name: string; readonly pid: number; readonly status: string }[] = [];
   private readonly log: (msg: string) => void;
   private stopping: Promise<void> | null = null;
   private readonly onProcessExit = (): void => this.killAllNow();
@@ -154,13 +157,17 @@ export class ChaosCluster implements ChaosTarget {
     }
     const net = network;
     const nodesDir = join(opts.outDir, 'nodes');
-    mkdirSync(nodesDir, { recursive: true });
+    try {
+      mkdirSync(nodesDir, { recursive: true });
+    } catch (err) {
+      await net.close();
+      throw err;
+    }
     const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
     const clientUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
     const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
     const members = names.map((name, i): Member => {
       const dataDir = join(nodesDir, name, 'data');
-      mkdirSync(dirname(dataDir), { recursive: true });
       const override = [...net.peerUrlsFor(name)].filter(([n]) => n !== name).map(([n, url]) => `${n}=${url}`).join(',');
       const args = [
         'kv', 'serve', '--name', name, '--data-dir', dataDir,
@@ -180,7 +187,16 @@ export class ChaosCluster implements ChaosTarget {
     });
     const cluster = new ChaosCluster(opts, net, members, bin);
     process.on('exit', cluster.onProcessExit);
-    for (const m of members) cluster.spawnMember(m, `--- started at ${new Date().toISOString()} ---`);
+    try {
+      for (const m of members) {
+        mkdirSync(dirname(m.dataDir), { recursive: true });
+        cluster.spawnMember(m, `--- started at ${new Date().toISOString()} ---`);
+      }
+    } catch (err) {
+      // Whatever did start is stopped by PID, and the proxies closed, before the error goes up.
+      await cluster.stop(1000);
+      throw err;
+    }
     cluster.log(`started ${names.length} members (pids ${cluster.pids().join(', ')}), logs in ${nodesDir}`);
     return cluster;
   }
@@ -223,6 +239,7 @@ export class ChaosCluster implements ChaosTarget {
     const m = this.member(name);
     const inc = m.current;
     if (inc === null || inc.exitStatus !== null) return;
+    inc.expectedExit = true;
     this.signal(inc.pid, 'SIGKILL');
     await inc.exited;
     m.paused = false;
@@ -279,6 +296,11 @@ export class ChaosCluster implements ChaosTarget {
     return c !== null && c.exitStatus === null ? c.pid : null;
   }
 
+  /** Members that exited without kill() or stop() asking (a crash, a failed start), in order. */
+  unexpectedExits(): readonly { readonly name: string; readonly pid: number; readonly status: string }[] {
+    return [...this.crashes];
+  }
+
   isRunning(name: string): boolean {
     const c = this.member(name).current;
     return c !== null && c.exitStatus === null;
@@ -302,7 +324,10 @@ export class ChaosCluster implements ChaosTarget {
     this.stopping ??= (async () => {
       const running = this.members.map((m) => m.current).filter((c): c is Incarnation => c !== null && c.exitStatus === null);
       for (const m of this.members) if (m.paused) this.resume(m.name);
-      for (const c of running) this.signal(c.pid, 'SIGTERM');
+      for (const c of running) {
+        c.expectedExit = true;
+        this.signal(c.pid, 'SIGTERM');
+      }
       const all = Promise.all(running.map((c) => c.exited));
       const graceOver = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
       if (graceOver) {
@@ -329,9 +354,13 @@ export class ChaosCluster implements ChaosTarget {
     if (pid === undefined) throw new Error(`ChaosCluster: could not start ${m.name}`);
     this.allPids.push(pid);
     let markExited: () => void = () => {};
-    const inc: Incarnation = { child, pid, exitStatus: null, exited: new Promise<void>((r) => (markExited = r)) };
+    const inc: Incarnation = { child, pid, exitStatus: null, expectedExit: false, exited: new Promise<void>((r) => (markExited = r)) };
     child.on('exit', (code, signal) => {
       inc.exitStatus = signal !== null ? signal : `exit ${code ?? '?'}`;
+      if (!inc.expectedExit) {
+        this.crashes.push({ name: m.name, pid, status: inc.exitStatus });
+        this.log(`${m.name} (pid ${pid}) exited by itself: ${inc.exitStatus}`);
+      }
       markExited();
     });
     child.on('error', (e) => {
