@@ -8,3 +8,42 @@ export * from './chaos/client.js';
 export { ChaosCluster, defaultBin, STOP_GRACE_MS, STATUS_TIMEOUT_MS, type ChaosClusterOptions, type ServerReadMode } from './chaos/cluster.js';
 export * from './chaos/recorder.js';
 export { Nemesis, type NemesisOptions } from './chaos/nemesis.js';
+export {
+  summarize,
+  recordedOps,
+  runWindows,
+  windowStats,
+  latencySummary,
+  countOutcomes,
+  nearestRank,
+  type Outcome,
+  type RecordedOp,
+  type RunWindow,
+  type RunSummary,
+  type SummaryInput,
+} from './chaos/results.js';
+export {
+  renderVegaLiteSvg,
+  writePlot,
+  writeRunPlots,
+  latencySpec,
+  throughputSpec,
+  latencyPoints,
+  lineChart,
+  histogram,
+  cdf,
+  shadedWindows,
+  windowLayers,
+  MAX_LATENCY_POINTS,
+  MAX_THROUGHPUT_BUCKETS,
+  MAX_CDF_POINTS,
+  MAX_INLINE_VALUES,
+  type VegaLiteSpec,
+  type ChartRow,
+  type ChartAxis,
+  type LineChartOptions,
+  type HistogramOptions,
+  type CdfOptions,
+  type ShadedWindow,
+  type RunPlotInput,
+} from './chaos/plots.js';
