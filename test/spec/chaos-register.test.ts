@@ -1,13 +1,18 @@
 // The workloads' shared client machinery (pinned workers, open-loop pacing, process ids after info, bounded
-// retries) and the register workload against a real 3-member cluster.
+// retries) and the register workload against a real 3-member cluster (in this process: real sockets, LevelDB and
+// Raft), whose verdict is valid, and invalid once a stale read is injected into its history.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { formatHistory, injectStaleRead, pairOperations, parseHistory } from '../src/checker/index.js';
 import { FileHistoryRecorder } from '../src/chaos/recorder.js';
 import type { CallOutcome, JsonValue, WorkloadContext } from '../src/chaos/types.js';
 import { meanGapMs, pinnedWorkers, retryUntilOk, runPaced, sleep, type Worker } from '../src/chaos/workloads/common.js';
+import { WORKLOADS, workloadFor } from '../src/chaos/workloads/index.js';
+import { RegisterWorkload, registerKeys, registerVerdict } from '../src/chaos/workloads/register.js';
+import { startInProcessCluster } from './chaos-kv-helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -134,5 +139,101 @@ describe('workload workers and pacing', () => {
     expect(out.type).toBe('fail');
     expect(m).toBeGreaterThan(1);
     if (out.type === 'fail') expect(out.error).toBe(`NO_LEADER ${m}`);
+  });
+});
+
+describe('the register workload on a real 3-member cluster', () => {
+  it('3 s at 100 ops/s with 6 workers: the history parses, every node got traffic, the verdict is valid; a stale read injected into it is caught', async () => {
+    const cluster = await startInProcessCluster(3);
+    cleanups.push(() => cluster.stop());
+    await cluster.leaderIndex();
+    const outDir = tempDir();
+    const path = join(outDir, 'history.jsonl');
+    const recorder = await FileHistoryRecorder.create(path);
+    const abort = new AbortController();
+    const ctx = context({ endpoints: cluster.endpoints, names: cluster.names, concurrency: 6, ratePerSec: 100, seed: 7, keys: 4, recorder, signal: abort.signal, outDir });
+    const workload = workloadFor('register');
+    expect(workload.name).toBe('register');
+    await workload.setup(ctx);
+    recorder.start();
+    const running = workload.run(ctx);
+    await sleep(3000);
+    abort.abort();
+    await running;
+    const runEvents = recorder.events.length;
+    await workload.finalReads(ctx);
+    await recorder.close();
+
+    // The file is the checker's format and holds exactly the events in memory.
+    const text = readFileSync(path, 'utf8');
+    const parsed = parseHistory(text);
+    expect(parsed).toHaveLength(recorder.events.length);
+    const ops = pairOperations(parsed);
+    const invokes = recorder.events.slice(0, runEvents).filter((e) => e.type === 'invoke');
+    expect(invokes.length).toBeGreaterThan(150); // ~300 offered in 3 s
+    for (const name of cluster.names) expect(invokes.filter((e) => e.node === name).length, name).toBeGreaterThan(20);
+    const okBy = (f: string): number => recorder.events.filter((e) => e.type === 'ok' && e.f === f).length;
+    expect(okBy('read')).toBeGreaterThan(0);
+    expect(okBy('write')).toBeGreaterThan(0);
+    expect(okBy('cas')).toBeGreaterThan(0); // expecting the last value seen, many succeed
+    expect(new Set(invokes.map((e) => e.key))).toEqual(new Set(registerKeys(4)));
+    // Values written are unique per key.
+    for (const key of registerKeys(4)) {
+      const written = ops.flatMap((o) => (o.key === key && o.f === 'write' ? [o.value] : o.key === key && o.f === 'cas' ? [o.next] : []));
+      expect(new Set(written).size, key).toBe(written.length);
+    }
+    // Final reads: one ok linearizable read of every key on every node, after the run.
+    const finals = recorder.events.slice(runEvents).filter((e) => e.type === 'ok');
+    expect(finals).toHaveLength(3 * 4);
+    for (const key of registerKeys(4)) {
+      const values = finals.filter((e) => e.key === key).map((e) => JSON.stringify(e.value));
+      expect(new Set(values).size, `every node reads the same ${key}`).toBe(1);
+    }
+
+    const verdict = await workload.check(ctx, 30_000);
+    expect(verdict.valid).toBe(true);
+    expect(verdict.model).toBe('register');
+    expect(verdict.checks).toEqual([expect.objectContaining({ name: 'linearizability', valid: true })]);
+    expect(verdict.anomalies).toEqual([]);
+    expect(verdict.linearizability?.valid).toBe(true);
+
+    // The same check on a doctored copy: a stale read on r1 (write A, then write B, then read A).
+    const doctored = injectStaleRead(parsed.map(({ line: _line, ...e }) => e), 'r1', [10, 200, 400]);
+    const doctoredPath = join(outDir, 'doctored.jsonl');
+    writeFileSync(doctoredPath, `${formatHistory(doctored)}\n`);
+    const reparsed = parseHistory(readFileSync(doctoredPath, 'utf8'));
+    const asRecorded = reparsed.map((e) => ({ process: e.process, type: e.type, f: e.f, key: e.key, value: e.value, time: e.timeNs }));
+    const bad = registerVerdict({ recorder: { events: asRecorded, invoke: () => { throw new Error('read only'); }, newProcess: () => 0 } }, 30_000);
+    expect(bad.valid).toBe(false);
+    expect(bad.summary).toMatch(/NOT linearizable: key "r1"/);
+    expect(bad.anomalyCount).toBeGreaterThan(0);
+    expect(bad.anomalies[0]).toMatch(/^key "r1" is not linearizable/);
+    expect(bad.anomalies.join('\n')).toMatch(/stale-A/);
+    expect(bad.linearizability?.valid).toBe(false);
+
+    // And by hand: one node's final read of r2 changed to a value r2 never held.
+    const lastRead = parsed.map((e, i) => [e, i] as const).filter(([e]) => e.key === 'r2' && e.f === 'read' && e.type === 'ok').pop();
+    if (lastRead === undefined) throw new Error('no final read of r2');
+    const byHand = recorder.events.map((e, i) => (i === lastRead[1] ? { ...e, value: 987654 } : e));
+    const handVerdict = registerVerdict({ recorder: { events: byHand, invoke: () => { throw new Error('read only'); }, newProcess: () => 0 } }, 30_000);
+    expect(handVerdict.valid).toBe(false);
+    expect(handVerdict.anomalies.join('\n')).toMatch(/read -> 987654/);
+  });
+
+  it('workloadFor names what is missing', () => {
+    expect(() => workloadFor('nope' as never)).toThrow(/unknown workload "nope"/);
+    for (const name of ['bank', 'watch'] as const) {
+      if (WORKLOADS[name] === undefined) expect(() => workloadFor(name)).toThrow(/not available in this build/);
+      else expect(workloadFor(name).name).toBe(name);
+    }
+  });
+
+  it('reads are serializable only in readMode serializable, and the key count comes from ctx.keys', () => {
+    expect(registerKeys(3)).toEqual(['r0', 'r1', 'r2']);
+    expect(() => registerKeys(0)).toThrow(RangeError);
+    const w = new RegisterWorkload();
+    expect(w.keysOf(context({ endpoints: ['http://127.0.0.1:1'], keys: 5 }))).toHaveLength(5);
+    expect(w.keysOf(context({ endpoints: ['http://127.0.0.1:1'] }))).toHaveLength(10);
+    expect(new RegisterWorkload({ keys: 2 }).keysOf(context({ endpoints: ['http://127.0.0.1:1'], keys: 5 }))).toHaveLength(2);
   });
 });

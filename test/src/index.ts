@@ -47,3 +47,4 @@ export {
   type ShadedWindow,
   type RunPlotInput,
 } from './chaos/plots.js';
+export * from './chaos/workloads/index.js';
