@@ -1,8 +1,13 @@
-// The bank workload: its check (pure) on generated and doctored histories.
+// The bank workload: its check (pure) on generated and doctored histories, and short runs on a real cluster.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import type { JsonValue, RecordedEvent } from '../src/chaos/types.js';
-import { bankAccounts, checkBank, BANK_INITIAL_BALANCE } from '../src/chaos/workloads/bank.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
+import { FileHistoryRecorder } from '../src/chaos/recorder.js';
+import type { JsonValue, RecordedEvent, Workload, WorkloadContext, WorkloadVerdict } from '../src/chaos/types.js';
+import { bankAccounts, bankWorkload, checkBank, BANK_INITIAL_BALANCE } from '../src/chaos/workloads/bank.js';
 import { assertProperty } from './checker-helpers.js';
 
 const ACCOUNTS = bankAccounts();
@@ -149,5 +154,76 @@ describe('checkBank', () => {
       }),
       200,
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The workload on a real 3-member cluster (kv serve processes behind the proxy network), no faults.
+
+let cluster: ChaosCluster | undefined;
+let root: string | undefined;
+afterEach(async () => {
+  await cluster?.stop(1000);
+  cluster = undefined;
+  if (root !== undefined) rmSync(root, { recursive: true, force: true });
+  root = undefined;
+});
+
+/** setup, run for runMs, final reads, check: as the runner does. */
+async function runWorkload(workload: Workload, runMs: number): Promise<{ verdict: WorkloadVerdict; recorder: FileHistoryRecorder; ctx: WorkloadContext }> {
+  expect(existsSync(defaultBin()), `${defaultBin()} is missing: run npm run build`).toBe(true);
+  root = mkdtempSync(join(tmpdir(), 'ballot-chaos-bank-'));
+  const c = await ChaosCluster.start({
+    nodes: 3, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 2000,
+    readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
+  });
+  cluster = c;
+  await c.waitReady(30_000);
+  const recorder = new FileHistoryRecorder(join(root, 'history.jsonl'));
+  const abort = new AbortController();
+  const notes: string[] = [];
+  const ctx: WorkloadContext = {
+    endpoints: c.endpoints, names: c.names, concurrency: 6, ratePerSec: 150, seed: 5, readMode: 'linearizable',
+    requestTimeoutMs: 2000, recorder, signal: abort.signal, outDir: root, log: (m) => notes.push(m),
+  };
+  await workload.setup(ctx);
+  recorder.start();
+  const running = workload.run(ctx);
+  await new Promise((r) => setTimeout(r, runMs));
+  abort.abort();
+  await running;
+  await workload.finalReads(ctx);
+  await recorder.close();
+  return { verdict: await workload.check(ctx, 30_000), recorder, ctx };
+}
+
+describe('bank workload (real cluster)', () => {
+  it('a 3 s run is valid; the same history with one read doctored is not', async () => {
+    const { verdict, recorder, ctx } = await runWorkload(bankWorkload(), 3000);
+    expect(verdict.anomalies).toEqual([]);
+    expect(verdict.valid).toBe(true);
+    expect(verdict.checks.map((c) => [c.name, c.valid])).toEqual([['bank-total', true], ['bank-final-reads', true]]);
+    const events = recorder.events;
+    const okTransfers = events.filter((e) => e.f === 'transfer' && e.type === 'ok').length;
+    const reads = okReadIndexes(events);
+    expect(okTransfers).toBeGreaterThan(10);
+    expect(reads.length).toBeGreaterThan(10);
+    // The file is the same history.
+    const lines = readFileSync(join(ctx.outDir, 'history.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as RecordedEvent)).toEqual(events);
+    // The final reads (one per node) see what the ok transfers left, and every read saw 500.
+    for (const i of reads) {
+      const seen = (events[i] as RecordedEvent).value as Record<string, number>;
+      expect(Object.values(seen).reduce((a, b) => a + b, 0)).toBe(TOTAL);
+    }
+    // Doctored: one read sees 1 more in bank/2 (a write from nowhere).
+    const i = reads[Math.floor(reads.length / 2)] as number;
+    const seen = { ...((events[i] as RecordedEvent).value as Record<string, number>) };
+    seen['bank/2'] = (seen['bank/2'] as number) + 1;
+    const bad = checkBank(doctor(events, i, seen), { accounts: ACCOUNTS, total: TOTAL });
+    expect(bad.valid).toBe(false);
+    expect(bad.anomalies).toHaveLength(1);
+    expect(bad.anomalies[0]).toContain(`total ${TOTAL + 1}, expected ${TOTAL}`);
+    expect(bad.anomalies[0]).toContain(`process ${(events[i] as RecordedEvent).process} on ${(events[i] as RecordedEvent).node}`);
   });
 });

@@ -14,7 +14,9 @@
 // no negative balance, and the total. Each anomaly line names the operation: its process, node,
 // time and the balances it saw.
 
-import type { JsonValue, RecordedEvent, WorkloadVerdict } from '../types.js';
+import type { JsonKvClient, KvEntry } from '../client.js';
+import type { CallOutcome, JsonValue, RecordedEvent, Workload, WorkloadContext, WorkloadVerdict } from '../types.js';
+import { clientsFor, pinnedWorkers, retryUntilOk, runPaced } from './common.js';
 
 export const BANK_PREFIX = 'bank/';
 export const BANK_ACCOUNT_COUNT = 5;
@@ -193,4 +195,149 @@ export function checkBank(events: readonly RecordedEvent[], opts: BankCheckOptio
     });
   }
   return { valid: combineChecks(checks), checks, anomalies: anomalies.lines, anomalyCount: anomalies.count, readsChecked, transfers };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workload: clients on real members.
+
+/** Seeds the workers' random streams apart from other workloads'. */
+const BANK_SALT = 0xba4c;
+/** Share of reads in the op mix (the rest are transfers). */
+export const BANK_READ_SHARE = 0.5;
+/** Bound of each setup step (opening the accounts, reading them back), retried within it. */
+export const BANK_SETUP_TIMEOUT_MS = 12_000;
+
+/** A balance as stored (decimal text), back to a number; anything else stays text (the check reports it). */
+function balanceOf(text: string): JsonValue {
+  return /^-?[0-9]{1,15}$/.test(text) ? Number(text) : text;
+}
+
+/** {account: balance} of a range answer. */
+function balancesRead(entries: readonly KvEntry[]): { [account: string]: JsonValue } {
+  const out: { [account: string]: JsonValue } = {};
+  for (const e of entries) out[e.key] = balanceOf(e.value);
+  return out;
+}
+
+/** The transfer's two reads and one txn, as one recorded operation (see the top of the file). */
+async function transfer(client: JsonKvClient, serializable: boolean, from: string, to: string, amount: number): Promise<CallOutcome<JsonValue>> {
+  const read = await client.range(BANK_PREFIX, { serializable });
+  if (read.type !== 'ok') return read;
+  const a = read.value.entries.find((e) => e.key === from);
+  const b = read.value.entries.find((e) => e.key === to);
+  if (a === undefined || b === undefined) return { type: 'fail', error: `SKIPPED: ${a === undefined ? from : to} is missing from the read` };
+  const fromBalance = Number(a.value);
+  const toBalance = Number(b.value);
+  if (!Number.isSafeInteger(fromBalance) || !Number.isSafeInteger(toBalance)) {
+    return { type: 'fail', error: `SKIPPED: unreadable balances ${from}=${JSON.stringify(a.value)} ${to}=${JSON.stringify(b.value)}` };
+  }
+  if (fromBalance < amount) return { type: 'fail', error: `SKIPPED: ${from} holds ${fromBalance}, less than ${amount}` };
+  const r = await client.txn(
+    [
+      { key: from, target: 'mod', modRevision: a.modRevision },
+      { key: to, target: 'mod', modRevision: b.modRevision },
+    ],
+    [
+      { type: 'put', key: from, value: String(fromBalance - amount) },
+      { type: 'put', key: to, value: String(toBalance + amount) },
+    ],
+  );
+  if (r.type !== 'ok') return r;
+  // A failed compare wrote nothing: the transfer certainly did not happen.
+  if (!r.value.succeeded) return { type: 'fail', error: `CONFLICT: ${from} or ${to} changed since the read` };
+  return { type: 'ok', value: { from, to, amount } };
+}
+
+class BankWorkload implements Workload {
+  readonly name = 'bank' as const;
+  readonly accounts = bankAccounts();
+  readonly total = BANK_ACCOUNT_COUNT * BANK_INITIAL_BALANCE;
+  /** Index of the first event of the final reads (Infinity until they start). */
+  private finalFromIndex = Infinity;
+
+  /** Opens the accounts in one txn, only if bank/0 does not exist yet (so a retry after an unknown outcome is safe). */
+  async setup(ctx: WorkloadContext): Promise<void> {
+    const clients = clientsFor(ctx);
+    let attempt = 0;
+    const first = this.accounts[0] as string;
+    const opened = await retryUntilOk(
+      async () => {
+        const client = clients[attempt++ % clients.length] as JsonKvClient;
+        return client.txn(
+          [{ key: first, target: 'version', version: 0 }],
+          this.accounts.map((key) => ({ type: 'put' as const, key, value: String(BANK_INITIAL_BALANCE) })),
+        );
+      },
+      { timeoutMs: BANK_SETUP_TIMEOUT_MS, signal: ctx.signal },
+    );
+    if (opened.type !== 'ok') throw new Error(`bank setup: could not open the accounts: ${opened.error}`);
+    // Check what is there now (a linearizable read): every account, the total.
+    const read = await retryUntilOk(async () => (clients[attempt++ % clients.length] as JsonKvClient).range(BANK_PREFIX), {
+      timeoutMs: BANK_SETUP_TIMEOUT_MS,
+      signal: ctx.signal,
+    });
+    if (read.type !== 'ok') throw new Error(`bank setup: could not read the accounts back: ${read.error}`);
+    const seen = balancesRead(read.value.entries);
+    const sum = Object.values(seen).reduce<number>((s, v) => s + (typeof v === 'number' ? v : NaN), 0);
+    if (this.accounts.some((a) => !(a in seen)) || sum !== this.total) {
+      throw new Error(`bank setup: the accounts read back are ${JSON.stringify(seen)}, not ${this.accounts.length} summing to ${this.total}`);
+    }
+    ctx.log(`bank: ${this.accounts.length} accounts of ${BANK_INITIAL_BALANCE} (total ${this.total})`);
+  }
+
+  async run(ctx: WorkloadContext): Promise<void> {
+    const serializable = ctx.readMode === 'serializable';
+    const workers = pinnedWorkers(ctx, BANK_SALT);
+    await runPaced(ctx, workers, async (w) => {
+      if (w.random.chance(BANK_READ_SHARE)) {
+        await w.perform('read', BANK_PREFIX, null, async () => {
+          const r = await w.client.range(BANK_PREFIX, { serializable });
+          return r.type === 'ok' ? { type: 'ok', value: balancesRead(r.value.entries) } : r;
+        });
+        return;
+      }
+      const n = this.accounts.length;
+      const i = w.random.int(0, n - 1);
+      const j = (i + w.random.int(1, n - 1)) % n; // never i
+      const from = this.accounts[i] as string;
+      const to = this.accounts[j] as string;
+      const amount = w.random.int(1, BANK_MAX_TRANSFER);
+      await w.perform('transfer', `${from},${to}`, { from, to, amount }, () => transfer(w.client, serializable, from, to, amount));
+    });
+  }
+
+  /** One linearizable read on every node (each attempt recorded), retried until ok. */
+  async finalReads(ctx: WorkloadContext): Promise<void> {
+    this.finalFromIndex = ctx.recorder.events.length;
+    const clients = clientsFor(ctx);
+    await Promise.all(
+      clients.map(async (client, i) => {
+        const node = ctx.names[i] ?? `node${i}`;
+        const process = ctx.recorder.newProcess();
+        const r = await retryUntilOk(async () => {
+          const op = ctx.recorder.invoke(process, 'read', BANK_PREFIX, null, node);
+          const read = await client.range(BANK_PREFIX);
+          const outcome: CallOutcome<JsonValue> = read.type === 'ok' ? { type: 'ok', value: balancesRead(read.value.entries) } : read;
+          op.complete(outcome);
+          return outcome;
+        });
+        if (r.type !== 'ok') ctx.log(`bank: no final read from ${node}: ${r.error}`);
+      }),
+    );
+  }
+
+  async check(ctx: WorkloadContext): Promise<WorkloadVerdict> {
+    const r = checkBank(ctx.recorder.events, { accounts: this.accounts, total: this.total, finalFromIndex: this.finalFromIndex, finalNodes: ctx.names });
+    const t = r.transfers;
+    const summary =
+      r.valid === true
+        ? `bank ok: ${r.readsChecked} reads all saw ${this.total}; transfers ok ${t.ok}, fail ${t.fail}, info ${t.info}`
+        : r.checks.filter((c) => c.valid !== true).map((c) => `${c.name}: ${c.summary}`).join('; ');
+    return { valid: r.valid, checks: r.checks, summary, anomalies: r.anomalies, anomalyCount: r.anomalyCount };
+  }
+}
+
+/** The bank workload (one instance per run: it remembers where its final reads begin). */
+export function bankWorkload(): Workload {
+  return new BankWorkload();
 }
