@@ -48,3 +48,4 @@ export {
   type RunPlotInput,
 } from './chaos/plots.js';
 export * from './chaos/workloads/index.js';
+export { writeReport, renderReport, reproduceCommand, escapeHtml, MAX_REPORTED_ANOMALIES, type ReportOptions, type ReportPlot, type ReportLink } from './chaos/report.js';
