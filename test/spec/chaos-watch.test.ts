@@ -1,13 +1,25 @@
-// The watch workload: its check (pure) on generated and doctored histories.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+// The watch workload: its check (pure) on generated and doctored histories; the Watcher and short
+// workload runs on a real cluster, with a watcher's member killed and restarted.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JsonKvClient } from '../src/chaos/client.js';
 import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
-import type { RecordedEvent } from '../src/chaos/types.js';
-import { checkWatch, watchKeys, Watcher, type WatchCheckInput, type WatchRecord, type WatcherLog } from '../src/chaos/workloads/watch.js';
+import { FileHistoryRecorder } from '../src/chaos/recorder.js';
+import type { RecordedEvent, WorkloadContext, WorkloadVerdict } from '../src/chaos/types.js';
+import {
+  checkWatch,
+  watchKeys,
+  Watcher,
+  watchWorkload,
+  WATCH_EVENTS_FILE,
+  WATCH_REFERENCE_FILE,
+  type WatchCheckInput,
+  type WatchRecord,
+  type WatcherLog,
+} from '../src/chaos/workloads/watch.js';
 import { assertProperty } from './checker-helpers.js';
 
 const KEYS = watchKeys(3);
@@ -155,7 +167,7 @@ describe('checkWatch', () => {
     const r = checkWatch({ ...run, history });
     expect(r.valid).toBe(false);
     expect(r.checks.find((c) => c.name === 'linearizability')?.valid).toBe(false);
-    expect(r.anomalies[0]).toContain('not linearizable: key w/0');
+    expect(r.anomalies[0]).toContain('key "w/0" is not linearizable');
   });
 
   it('property: clean generated runs pass; one doctored watcher (gap, duplicate, swap, value) fails on that watcher only', () => {
@@ -272,5 +284,83 @@ describe('Watcher (real cluster)', () => {
     expect(r.anomalies).toEqual([]);
     expect(r.valid).toBe(true);
     for (const w of watchers) expect(w.events.map((e) => e.revision)).toEqual(ref.events.map((e) => e.revision));
+  });
+});
+
+/** setup, run for runMs (calling `during` meanwhile), final reads, check: as the runner does. */
+async function runWatchWorkload(runMs: number, during?: (c: ChaosCluster) => Promise<void>): Promise<{ verdict: WorkloadVerdict; recorder: FileHistoryRecorder; outDir: string; notes: string[] }> {
+  const c = await startCluster();
+  const outDir = root as string;
+  const recorder = new FileHistoryRecorder(join(outDir, 'history.jsonl'));
+  const abort = new AbortController();
+  const notes: string[] = [];
+  const ctx: WorkloadContext = {
+    endpoints: c.endpoints, names: c.names, concurrency: 6, ratePerSec: 150, seed: 9, readMode: 'linearizable',
+    requestTimeoutMs: 1000, recorder, signal: abort.signal, outDir, log: (m) => notes.push(m),
+  };
+  const workload = watchWorkload();
+  await workload.setup(ctx);
+  recorder.start();
+  const running = workload.run(ctx);
+  const started = Date.now();
+  if (during !== undefined) await during(c);
+  await new Promise((r) => setTimeout(r, Math.max(0, runMs - (Date.now() - started))));
+  abort.abort();
+  await running;
+  await c.waitReady(20_000);
+  await workload.finalReads(ctx);
+  await recorder.close();
+  return { verdict: await workload.check(ctx, 30_000), recorder, outDir, notes };
+}
+
+const readJsonl = <T>(path: string): T[] => readFileSync(path, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as T);
+
+describe('watch workload (real cluster)', () => {
+  it('a 3 s run is valid; its files doctored (a watcher missing an event, an ok put lost) are not', async () => {
+    const { verdict, recorder, outDir } = await runWatchWorkload(3000);
+    expect(verdict.anomalies).toEqual([]);
+    expect(verdict.checks.map((c) => [c.name, c.valid])).toEqual([
+      ['watch-reference', true], ['watch-exactly-once', true], ['watch-puts', true], ['linearizability', true],
+    ]);
+    expect(verdict.valid).toBe(true);
+    expect(verdict.model).toBe('kv');
+    expect(verdict.linearizability?.valid).toBe(true);
+    // The files hold the same run: checked from them, it is valid too.
+    const events = readJsonl<WatchRecord>(join(outDir, WATCH_EVENTS_FILE));
+    const reference = readJsonl<WatchRecord>(join(outDir, WATCH_REFERENCE_FILE));
+    const okPuts = recorder.events.filter((e) => e.f === 'put' && e.type === 'ok').length;
+    expect(okPuts).toBeGreaterThan(20);
+    expect(reference.length).toBeGreaterThanOrEqual(okPuts);
+    const watchers: WatcherLog[] = [0, 1, 2].map((w) => ({ watcher: w, node: `n${w + 1}`, events: events.filter((e) => e.watcher === w) }));
+    for (const w of watchers) expect(w.events.map((e) => [e.revision, e.key, e.value])).toEqual(reference.map((e) => [e.revision, e.key, e.value]));
+    const startRevision = (reference[0] as WatchRecord).revision;
+    const finalRevision = (reference.at(-1) as WatchRecord).revision;
+    const input: WatchCheckInput = { watchers, reference, history: recorder.events, startRevision, finalRevision };
+    expect(checkWatch(input).valid).toBe(true);
+    // Doctored: watcher 2 never got the 5th event.
+    const gap = checkWatch(withWatcher(input, 2, (watchers[2] as WatcherLog).events.filter((_, i) => i !== 4)));
+    expect(gap.valid).toBe(false);
+    expect(gap.anomalies).toEqual([`watcher 2 on n3: gap: never saw ${(() => { const e = reference[4] as WatchRecord; return `${e.key}=${JSON.stringify(e.value)}@${e.revision}`; })()}`]);
+    // Doctored: the store lost an acknowledged put (no watcher, nor the reference, has it).
+    const okPut = recorder.events.find((e) => e.f === 'put' && e.type === 'ok') as RecordedEvent;
+    const lost = (e: WatchRecord): boolean => !(e.key === okPut.key && e.value === okPut.value);
+    const lostInput = { ...input, reference: reference.filter(lost), watchers: watchers.map((w) => ({ ...w, events: w.events.filter(lost) })) };
+    const lostResult = checkWatch(lostInput);
+    expect(lostResult.valid).toBe(false);
+    expect(lostResult.anomalies.some((a) => a.includes(`put ${okPut.key}=${JSON.stringify(okPut.value)}`) && a.includes('a lost write'))).toBe(true);
+  });
+
+  it('the member of watcher 1 killed mid-run and restarted: still exactly once, in order', async () => {
+    const { verdict, notes } = await runWatchWorkload(3500, async (c) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      await c.kill('n2');
+      await new Promise((r) => setTimeout(r, 800));
+      await c.restart('n2');
+    });
+    expect(verdict.anomalies).toEqual([]);
+    expect(verdict.valid).toBe(true);
+    // n2's watcher watched again after the break (its stream count is in the summary).
+    expect(verdict.summary).toMatch(/n2 ([2-9]|\d\d+)\b/);
+    expect(notes.some((n) => n.startsWith('watcher 1 on n2: stream 1 ended'))).toBe(true);
   });
 });

@@ -19,10 +19,14 @@
 //                       is, and every event of the reference is a put some client made
 //   linearizability     the put/get history, with the checker's kv model
 
-import { checkHistory, jsonEqual, kvModel, pairOperations, parseEvent, type CheckResult, type HistoryEvent } from '../../checker/index.js';
+import { jsonEqual, type CheckResult } from '../../checker/index.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { etcdJson, prefixRange, type WatchEvent, type WatchResponse } from '@ballot/kvstore';
-import type { JsonValue, RecordedEvent } from '../types.js';
+import type { JsonKvClient } from '../client.js';
+import type { CallOutcome, JsonValue, RecordedEvent, Workload, WorkloadContext, WorkloadVerdict } from '../types.js';
 import { AnomalyLog, combineChecks, formatTimeNs, pairRecorded, type CheckLine } from './bank.js';
+import { checkLinearizability, clientsFor, pinnedWorkers, retryUntilOk, runPaced } from './common.js';
 
 export const WATCH_PREFIX = 'w/';
 export const WATCH_KEY_COUNT = 10;
@@ -236,43 +240,13 @@ function checkPuts(input: WatchCheckInput, log: AnomalyLog): CheckLine {
   return { name: 'watch-puts', valid: true, summary: `${okPuts} ok puts each in the reference once; none of ${failedPuts} failed puts took effect` };
 }
 
-/** The put/get history as the checker's events (line = history line). */
-export function kvEventsOf(history: readonly RecordedEvent[]): HistoryEvent[] {
-  return history.map((e, i) =>
-    parseEvent(JSON.stringify({ process: e.process, type: e.type, f: e.f, key: e.key, value: e.value, time: e.time }), i + 1),
-  );
-}
-
-/** The linearizability of the put/get history (kv model). */
-function checkLinearizable(history: readonly RecordedEvent[], timeBudgetMs: number, log: AnomalyLog): { line: CheckLine; result: CheckResult } {
-  let result: CheckResult;
-  try {
-    result = checkHistory(pairOperations(kvEventsOf(history)), { model: kvModel, timeBudgetMs, recordLinearizations: true });
-  } catch (e) {
-    // A history the recorder wrote wrong (a bug of the runner, not of the store): nothing proven.
-    const r: CheckResult = { valid: 'unknown', ops: history.length, keys: 0, keysChecked: 0 };
-    return { line: { name: 'linearizability', valid: 'unknown', summary: `the history cannot be checked: ${(e as Error).message}` }, result: r };
-  }
-  if (result.valid === false) {
-    const p = result.point;
-    log.add(
-      `not linearizable: key ${result.key}: after ${p.linearized.length} operations (state ${p.stateAfter}) no pending operation can take effect; ` +
-        `the ${p.overdue.f} by process ${p.overdue.process} (history line ${p.overdue.invokeLine}) had already returned`,
-    );
-    return { line: { name: 'linearizability', valid: false, summary: `key ${result.key} has no linearization (${result.subHistory.length} operations)` }, result };
-  }
-  if (result.valid === 'unknown') {
-    return { line: { name: 'linearizability', valid: 'unknown', summary: `time budget of ${timeBudgetMs} ms ran out after ${result.keysChecked} of ${result.keys} keys` }, result };
-  }
-  return { line: { name: 'linearizability', valid: true, summary: `${result.ops} operations on ${result.keys} keys are linearizable` }, result };
-}
-
 /** Judges a watch run (pure but for the time budget of the linearizability search). */
 export function checkWatch(input: WatchCheckInput, timeBudgetMs = 60_000): WatchCheckResult {
   const log = new AnomalyLog();
-  const lin = checkLinearizable(input.history, timeBudgetMs, log);
-  const checks = [checkReference(input, log), checkWatchers(input, log), checkPuts(input, log), lin.line];
-  return { valid: combineChecks(checks), checks, anomalies: log.lines, anomalyCount: log.count, linearizability: lin.result };
+  const lin = checkLinearizability(input.history, 'kv', timeBudgetMs);
+  for (const line of lin.anomalies) log.add(line);
+  const checks = [checkReference(input, log), checkWatchers(input, log), checkPuts(input, log), lin.check];
+  return { valid: combineChecks(checks), checks, anomalies: log.lines, anomalyCount: log.count, ...(lin.result === null ? {} : { linearizability: lin.result }) };
 }
 
 /** A verdict line for people from the checks. */
@@ -530,7 +504,9 @@ const textDecoder = new TextDecoder();
 function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
+    // Unref'd: a watcher retrying a member that is gone for good never keeps the process alive.
     const t = setTimeout(done, ms);
+    t.unref();
     signal.addEventListener('abort', done, { once: true });
     function done(): void {
       clearTimeout(t);
@@ -538,4 +514,244 @@ function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workload: writers and watchers on real members.
+
+/** Seeds the writers' random streams apart from other workloads'. */
+const WATCH_SALT = 0x3a7c;
+/** Share of puts in the writers' op mix (the rest are gets). */
+export const WATCH_PUT_SHARE = 0.6;
+/** Bounds of the final phase (together under the runner's 60 s for final reads). */
+export const WATCH_FINAL_TIMEOUTS = {
+  /** The gets of every key on every node. */
+  getsMs: 15_000,
+  /** The read that tells the last write's revision. */
+  lastRevisionMs: 8_000,
+  /** Every watcher reaching that revision. */
+  catchUpMs: 12_000,
+  /** The reference replay (over every node in turn if one fails). */
+  referenceMs: 15_000,
+} as const;
+/** A watcher still running this long after the workload phase ended is stopped (a run that failed never calls finalReads). */
+export const WATCHER_LINGER_MS = 150_000;
+/** watch-events.jsonl is written out whenever this much is buffered. */
+export const EVENTS_FLUSH_BYTES = 64 * 1024;
+
+/** Appends JSON lines to a file with a bounded buffer (written out at EVENTS_FLUSH_BYTES and on close). */
+class JsonLinesFile {
+  private fd: number | null;
+  private buffer: string[] = [];
+  private bytes = 0;
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'w');
+  }
+
+  append(value: unknown): void {
+    if (this.fd === null) return;
+    const line = `${JSON.stringify(value)}\n`;
+    this.buffer.push(line);
+    this.bytes += Buffer.byteLength(line);
+    if (this.bytes >= EVENTS_FLUSH_BYTES) this.flush();
+  }
+
+  flush(): void {
+    if (this.fd === null || this.buffer.length === 0) return;
+    const data = Buffer.from(this.buffer.join(''));
+    this.buffer = [];
+    this.bytes = 0;
+    for (let off = 0; off < data.length; ) off += writeSync(this.fd, data, off, data.length - off);
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** The recorder's clock when it has one (FileHistoryRecorder.nowNs), so watch events and history share time zero. */
+function clockOf(recorder: WorkloadContext['recorder']): () => number {
+  const r = recorder as { nowNs?: unknown };
+  if (typeof r.nowNs === 'function') return () => (r.nowNs as () => number).call(recorder);
+  const t0 = process.hrtime.bigint();
+  return () => Number(process.hrtime.bigint() - t0);
+}
+
+class WatchWorkload implements Workload {
+  readonly name = 'watch' as const;
+  readonly keys = watchKeys();
+  private startRevision = 0;
+  /** The revision of the last write to the prefix, once the final reads found it. */
+  private finalRevision: number | null = null;
+  private watchers: Watcher[] = [];
+  private reference: readonly WatchRecord[] | null = null;
+  private eventsFile: JsonLinesFile | null = null;
+  private lingerTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** The revision watching starts from: the store's current one + 1 (linearizable read). */
+  async setup(ctx: WorkloadContext): Promise<void> {
+    const clients = clientsFor(ctx);
+    let attempt = 0;
+    const r = await retryUntilOk(async () => (clients[attempt++ % clients.length] as JsonKvClient).range(WATCH_PREFIX), { timeoutMs: 20_000, signal: ctx.signal });
+    if (r.type !== 'ok') throw new Error(`watch setup: could not read the store's revision: ${r.error}`);
+    this.startRevision = r.value.revision + 1;
+    this.eventsFile = new JsonLinesFile(join(ctx.outDir, WATCH_EVENTS_FILE));
+    ctx.log(`watch: watching ${WATCH_PREFIX} from revision ${this.startRevision}`);
+  }
+
+  async run(ctx: WorkloadContext): Promise<void> {
+    const nowNs = clockOf(ctx.recorder);
+    const file = this.eventsFile;
+    this.watchers = ctx.endpoints.map(
+      (endpoint, i) =>
+        new Watcher({
+          watcher: i,
+          node: ctx.names[i] ?? `node${i}`,
+          endpoint,
+          prefix: WATCH_PREFIX,
+          startRevision: this.startRevision,
+          nowNs,
+          onRecord: (r) => file?.append(r),
+          log: ctx.log,
+        }),
+    );
+    for (const w of this.watchers) w.start();
+    // If the run fails after this phase, finalReads never comes: do not watch forever.
+    const linger = (): void => {
+      this.lingerTimer = setTimeout(() => void this.stopWatchers(), WATCHER_LINGER_MS);
+      this.lingerTimer.unref();
+    };
+    if (ctx.signal.aborted) linger();
+    else ctx.signal.addEventListener('abort', linger, { once: true });
+
+    const serializable = ctx.readMode === 'serializable';
+    const counters = new Map<string, number>();
+    const workers = pinnedWorkers(ctx, WATCH_SALT);
+    await runPaced(ctx, workers, async (w) => {
+      const key = w.random.pick(this.keys);
+      if (w.random.chance(WATCH_PUT_SHARE)) {
+        // Values unique per key: increasing integers (one counter per key, shared by all writers).
+        const value = (counters.get(key) ?? 0) + 1;
+        counters.set(key, value);
+        await w.perform('put', key, value, async () => {
+          const r = await w.client.put(key, String(value));
+          return r.type === 'ok' ? { type: 'ok', value } : r;
+        });
+      } else {
+        await w.perform('get', key, null, async () => {
+          const r = await w.client.get(key, { serializable });
+          return r.type === 'ok' ? { type: 'ok', value: r.value.value === null ? null : decodeWatchValue(r.value.value) } : r;
+        });
+      }
+    });
+  }
+
+  /**
+   * After the heal: a linearizable get of every key on every node (recorded), the last write's
+   * revision, every watcher given time to reach it, then the reference replay.
+   */
+  async finalReads(ctx: WorkloadContext): Promise<void> {
+    const clients = clientsFor(ctx);
+    const getsDeadline = performance.now() + WATCH_FINAL_TIMEOUTS.getsMs;
+    await Promise.all(
+      clients.map(async (client, i) => {
+        const node = ctx.names[i] ?? `node${i}`;
+        const process = ctx.recorder.newProcess();
+        for (const key of this.keys) {
+          const r = await retryUntilOk(
+            async () => {
+              const op = ctx.recorder.invoke(process, 'get', key, null, node);
+              const got = await client.get(key);
+              const outcome: CallOutcome<JsonValue> = got.type === 'ok' ? { type: 'ok', value: got.value.value === null ? null : decodeWatchValue(got.value.value) } : got;
+              op.complete(outcome);
+              return outcome;
+            },
+            { timeoutMs: Math.max(0, getsDeadline - performance.now()) },
+          );
+          if (r.type !== 'ok') ctx.log(`watch: no final get of ${key} on ${node}: ${r.error}`);
+        }
+      }),
+    );
+
+    // Only puts write to the prefix, so the newest mod_revision under it is the last write's revision.
+    let attempt = 0;
+    const range = await retryUntilOk(async () => (clients[attempt++ % clients.length] as JsonKvClient).range(WATCH_PREFIX), { timeoutMs: WATCH_FINAL_TIMEOUTS.lastRevisionMs });
+    if (range.type === 'ok') {
+      this.finalRevision = range.value.entries.reduce((m, e) => Math.max(m, e.modRevision), this.startRevision - 1);
+      const last = this.finalRevision;
+      const reached = await Promise.all(this.watchers.map((w) => w.waitFor(last, WATCH_FINAL_TIMEOUTS.catchUpMs)));
+      this.watchers.forEach((w, i) => {
+        if (!reached[i]) ctx.log(`watch: watcher ${w.opts.watcher} on ${w.opts.node} is at revision ${w.lastSeen}, not ${last} (${w.failure ?? w.ends.at(-1) ?? 'no break'})`);
+      });
+    } else ctx.log(`watch: could not read the last revision: ${range.error}`);
+    await this.stopWatchers();
+    if (this.finalRevision !== null) this.reference = await this.replay(ctx, this.finalRevision);
+    if (this.reference !== null) {
+      const ref = new JsonLinesFile(join(ctx.outDir, WATCH_REFERENCE_FILE));
+      for (const e of this.reference) ref.append(e);
+      ref.close();
+    }
+  }
+
+  /** One fresh watch from the start revision to `last`, on each node in turn until one completes; null if none does. */
+  private async replay(ctx: WorkloadContext, last: number): Promise<readonly WatchRecord[] | null> {
+    const deadline = performance.now() + WATCH_FINAL_TIMEOUTS.referenceMs;
+    const nowNs = clockOf(ctx.recorder);
+    for (let i = 0; i < ctx.endpoints.length; i++) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      const node = ctx.names[i] ?? `node${i}`;
+      const w = new Watcher({ watcher: -1, node, endpoint: ctx.endpoints[i] as string, prefix: WATCH_PREFIX, startRevision: this.startRevision, nowNs, resume: false });
+      w.start();
+      const ok = await w.waitFor(last, left);
+      await w.stop();
+      if (ok) return w.events;
+      ctx.log(`watch: the reference replay on ${node} stopped at revision ${w.lastSeen} of ${last} (${w.failure ?? 'too slow'})`);
+    }
+    return null;
+  }
+
+  private async stopWatchers(): Promise<void> {
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    await Promise.all(this.watchers.map((w) => w.stop()));
+    this.eventsFile?.close();
+  }
+
+  async check(ctx: WorkloadContext, timeBudgetMs: number): Promise<WorkloadVerdict> {
+    await this.stopWatchers();
+    const last = this.finalRevision ?? this.startRevision - 1;
+    // Judged up to the last write the final reads found (a write still in flight then is not judged).
+    const upTo = (events: readonly WatchRecord[]): WatchRecord[] => events.filter((e) => e.revision <= last);
+    const r = checkWatch(
+      {
+        watchers: this.watchers.map((w) => ({ watcher: w.opts.watcher, node: w.opts.node, events: upTo(w.events) })),
+        reference: this.reference === null ? null : upTo(this.reference),
+        history: ctx.recorder.events,
+        startRevision: this.startRevision,
+        finalRevision: last,
+      },
+      timeBudgetMs,
+    );
+    const streams = this.watchers.map((w) => `${w.opts.node} ${w.streams}`).join(', ');
+    const summary = r.valid === true ? `watch ok: ${summarizeChecks(r.checks)} (streams per watcher: ${streams})` : summarizeChecks(r.checks);
+    return {
+      valid: r.valid,
+      checks: r.checks,
+      summary,
+      anomalies: r.anomalies,
+      anomalyCount: r.anomalyCount,
+      ...(r.linearizability === undefined ? {} : { linearizability: r.linearizability }),
+      model: 'kv',
+    };
+  }
+}
+
+/** The watch workload (one instance per run: it holds its watchers and their events). */
+export function watchWorkload(): Workload {
+  return new WatchWorkload();
 }
