@@ -321,7 +321,9 @@ export function latencyPoints(ops: readonly RecordedOp[], maxPoints = MAX_LATENC
 export function latencySpec(input: RunPlotInput, ops: readonly RecordedOp[] = recordedOps(input.events)): VegaLiteSpec {
   const { points, rule } = latencyPoints(ops);
   const lastS = points.reduce((m, p) => Math.max(m, p.completeMs ?? 0), input.durationMs) / 1000;
-  const values = points.map((p) => ({
+  // Drawn in data order: ok first, then fail, then info, so the rarer outcomes stay visible on top.
+  const drawOrder = [...points].sort((a, b) => OUTCOMES.indexOf(a.outcome) - OUTCOMES.indexOf(b.outcome));
+  const values = drawOrder.map((p) => ({
     t: round3((p.completeMs ?? 0) / 1000),
     latencyMs: Math.max(MIN_PLOTTED_LATENCY_MS, round3(p.latencyMs ?? 0)),
     outcome: p.outcome,
