@@ -2,13 +2,15 @@
 // (a workload keeps per-run state: value counters, watchers).
 
 import { WORKLOAD_NAMES, type Workload, type WorkloadName } from '../types.js';
+import { bankWorkload } from './bank.js';
 import { RegisterWorkload } from './register.js';
+import { watchWorkload } from './watch.js';
 
 /** Every workload built so far, by name (a name without a factory is not built yet). */
 export const WORKLOADS: Readonly<Partial<Record<WorkloadName, () => Workload>>> = {
   register: () => new RegisterWorkload(),
-  // bank: added by the bank workload (workloads/bank.ts)
-  // watch: added by the watch workload (workloads/watch.ts)
+  bank: bankWorkload,
+  watch: watchWorkload,
 };
 
 /** A fresh workload named `name`; throws a clear error for a name that is unknown or not built. */
@@ -40,3 +42,18 @@ export {
   type RetryOptions,
   type Worker,
 } from './common.js';
+export { bankAccounts, bankWorkload, checkBank, BANK_ACCOUNT_COUNT, BANK_INITIAL_BALANCE, BANK_PREFIX, type BankCheckOptions, type BankCheckResult } from './bank.js';
+export {
+  checkWatch,
+  watchKeys,
+  watchStream,
+  watchWorkload,
+  Watcher,
+  WATCH_EVENTS_FILE,
+  WATCH_PREFIX,
+  WATCH_REFERENCE_FILE,
+  type WatchCheckInput,
+  type WatchCheckResult,
+  type WatcherLog,
+  type WatchRecord,
+} from './watch.js';
