@@ -86,6 +86,11 @@ function fmt(x: number, digits = 0): string {
   return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** Milliseconds with about three significant digits below 100 (µs resolution below 10 ms). */
+function fmtMs(ms: number): string {
+  return fmt(ms, ms < 10 ? 3 : ms < 100 ? 2 : ms < 1000 ? 1 : 0);
+}
+
 function percent(availability: number | null): string {
   return availability === null ? '–' : `${fmt(availability * 100, 1)} %`;
 }
@@ -177,7 +182,7 @@ export function renderReport(results: ChaosResults, parts: { readonly plots: rea
   const l = r.latencyMs;
   lines.push('<h2>Latency of ok operations (ms)</h2>');
   lines.push('<table><tr><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>');
-  lines.push(`<tr><td class="n">${fmt(l.count)}</td>${[l.p50, l.p90, l.p99, l.p999, l.max].map((x) => `<td class="n">${fmt(x, 2)}</td>`).join('')}</tr></table>`);
+  lines.push(`<tr><td class="n">${fmt(l.count)}</td>${[l.p50, l.p90, l.p99, l.p999, l.max].map((x) => `<td class="n">${fmtMs(x)}</td>`).join('')}</tr></table>`);
   lines.push('<p class="note">Nearest-rank percentiles: the p-th percentile of n latencies is the ⌈p/100 · n⌉-th smallest.</p>');
 
   lines.push('<h2>Fault windows and availability</h2>');
