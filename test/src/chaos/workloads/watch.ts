@@ -278,18 +278,21 @@ export type StreamEnd =
 /** The longest line a watch stream may send before it is treated as broken (a bound on what we buffer). */
 export const MAX_WATCH_LINE_CHARS = 16 * 1024 * 1024;
 
+/** What a watch stream tells its owner while it runs. */
+export interface StreamHandlers {
+  /** The member accepted the watch (answered 200); events may follow. */
+  readonly onOpen?: () => void;
+  /** The events of one revision, in order. */
+  readonly onEvents: (revision: number, events: readonly WatchEvent[]) => void;
+}
+
 /**
  * One /v3/watch stream on `endpoint` for keys under `prefix` from `fromRevision`. Calls
  * `onEvents(revision, events)` once per revision, in order; resolves when the stream ends.
  * Never throws.
  */
-export async function watchStream(
-  endpoint: string,
-  prefix: string,
-  fromRevision: number,
-  signal: AbortSignal,
-  onEvents: (revision: number, events: readonly WatchEvent[]) => void,
-): Promise<StreamEnd> {
+export async function watchStream(endpoint: string, prefix: string, fromRevision: number, signal: AbortSignal, handlers: StreamHandlers): Promise<StreamEnd> {
+  const { onEvents } = handlers;
   const body = etcdJson.encodeWatchCreateRequest({ ...prefixRange(prefix), startRevision: fromRevision });
   let res: Response;
   try {
@@ -301,6 +304,7 @@ export async function watchStream(
     const text = await res.text().catch(() => '');
     return { kind: 'broken', reason: `HTTP ${res.status}: ${text.slice(0, 200)}` };
   }
+  handlers.onOpen?.();
   const decoder = new TextDecoder();
   let buffered = '';
   try {
@@ -398,8 +402,10 @@ export class Watcher {
   readonly events: WatchRecord[] = [];
   /** The last revision whose events arrived (startRevision - 1 before any). */
   lastSeen: number;
-  /** Streams opened (1 + re-watches). */
+  /** Streams the member accepted (1 + re-watches after breaks). */
   streams = 0;
+  /** Attempts to open a stream, accepted or not. */
+  attempts = 0;
   /** Why each stream ended, in order (bounded: the last MAX_END_REASONS). */
   readonly ends: string[] = [];
   /** Set when the watcher gave up for good (a compacted start, too many events). */
@@ -448,14 +454,27 @@ export class Watcher {
   private async run(): Promise<void> {
     const { opts } = this;
     const signal = this.stopper.signal;
+    const who = `watcher ${opts.watcher} on ${opts.node}`;
+    /** Attempts in a row that were not accepted (the member down or restarting): logged once, then summed up. */
+    let refused = 0;
     while (!signal.aborted && this.failure === null) {
-      this.streams++;
-      const end = await watchStream(opts.endpoint, opts.prefix, this.lastSeen + 1, signal, (revision, events) => this.deliver(revision, events));
+      this.attempts++;
+      let opened = false;
+      const end = await watchStream(opts.endpoint, opts.prefix, this.lastSeen + 1, signal, {
+        onOpen: () => {
+          opened = true;
+          this.streams++;
+          if (refused > 0) opts.log?.(`${who}: watching again from revision ${this.lastSeen + 1} after ${refused} refused attempts`);
+          refused = 0;
+        },
+        onEvents: (revision, events) => this.deliver(revision, events),
+      });
       if (end.kind === 'stopped' || signal.aborted) break;
       const why = `${end.kind}: ${end.reason}`;
       this.ends.push(why);
       if (this.ends.length > MAX_END_REASONS) this.ends.shift();
-      opts.log?.(`watcher ${opts.watcher} on ${opts.node}: stream ${this.streams} ended after revision ${this.lastSeen} (${why})`);
+      if (opened) opts.log?.(`${who}: stream ${this.streams} ended after revision ${this.lastSeen} (${why})`);
+      else if (refused++ === 0) opts.log?.(`${who}: cannot watch from revision ${this.lastSeen + 1} yet (${why}); retrying every ${WATCH_RETRY_MS} ms`);
       if (end.kind === 'canceled' && end.compactRevision !== undefined) {
         this.failure = `revision ${this.lastSeen + 1} was compacted (oldest kept ${end.compactRevision})`;
         break;
