@@ -280,4 +280,6 @@ export interface ChaosResults {
   readonly files: readonly string[];
   /** Set when the run itself failed (exit 2). */
   readonly error?: string;
+  /** Every member process the run started (restarts included), each stopped by the end of the run. */
+  readonly pids?: readonly number[];
 }
