@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { registerRaftCommands, registerSimCommand } from '@ballot/raft';
 import { registerKvCommands } from '@ballot/kvstore';
-import { registerCheckCommand } from '@ballot/chaos';
+import { registerChaosCommands, registerCheckCommand } from '@ballot/chaos';
 
 const program = new Command();
 program
@@ -15,5 +15,6 @@ registerRaftCommands(program);
 registerSimCommand(program);
 registerKvCommands(program);
 registerCheckCommand(program);
+registerChaosCommands(program);
 
 await program.parseAsync(process.argv);
