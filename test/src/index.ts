@@ -49,3 +49,20 @@ export {
 } from './chaos/plots.js';
 export * from './chaos/workloads/index.js';
 export { writeReport, renderReport, reproduceCommand, escapeHtml, MAX_REPORTED_ANOMALIES, type ReportOptions, type ReportPlot, type ReportLink } from './chaos/report.js';
+export * from './chaos/types.js';
+export { runChaos, prepareOutDir, checkChaosOptions, RUNNER_TIMEOUTS, type ChaosIo } from './chaos/runner.js';
+export { ProgressLine, RateMeter, formatProgress, formatCount, type ProgressSnapshot, type ProgressOptions } from './chaos/progress.js';
+export { runSoak, formatSoakTable, soakRowOf, SOAK_RUN_OVERHEAD_MS, type RunChaos, type SoakOptions, type SoakRunSummary, type SoakSummary } from './chaos/soak.js';
+export {
+  registerChaosCommands,
+  parseChaosFlags,
+  parseSoakFlags,
+  parseNemesisList,
+  exitCodeOf,
+  soakExitCode,
+  defaultOutDir,
+  ChaosUsageError,
+  CHAOS_DEFAULTS,
+  type ChaosCliDeps,
+  type RawChaosFlags,
+} from './cli/chaos.js';
