@@ -3,9 +3,16 @@
 // overwritten ones in sequential histories; unit cases for cas chains, concurrency and unknown
 // values), the per-window, per-side availability, and the section's table.
 
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { pairOperations, parseHistory } from '@ballot/chaos';
-import { describe, expect, it } from 'vitest';
+import { pairOperations, parseHistory, type ChaosResults } from '@ballot/chaos';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Progress } from '../raft/progress.js';
+import { Supervisor } from '../raft/supervisor.js';
+import type { TradeoffSettings } from './types.js';
 import {
   availabilityOf,
   countStaleReads,
@@ -13,6 +20,7 @@ import {
   minorityOf,
   modeResult,
   parseApplied,
+  runFaultsSection,
   sidedOps,
   windowAvailability,
   type SidedOp,
@@ -265,7 +273,78 @@ describe('a mode result and the section table', () => {
     expect(m.windows[1]?.staleReads).toBe(1);
     const md = faultsMarkdown({ section: 'faults', nodes: 3, seed: 1, durationMs: 6000, modes: [m], heartbeatMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 1000 });
     expect(md).toContain('| serializable | NOT linearizable | 1 of 2 | 4 | 100% | 100% / n/a | 100% / 100% |');
-    expect(md).toContain('| #1 0.0-0.0 s: halves n1 / n2,n3 | 100% (100% / 100%), 1 |');
+    expect(md).toContain('| #1 0.0-0.0 s: halves n1 / n2,n3 | 100%; minority 100% / n/a, majority 100% / 100%; stale 1 |');
+    expect(md).toContain('| quiet | 100%; stale 0 |');
     expect(md).toContain('serializable: read of r0 (history.jsonl line 5) returned 1');
   });
+});
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const ballotBin = join(repoRoot, 'packages/cli/dist/bin.js');
+
+function tinySettings(overrides: Partial<TradeoffSettings> = {}): TradeoffSettings {
+  return {
+    quick: true,
+    sections: ['faults'],
+    seed: 1,
+    readRatio: 0.9,
+    valueBytes: 64,
+    keys: 20,
+    clients: 2,
+    durationMs: 400,
+    warmupMs: 100,
+    heartbeatMs: 50,
+    electionTimeoutMs: 500,
+    faultsNodes: 3,
+    faultsDurationMs: 6000,
+    faultsRatePerSec: 60,
+    faultsConcurrency: 6,
+    failoverKills: 1,
+    electionTimeoutsMs: [300],
+    etcd: false,
+    etcdBin: 'etcd',
+    etcdFailoverKills: 0,
+    ballotBin,
+    logLevel: 'warn',
+    ...overrides,
+  };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('faults, a tiny real run', () => {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    for (const c of cleanups.splice(0)) c();
+  });
+
+  it.runIf(existsSync(ballotBin))('linearizable reads under a partition: valid, no stale read, the runner\'s window counts', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'ballot-tradeoffs-faults-'));
+    const progress = new Progress();
+    cleanups.push(() => {
+      progress.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    });
+    const section = await runFaultsSection(tinySettings(), { progress, supervisor: new Supervisor(), workDir, parentPid: process.pid }, ['linearizable']);
+    const mode = section.modes[0];
+    if (mode === undefined) throw new Error('no mode');
+    const results = JSON.parse(readFileSync(join(mode.outDir, 'results.json'), 'utf8')) as ChaosResults;
+    for (const pid of results.pids ?? []) expect(alive(pid)).toBe(false); // runChaos stopped its members
+    expect(mode.error).toBeUndefined();
+    expect(mode.valid).toBe(true);
+    expect(mode.staleReads).toBe(0);
+    expect(mode.readsChecked).toBeGreaterThan(0);
+    expect(mode.windows.some((w) => w.kind !== 'quiet')).toBe(true);
+    // The per-window counts from history.jsonl agree with the runner's own.
+    expect(mode.windows.map((w) => [w.kind, w.counts])).toEqual(results.windows.map((w) => [w.kind, w.counts]));
+    expect(section.markdown).toContain('| linearizable | linearizable | 0 of ');
+    process.stderr.write(`faults tiny run: ${JSON.stringify({ ...mode, windows: mode.windows.map((w) => ({ kind: w.kind, counts: w.counts, minoritySide: w.minoritySide, majoritySide: w.majoritySide })) })}\n`);
+  }, 120_000);
 });

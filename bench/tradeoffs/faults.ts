@@ -388,8 +388,10 @@ export function chaosOptionsFor(settings: TradeoffSettings, readMode: TradeoffRe
   };
 }
 
-/** Start, leader, healing, final reads, check and stopping, per run (measured: ~10 s on 2 cores). */
-const RUN_OVERHEAD_MS = 12_000;
+/** Start, leader, healing, final reads, check and stopping, per run (measured: ~3 s for 3 nodes and 6 s on 2 cores). */
+const RUN_OVERHEAD_MS = 8000;
+/** The chaos runner's own progress line (once a second) is passed on at most this often. */
+const CHAOS_TICK_MS = 5000;
 
 export function estimateFaultsMs(settings: TradeoffSettings): number {
   return TRADEOFF_READ_MODES.length * (settings.faultsDurationMs + RUN_OVERHEAD_MS);
@@ -474,18 +476,27 @@ export function faultsMarkdown(section: Omit<FaultsSectionDetail, 'markdown'>): 
     if (faults.length > 0) {
       lines.push(
         '',
-        `| fault window | ${section.modes.map((m) => `${m.readMode}: all (minority / majority), stale`).join(' | ')} |`,
-        `|---|${section.modes.map(() => '---:').join('|')}|`,
+        'Per window: availability of all operations invoked in it; for a partition with a minority, reads / writes on the ' +
+          'minority side and on the majority side; and the stale reads invoked in it. "quiet" sums the stretches without a fault.',
+        '',
+        `| window | ${section.modes.map((m) => m.readMode).join(' | ')} |`,
+        `|---|${section.modes.map(() => '---').join('|')}|`,
       );
+      const cell = (w: FaultWindowDetail | undefined): string => {
+        if (w === undefined) return 'n/a';
+        const sides = w.minoritySide === null ? '' : `; minority ${sideCell(w.minoritySide)}, majority ${sideCell(w.majoritySide)}`;
+        return `${pct(w.availability)}${sides}; stale ${w.staleReads}`;
+      };
       for (const w of faults) {
-        const cells = section.modes.map((m) => {
-          const mw = m.windows.find((x) => x.id === w.id && x.kind !== 'quiet');
-          if (mw === undefined) return 'n/a';
-          const sides = mw.minorityAvailability === null ? '' : ` (${pct(mw.minorityAvailability)} / ${pct(mw.majorityAvailability)})`;
-          return `${pct(mw.availability)}${sides}, ${mw.staleReads}`;
-        });
+        const cells = section.modes.map((m) => cell(m.windows.find((x) => x.id === w.id && x.kind !== 'quiet')));
         lines.push(`| #${w.id} ${(w.startMs / 1000).toFixed(1)}-${(w.endMs / 1000).toFixed(1)} s: ${w.description.replace(/\|/g, '/')} | ${cells.join(' | ')} |`);
       }
+      const quiet = section.modes.map((m) => {
+        const q = m.windows.filter((w) => w.kind === 'quiet');
+        const counts = q.reduce((t, w) => sumTally(t, w.counts), emptyTally());
+        return `${pct(availabilityOf(counts))}; stale ${q.reduce((n, w) => n + w.staleReads, 0)}`;
+      });
+      lines.push(`| quiet | ${quiet.join(' | ')} |`);
     }
   }
   const examples = section.modes.flatMap((m) =>
@@ -507,18 +518,27 @@ export function faultsMarkdown(section: Omit<FaultsSectionDetail, 'markdown'>): 
   return lines.join('\n');
 }
 
-/** faults: one chaos run per read mode, same seed and schedule; availability, verdict and stale reads per mode. */
-export async function runFaultsSection(settings: TradeoffSettings, io: TradeoffIo): Promise<FaultsSectionDetail> {
+/**
+ * faults: one chaos run per read mode, same seed and schedule; availability, verdict and stale reads
+ * per mode. `readModes` narrows the modes (tests run one); the bench runs all three.
+ */
+export async function runFaultsSection(
+  settings: TradeoffSettings,
+  io: TradeoffIo,
+  readModes: readonly TradeoffReadMode[] = TRADEOFF_READ_MODES,
+): Promise<FaultsSectionDetail> {
   // Loaded here, not at the top: the runner brings vega and the whole chaos stack, which the pure
   // parts of this module (and their tests) do not need.
   const { runChaos } = await import('@ballot/chaos');
   const modes: FaultsModeDetail[] = [];
   const perRunMs = settings.faultsDurationMs + RUN_OVERHEAD_MS;
-  for (const [i, readMode] of TRADEOFF_READ_MODES.entries()) {
+  for (const [i, readMode] of readModes.entries()) {
     const outDir = join(io.workDir, 'faults', readMode);
-    const label = `faults ${i + 1}/${TRADEOFF_READ_MODES.length} (${readMode} reads, ${settings.faultsNodes} nodes, seed ${settings.seed})`;
-    io.progress.stage(label, (TRADEOFF_READ_MODES.length - i) * perRunMs);
+    const label = `faults ${i + 1}/${readModes.length} (${readMode} reads, ${settings.faultsNodes} nodes, seed ${settings.seed})`;
+    io.progress.stage(label, (readModes.length - i) * perRunMs);
     let pending = '';
+    let lastTickAt = 0;
+    const stage = (line: string): void => io.progress.stage(`${label}: ${line.replace(/^chaos:? /, '').slice(0, 110)}`, (readModes.length - i) * perRunMs);
     const chaosIo: ChaosIo = {
       stdout: () => {}, // the results JSON line: the section reads the returned object instead
       stderr: (text) => {
@@ -527,9 +547,12 @@ export async function runFaultsSection(settings: TradeoffSettings, io: TradeoffI
         pending = parts.pop() ?? '';
         for (const line of parts) {
           const l = line.trim();
-          if (l === '') continue;
-          if (/nemesis: window|failed|error|INVALID|VALID|UNKNOWN/.test(l)) io.progress.note(`  ${readMode}: ${l}`);
-          else io.progress.stage(`${label}: ${l.slice(0, 120)}`, (TRADEOFF_READ_MODES.length - i) * perRunMs);
+          if (/^chaos: (INVALID|VALID|UNKNOWN|ERROR|error|failed|interrupted)|nemesis: window/.test(l)) io.progress.note(`  ${readMode}: ${l}`);
+          else if (/^chaos: (starting|waiting|running|healing|final reads|checking|stopping)/.test(l)) stage(l);
+          else if (/^chaos [0-9.]+\/[0-9.]+ s \|/.test(l) && Date.now() - lastTickAt >= CHAOS_TICK_MS) {
+            lastTickAt = Date.now();
+            stage(l);
+          }
         }
       },
       isTTY: false,
