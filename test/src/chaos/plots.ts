@@ -255,7 +255,7 @@ export function windowLayers(windows: readonly ShadedWindow[], xTitle: string): 
       encoding: {
         x: { field: 'startS', type: 'quantitative', title: xTitle },
         x2: { field: 'endS' },
-        fill: { field: 'kind', type: 'nominal', title: 'fault', scale: { domain: kinds, range: kinds.map((k) => KIND_COLOURS[k]) } },
+        fill: { field: 'kind', type: 'nominal', title: 'fault', legend: { labelLimit: 260 }, scale: { domain: kinds, range: kinds.map((k) => KIND_COLOURS[k]) } },
       },
     },
     {
@@ -370,9 +370,14 @@ export function throughputSpec(input: RunPlotInput, ops: readonly RecordedOp[] =
     const row = counts[OUTCOMES.indexOf(op.outcome)];
     if (row !== undefined) row[b] = (row[b] ?? 0) + 1;
   }
-  const values = OUTCOMES.flatMap((outcome, i) =>
-    (counts[i] ?? []).map((n, b) => ({ t: (b * bucketMs) / 1000, opsPerSec: round3(n / (bucketMs / 1000)), outcome })),
-  );
+  // One row per bucket start; with step-after each holds until the next row, so a last row at the
+  // end of the span (repeating the last bucket, `end: true`) closes the last bucket.
+  const endS = round3((buckets * bucketMs) / 1000);
+  const values = OUTCOMES.flatMap((outcome, i) => {
+    const rows = (counts[i] ?? []).map((n, b) => ({ t: (b * bucketMs) / 1000, opsPerSec: round3(n / (bucketMs / 1000)), outcome, end: false }));
+    const last = rows.at(-1);
+    return last === undefined ? rows : [...rows, { ...last, t: endS, end: true }];
+  });
   return {
     $schema: SCHEMA,
     title: {
@@ -385,9 +390,9 @@ export function throughputSpec(input: RunPlotInput, ops: readonly RecordedOp[] =
       ...windowLayers(shadedWindows(input.applied, input.durationMs), TIME_TITLE),
       {
         data: { values },
-        mark: { type: 'line', interpolate: 'step-after', point: { size: 10, aria: false } },
+        mark: { type: 'line', interpolate: 'step-after' },
         encoding: {
-          x: { field: 't', type: 'quantitative', title: TIME_TITLE, scale: { domain: [0, round3((buckets * bucketMs) / 1000)] } },
+          x: { field: 't', type: 'quantitative', title: TIME_TITLE, scale: { domain: [0, endS] } },
           y: { field: 'opsPerSec', type: 'quantitative', title: 'operations per second' },
           color: { field: 'outcome', type: 'nominal', title: 'outcome', scale: { domain: [...OUTCOMES], range: OUTCOME_COLOURS } },
         },
