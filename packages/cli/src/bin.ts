@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerRaftCommands, registerSimCommand } from '@ballot/raft';
 import { registerKvCommands } from '@ballot/kvstore';
 import { registerChaosCommands, registerCheckCommand } from '@ballot/chaos';
+import { registerBenchCommand } from '@ballot/bench';
 
 const program = new Command();
 program
@@ -16,5 +17,6 @@ registerSimCommand(program);
 registerKvCommands(program);
 registerCheckCommand(program);
 registerChaosCommands(program);
+registerBenchCommand(program);
 
 await program.parseAsync(process.argv);
