@@ -121,8 +121,15 @@ export function countStaleReads(ops: readonly Operation[]): StaleReadCount {
       else list.push(w);
     }
 
+    // Writes by invoke position: the real-time successors of an ok write x are a suffix of this list
+    // (every write invoked after x completed).
+    const byInvoke = [...writes].sort((p, q) => p.invokeIndex - q.invokeIndex);
     const memo = new Map<Write, Overwrite>();
-    /** Breadth-first over "certainly after" from `start`; the earliest ok completion reached whose value differs. */
+    /**
+     * Everything certainly after `start`, breadth first: O(writes) per start, since the real-time
+     * part of the reached set is one suffix of byInvoke that only grows (its bound is the earliest
+     * completion reached so far). Returns the earliest ok completion reached whose value differs.
+     */
     const overwriteOf = (start: Write): Overwrite => {
       const cached = memo.get(start);
       if (cached !== undefined) return cached;
@@ -130,22 +137,27 @@ export function countStaleReads(ops: readonly Operation[]): StaleReadCount {
       let best: Overwrite = { completeIndex: Infinity, write: null };
       const seen = new Set<Write>([start]);
       const queue: Write[] = [start];
-      while (queue.length > 0) {
-        const x = queue.shift() as Write;
-        const next: Write[] = [];
+      let suffixStart = byInvoke.length; // byInvoke[suffixStart..] are reached
+      const reach = (y: Write): void => {
+        if (seen.has(y)) return;
+        seen.add(y);
+        queue.push(y);
+        if (y.status === 'ok' && valueKey(producedValue(y)) !== startValue && y.completeIndex < best.completeIndex) {
+          best = { completeIndex: y.completeIndex, write: y };
+        }
+      };
+      for (let head = 0; head < queue.length; head++) {
+        const x = queue[head] as Write;
         // Real time: x completed (ok) before y was invoked.
-        if (x.status === 'ok') for (const y of writes) if (y.invokeIndex > x.completeIndex) next.push(y);
-        // A cas that saw x's value, when x alone wrote that value.
-        const xv = valueKey(producedValue(x));
-        if ((producers.get(xv)?.length ?? 0) === 1) next.push(...(casExpecting.get(xv) ?? []));
-        for (const y of next) {
-          if (seen.has(y)) continue;
-          seen.add(y);
-          queue.push(y);
-          if (y.status === 'ok' && valueKey(producedValue(y)) !== startValue && y.completeIndex < best.completeIndex) {
-            best = { completeIndex: y.completeIndex, write: y };
+        if (x.status === 'ok') {
+          while (suffixStart > 0 && (byInvoke[suffixStart - 1] as Write).invokeIndex > x.completeIndex) {
+            suffixStart--;
+            reach(byInvoke[suffixStart] as Write);
           }
         }
+        // A cas that saw x's value, when x alone wrote that value.
+        const xv = valueKey(producedValue(x));
+        if ((producers.get(xv)?.length ?? 0) === 1) for (const y of casExpecting.get(xv) ?? []) reach(y);
       }
       memo.set(start, best);
       return best;
