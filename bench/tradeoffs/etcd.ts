@@ -127,8 +127,8 @@ export function etcdMarkdown(
     `etcd ${context.version} and Ballot, 3 members each on this machine, heartbeat ${s.heartbeatMs} ms, election timeout ` +
       `${s.electionTimeoutMs} ms, fsync on. The same client on both: the etcd v3 JSON API over HTTP/1.1 keep-alive, ` +
       `${s.clients} closed-loop clients talking to the leader, ${s.keys} keys of ${s.valueBytes} bytes, every answer checked; ` +
-      `${context.rounds} round(s) of ${s.warmupMs} ms warm-up + ${s.durationMs} ms per cell, cells interleaved, medians across rounds. ` +
-      `Failover: ${context.failoverKills} leader SIGKILLs per system, interleaved. Ratio: Ballot/etcd of ops/s (above 1: Ballot faster) ` +
+      `${context.rounds} round${context.rounds === 1 ? '' : 's'} of ${s.warmupMs} ms warm-up + ${s.durationMs} ms per cell, cells interleaved, medians across rounds. ` +
+      `Failover: ${context.failoverKills} leader SIGKILL${context.failoverKills === 1 ? '' : 's'} per system, interleaved. Ratio: Ballot/etcd of ops/s (above 1: Ballot faster) ` +
       `and of the failover p50 (above 1: Ballot slower).`,
     '',
     ...table,

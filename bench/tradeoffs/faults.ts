@@ -522,7 +522,9 @@ export function faultsMarkdown(section: Omit<FaultsSectionDetail, 'markdown'>): 
   lines.push(
     '',
     'Linearizable (ReadIndex) reads need a quorum, so the minority side refuses them: unavailability is their price. ' +
-      'Serializable reads answer from the member\'s own store: available on the minority side, and stale there. ' +
+      'Serializable reads answer from the member\'s own store: available on the minority side, and stale there; ' +
+      'they can be stale without any fault too (the quiet row), since a follower answers before it has applied the ' +
+      'latest commits. ' +
       'Lease reads skip the quorum round while the leader\'s lease holds; a deposed leader on the minority stops ' +
       'serving them when its lease (shorter than the election timeout) runs out, so a partition alone leaves them ' +
       'correct; clock drift (`ballot chaos --nemesis clock`) is what breaks them.',
