@@ -8,14 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { pairOperations, parseHistory, type ChaosResults } from '@ballot/chaos';
+import { pairOperations, parseHistory, scheduleFaults, type ChaosResults } from '@ballot/chaos';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Progress } from '../raft/progress.js';
 import { Supervisor } from '../raft/supervisor.js';
 import type { TradeoffSettings } from './types.js';
 import {
   availabilityOf,
+  chaosOptionsFor,
   countStaleReads,
+  estimateFaultsMs,
   faultsMarkdown,
   minorityOf,
   modeResult,
@@ -318,6 +320,25 @@ const alive = (pid: number): boolean => {
     return false;
   }
 };
+
+describe('the chaos runs of the three read modes', () => {
+  it('differ only in read mode and folder, so they meet the same partition schedule', () => {
+    const settings = tinySettings({ faultsNodes: 5, faultsDurationMs: 30_000, seed: 9 });
+    const runs = (['linearizable', 'lease', 'serializable'] as const).map((m) => chaosOptionsFor(settings, m, `/tmp/${m}`));
+    const { readMode: _a, outDir: _b, ...common } = runs[0] as NonNullable<(typeof runs)[0]>;
+    for (const r of runs) {
+      const { readMode, outDir, ...rest } = r;
+      expect(rest).toEqual(common);
+      expect(outDir).toBe(`/tmp/${readMode}`);
+      expect(r).toMatchObject({ workload: 'register', nemeses: ['partition'], nodes: 5, seed: 9, unsafeStaleReads: false });
+    }
+    const schedules = runs.map((r) => scheduleFaults({ seed: r.seed, durationMs: r.durationMs, nodeCount: r.nodes, nemeses: r.nemeses }));
+    expect(schedules[1]).toEqual(schedules[0]);
+    expect(schedules[2]).toEqual(schedules[0]);
+    expect(schedules[0]?.windows.length).toBeGreaterThan(0);
+    expect(estimateFaultsMs(settings)).toBeGreaterThan(3 * 30_000);
+  });
+});
 
 describe('faults, a tiny real run', () => {
   const cleanups: (() => void)[] = [];
