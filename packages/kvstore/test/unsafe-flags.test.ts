@@ -117,6 +117,26 @@ describe('--unsafe-no-fsync', () => {
   });
 });
 
+describe('NodeClock monotonic time (the quorum guard measures elapsed time with it)', () => {
+  it('runs at the rate, ignores the skew, and never steps when either changes', () => {
+    let real = 1_000_000;
+    const clock = new NodeClock(undefined, () => real);
+    expect(clock.monotonicNow()).toBe(1_000_000);
+    clock.set({ skewMs: -3000 });
+    expect(clock.monotonicNow()).toBe(1_000_000);
+    real += 100;
+    expect(clock.monotonicNow()).toBe(1_000_100);
+    clock.set({ rate: 0.2 });
+    real += 1000; // 200 ms of node time
+    expect(clock.monotonicNow()).toBe(1_000_300);
+    clock.set({ rate: 1, skewMs: 500 });
+    expect(clock.monotonicNow()).toBe(1_000_300);
+    real += 7;
+    expect(clock.monotonicNow()).toBe(1_000_307);
+    expect(clock.now()).toBe(1_000_807);
+  });
+});
+
 describe('NodeClock readings', () => {
   it('are whole milliseconds at any rate (they are stamped into log entries)', () => {
     let real = 1_000_000;

@@ -5,7 +5,8 @@
 //            each CommandEnvelope a member proposes)
 //   rate     how fast this member's time runs (1.5 = 50% fast): wall-clock reads advance `rate`
 //            ms per real ms, and the Raft driver's ticks come every tickMs / rate (so election
-//            timeouts, heartbeats and lease-read timing, all counted in ticks, scale with it)
+//            timeouts, heartbeats and lease-read timing, all counted in ticks, scale with it, and
+//            so does monotonicNow, the server's measure of elapsed time: see quorum.ts)
 //
 // `ballot kv serve --clock-skew-ms N --clock-rate R` set them at start; with --unsafe-debug-clock
 // POST /debug/clock {"skewMs":N,"rate":R} changes them while the member runs. Without these flags
@@ -19,7 +20,7 @@ export interface ClockSetting {
 export class NodeClock {
   private skewMsNow: number;
   private rateNow: number;
-  /** Real time and node time at the last change: node time = base + (real - realBase) * rate + skew. */
+  /** Real time and unskewed node time at the last change: node time = base + (real - realBase) * rate + skew. */
   private realBaseMs: number;
   private nodeBaseMs: number;
   private readonly listeners: Array<(s: ClockSetting) => void> = [];
@@ -38,8 +39,20 @@ export class NodeClock {
    */
   readonly now = (): number => {
     if (this.rateNow === 1 && this.nodeBaseMs === this.realBaseMs) return this.realNowMs() + this.skewMsNow;
-    return Math.floor(this.nodeBaseMs + (this.realNowMs() - this.realBaseMs) * this.rateNow + this.skewMsNow);
+    return Math.floor(this.monotonicNow() + this.skewMsNow);
   };
+
+  /**
+   * This member's monotonic time in ms (arbitrary origin), for measuring elapsed time: it runs at
+   * the rate but ignores the skew (like CLOCK_MONOTONIC: a wall-clock step does not move it, a
+   * drifting oscillator does). Equal to the real clock while the rate was never changed.
+   */
+  readonly monotonicNow = (): number => this.monotonicAt(this.realNowMs());
+
+  private monotonicAt(realMs: number): number {
+    if (this.rateNow === 1 && this.nodeBaseMs === this.realBaseMs) return realMs;
+    return this.nodeBaseMs + (realMs - this.realBaseMs) * this.rateNow;
+  }
 
   get setting(): ClockSetting {
     return { skewMs: this.skewMsNow, rate: this.rateNow };
@@ -50,7 +63,7 @@ export class NodeClock {
     const next: ClockSetting = { skewMs: change.skewMs ?? this.skewMsNow, rate: change.rate ?? this.rateNow };
     checkSetting(next);
     const real = this.realNowMs();
-    this.nodeBaseMs = this.now() - this.skewMsNow; // unskewed node time at the change
+    this.nodeBaseMs = this.monotonicAt(real); // unskewed node time at the change (continuous: no step)
     this.realBaseMs = real;
     this.skewMsNow = next.skewMs;
     this.rateNow = next.rate;

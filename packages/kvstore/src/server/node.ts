@@ -243,7 +243,9 @@ export class KvNode {
       server: peerHttp,
       logger: log.child({ component: 'transport' }),
     });
-    const tracker = new HeardTracker(transport);
+    // The member's clock (clock.ts): its rate drives the Raft ticks and the quorum guard's elapsed time.
+    const clock = new NodeClock({ skewMs: opts.clockSkewMs ?? 0, rate: opts.clockRate ?? 1 });
+    const tracker = new HeardTracker(transport, clock.monotonicNow);
     const streamer = new SnapshotStreamer({
       clusterId,
       nodeId: memberId,
@@ -253,7 +255,6 @@ export class KvNode {
       onSnapshot: (message, file) => driverRef?.deliverSnapshot(message, file),
       logger: log.child({ component: 'snapshot-stream' }),
     });
-    const clock = new NodeClock({ skewMs: opts.clockSkewMs ?? 0, rate: opts.clockRate ?? 1 });
     const isBootstrapMember = bootstrap.voters.includes(memberId) || bootstrap.learners.includes(memberId);
     const electionTicks = Math.max(2, Math.round(opts.electionTimeoutMs / opts.heartbeatIntervalMs));
     const requestTimeoutMs = Math.max(opts.requestTimeoutMs ?? 10_000, 0);

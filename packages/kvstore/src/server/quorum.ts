@@ -15,6 +15,11 @@
 // Otherwise the request is refused at once with NO_LEADER ("etcdserver: no leader"). This only
 // refuses more, never less, than Raft itself: safety still rests on the Raft core (a write is
 // acknowledged only once committed, a ReadIndex read only after a quorum round).
+//
+// "Within the last election timeout" is measured on the member's own monotonic clock (node.ts
+// passes NodeClock.monotonicNow), like the Raft ticks: a member has no other clock. With the chaos
+// clock nemesis a slowed member therefore also judges its quorum slowly; that is what a machine
+// whose clock drifts would do, and it is why --read-mode lease is unsafe under drift.
 
 import type { Message, NodeId, Transport, TransportStats } from '@ballot/raft';
 
@@ -22,7 +27,11 @@ import type { Message, NodeId, Transport, TransportStats } from '@ballot/raft';
 export class HeardTracker implements Transport {
   private readonly lastHeardMs = new Map<NodeId, number>();
 
-  constructor(private readonly inner: Transport) {}
+  /** `nowMs`: the member's monotonic clock in ms (default: the real clock). */
+  constructor(
+    private readonly inner: Transport,
+    readonly nowMs: () => number = Date.now,
+  ) {}
 
   send(messages: readonly Message[]): void {
     this.inner.send(messages);
@@ -30,7 +39,7 @@ export class HeardTracker implements Transport {
 
   onMessage(handler: (message: Message) => void): void {
     this.inner.onMessage((m) => {
-      this.lastHeardMs.set(m.from, Date.now());
+      this.lastHeardMs.set(m.from, this.nowMs());
       handler(m);
     });
   }
@@ -48,7 +57,7 @@ export class HeardTracker implements Transport {
   }
 
   /** Milliseconds since `id` last sent this member a message (Infinity: never). */
-  sinceHeardMs(id: NodeId, nowMs = Date.now()): number {
+  sinceHeardMs(id: NodeId, nowMs = this.nowMs()): number {
     const t = this.lastHeardMs.get(id);
     return t === undefined ? Infinity : nowMs - t;
   }
@@ -70,7 +79,7 @@ export interface QuorumView {
  * Why this member cannot serve a write or a linearizable read right now, or null if it can
  * (see the header comment for the rule).
  */
-export function quorumProblem(view: QuorumView, tracker: HeardTracker, windowMs: number, nowMs = Date.now()): string | null {
+export function quorumProblem(view: QuorumView, tracker: HeardTracker, windowMs: number, nowMs = tracker.nowMs()): string | null {
   if (view.role === 'leader') {
     const needed = Math.floor(view.voters.length / 2) + 1;
     let heard = view.voters.includes(view.self) ? 1 : 0;
