@@ -102,6 +102,31 @@ describe('Nemesis on a recording target', () => {
     expect(n.faultsInEffect()).toEqual({ killed: [], paused: [], clocked: [], network: false });
   });
 
+  it('slows the isolated leader\'s clock before cutting it off and sets it back after reconnecting it', async () => {
+    const t = await RecordingTarget.create(3);
+    t.leaderName = 'n3';
+    let blockedAtClock: boolean | null = null;
+    const setClock = t.setClock.bind(t);
+    t.setClock = (name, clock) => {
+      blockedAtClock ??= t.network.isBlocked('n3', 'n1');
+      return setClock(name, clock);
+    };
+    const n = new Nemesis(t, scheduleOf(3, [[0, 150, { kind: 'partition-isolate-leader', leaderClockRate: 0.2 }]]));
+    n.start();
+    while (n.current() === null) await new Promise((r) => setTimeout(r, 5));
+    expect(t.network.isBlocked('n3', 'n1') && t.network.isBlocked('n2', 'n3')).toBe(true);
+    expect(n.faultsInEffect().clocked).toEqual(['n3']);
+    await n.done();
+    const w = n.applied()[0] as AppliedWindow;
+    expect(w.description).toBe('isolate n3 (the leader), its clock x0.2');
+    expect(w.nodes).toEqual(['n3']);
+    expect(w.error).toBeUndefined();
+    expect(blockedAtClock).toBe(false); // slowed while still connected
+    expect(t.calls).toEqual(['clock n3 0 0.2', 'clock n3 0 1']);
+    expect(t.network.isBlocked('n3', 'n1')).toBe(false);
+    expect(n.faultsInEffect()).toEqual({ killed: [], paused: [], clocked: [], network: false });
+  });
+
   it('picks a node from the seed when no leader is agreed, the same one on a replay', async () => {
     const t = await RecordingTarget.create(5);
     const picks: string[] = [];

@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { describeFault, KINDS_OF, parseNemeses, scheduleFaults, SCHEDULE_SHAPE, type ScheduleRequest } from '../src/chaos/schedule.js';
+import { describeFault, KINDS_OF, LEADER_CLOCK_RATES, parseNemeses, scheduleFaults, SCHEDULE_SHAPE, type ScheduleRequest } from '../src/chaos/schedule.js';
 import { NEMESIS_NAMES, type FaultSpec, type NemesisName, type Schedule } from '../src/chaos/types.js';
 
 const SEED = Number(process.env.BALLOT_CHAOS_SEED ?? 20261121);
@@ -111,6 +111,11 @@ describe('scheduleFaults', () => {
             expect([0.25, 0.5, 2, 4]).toContain(c.rate);
           }
         }
+        if (f.kind === 'partition-isolate-leader' && f.leaderClockRate !== undefined) {
+          // Only when the clock nemesis is chosen too, and always a slow clock.
+          expect(req.nemeses).toContain('clock');
+          expect([0.1, 0.2, 0.3]).toContain(f.leaderClockRate);
+        }
         if (f.kind === 'latency') {
           expect(f.latencyMs).toBeGreaterThanOrEqual(20);
           expect(f.latencyMs).toBeLessThanOrEqual(200);
@@ -142,6 +147,24 @@ describe('scheduleFaults', () => {
     }
     expect([...kinds].sort()).toEqual(Object.values(KINDS_OF).flat().sort());
     expect([...targets].sort()).toEqual(['leader', 'majority', 'minority', 'one']);
+  });
+
+  it('with partition and clock, slows the leader of some isolate-leader windows (each rate drawn), never without the clock nemesis', () => {
+    const rates = new Set<number>();
+    let plain = 0;
+    for (let seed = 0; seed < 200; seed++) {
+      const both = scheduleFaults({ seed, durationMs: 60_000, nodeCount: 3, nemeses: ['partition', 'clock'] });
+      for (const w of both.windows) {
+        if (w.fault.kind !== 'partition-isolate-leader') continue;
+        if (w.fault.leaderClockRate === undefined) plain++;
+        else rates.add(w.fault.leaderClockRate);
+      }
+      for (const w of scheduleFaults({ seed, durationMs: 60_000, nodeCount: 3, nemeses: ['partition'] }).windows) {
+        if (w.fault.kind === 'partition-isolate-leader') expect(w.fault.leaderClockRate).toBeUndefined();
+      }
+    }
+    expect([...rates].sort()).toEqual([...LEADER_CLOCK_RATES].sort());
+    expect(plain).toBeGreaterThan(0);
   });
 
   it('fits one window in a short run (6 s) and none when only the quiet parts fit', () => {
@@ -185,6 +208,8 @@ describe('describeFault', () => {
     expect(describeFault({ kind: 'partition-halves', minority: [0, 3] }, names)).toBe('halves n1,n4 | n2,n3,n5');
     expect(describeFault({ kind: 'partition-isolate-leader' }, names)).toBe('isolate the leader');
     expect(describeFault({ kind: 'partition-isolate-leader' }, names, 'n3')).toBe('isolate n3 (the leader)');
+    expect(describeFault({ kind: 'partition-isolate-leader', leaderClockRate: 0.2 }, names, 'n3')).toBe('isolate n3 (the leader), its clock x0.2');
+    expect(describeFault({ kind: 'partition-isolate-leader', leaderClockRate: 0.1 }, names)).toBe('isolate the leader, its clock x0.1');
     expect(describeFault({ kind: 'partition-bridge', order: [4, 3, 2, 1, 0] }, names)).toBe('bridge n5,n4 | n3 | n2,n1');
     expect(describeFault({ kind: 'partition-one-way', from: 'leader', to: 1 }, names, 'n1')).toBe('one-way: n1 (the leader) -> n2 dropped');
     expect(describeFault({ kind: 'kill', nodes: [0, 3] }, names)).toBe('SIGKILL n1, n4');

@@ -7,6 +7,10 @@
 // - 'leader' is resolved when the window opens, with target.leader() (what a majority of the answering members
 //   say). When no leader is agreed (an election is running, the last fault still echoes), a node is picked from the
 //   schedule's seed and the window says so, so a replay with the same seed picks the same node.
+// - An isolate-leader window with leaderClockRate (schedule.ts: 'partition' and 'clock' together) first sets the
+//   resolved leader's clock to that rate (skew 0), then isolates it; healing reconnects it, then sets its clock back
+//   to {0, 1}. Slowing first means the leader's lease, counted in its own slow ticks, is already long when the
+//   majority stops hearing from it.
 // - A fault that fails to apply or heal (the member is already gone, a clock request times out) is recorded on the
 //   window (AppliedWindow.error) and the run goes on: the loop never throws.
 // - stopAndHealAll() cancels the timers, waits for an apply in progress, then undoes everything any window left:
@@ -232,10 +236,17 @@ export class Nemesis {
         net.partition([nodes, t.names.filter((n) => !nodes.includes(n))]);
         return description;
       }
-      case 'partition-isolate-leader':
+      case 'partition-isolate-leader': {
+        const leader = nameOf('leader');
+        if (f.leaderClockRate !== undefined) {
+          undo.clocked.push(leader);
+          this.clocked.add(leader);
+          await t.setClock(leader, { skewMs: 0, rate: f.leaderClockRate });
+        }
         markNetwork();
-        net.isolate(nameOf('leader'));
+        net.isolate(leader);
         return description;
+      }
       case 'partition-bridge':
         markNetwork();
         net.bridge(f.order.map(nameOf));

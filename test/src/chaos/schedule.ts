@@ -15,6 +15,15 @@
 // is at least MIN_SHORT_WINDOW_MS long, and none otherwise.
 //
 // Nodes are indexes (node i of the run); 'leader' is resolved by the nemesis when the window opens.
+//
+// Combined fault (still one window): when 'partition' and 'clock' are both chosen, about half of the
+// isolate-leader windows also slow the isolated leader's clock (leaderClockRate in LEADER_CLOCK_RATES).
+// One fault at a time, a slow clock alone seldom changes the leader, and an isolated leader alone loses
+// its read lease before the majority elects; together, the slow leader's lease (counted in its own
+// ticks) lasts electionTimeout / rate of real time while the majority elects after one election
+// timeout and accepts writes: the old leader's lease reads (--read-mode lease) are then stale. That
+// draw comes from its own stream (seed and window id), so the rest of the schedule is the same as
+// without it.
 
 import { SimRandom, deriveSeed } from '@ballot/raft';
 import { NEMESIS_NAMES, type FaultKind, type FaultSpec, type FaultWindow, type NemesisName, type Schedule } from './types.js';
@@ -43,6 +52,9 @@ export const MIN_SHORT_WINDOW_MS = 500;
 /** Clock nemesis: skew magnitudes and rates a minority of nodes gets. */
 export const CLOCK_SKEW_MS: readonly [number, number] = [200, 3000];
 export const CLOCK_RATES: readonly number[] = [0.25, 0.5, 2, 4];
+/** Combined partition + clock nemesis: share of isolate-leader windows whose leader is also slowed, and its rates. */
+export const LEADER_CLOCK_CHANCE = 0.5;
+export const LEADER_CLOCK_RATES: readonly number[] = [0.1, 0.2, 0.3];
 /** Latency nemesis: every link's latency; jitter up to half of it. */
 export const LATENCY_MS: readonly [number, number] = [20, 200];
 
@@ -106,11 +118,20 @@ export function scheduleFaults(req: ScheduleRequest): Schedule {
         if (windows.length === 0 && lastEndMs - t >= MIN_SHORT_WINDOW_MS) lengthMs = lastEndMs - t;
         else break;
       }
-      windows.push({ id: windows.length + 1, startMs: t, endMs: t + lengthMs, fault: drawFault(rng, rng.pick(kinds), nodeCount) });
+      const id = windows.length + 1;
+      let fault = drawFault(rng, rng.pick(kinds), nodeCount);
+      if (fault.kind === 'partition-isolate-leader' && nemeses.includes('clock')) fault = withLeaderClock(fault, seed, id);
+      windows.push({ id, startMs: t, endMs: t + lengthMs, fault });
       t += lengthMs + rng.int(S.gapMs[0], S.gapMs[1]);
     }
   }
   return { seed, durationMs, nemeses, nodeCount, windows };
+}
+
+/** Maybe slows the isolated leader's clock too (see the header); its own stream, keyed by window id. */
+function withLeaderClock(fault: FaultSpec & { readonly kind: 'partition-isolate-leader' }, seed: number, windowId: number): FaultSpec {
+  const rng = new SimRandom(deriveSeed(seed, 0x1ea5e, windowId));
+  return rng.chance(LEADER_CLOCK_CHANCE) ? { ...fault, leaderClockRate: rng.pick(LEADER_CLOCK_RATES) } : fault;
 }
 
 function applicable(kind: FaultKind, nodeCount: number): boolean {
@@ -194,7 +215,8 @@ function sorted(xs: readonly number[]): number[] {
 }
 
 /**
- * One line for people: "halves n1 | n2,n3", "isolate the leader", "SIGKILL n1, n4", "n2 clock +800 ms x0.5".
+ * One line for people: "halves n1 | n2,n3", "isolate the leader", "isolate n3 (the leader), its clock x0.2",
+ * "SIGKILL n1, n4", "n2 clock +800 ms x0.5".
  * `leader` names the leader 'leader' stands for, once resolved (undefined: still "the leader").
  */
 export function describeFault(spec: FaultSpec, names: readonly string[], leader?: string): string {
@@ -206,7 +228,7 @@ export function describeFault(spec: FaultSpec, names: readonly string[], leader?
       return `halves ${spec.minority.map(nameOf).join(',')} | ${rest.map(nameOf).join(',')}`;
     }
     case 'partition-isolate-leader':
-      return `isolate ${nameOf('leader')}`;
+      return `isolate ${nameOf('leader')}${spec.leaderClockRate !== undefined ? `, its clock x${spec.leaderClockRate}` : ''}`;
     case 'partition-bridge': {
       const mid = Math.floor(spec.order.length / 2);
       return `bridge ${spec.order.slice(0, mid).map(nameOf).join(',')} | ${nameOf(spec.order[mid] ?? 0)} | ${spec.order.slice(mid + 1).map(nameOf).join(',')}`;

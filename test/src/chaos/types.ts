@@ -39,8 +39,12 @@ export type ReadMode = (typeof READ_MODES)[number];
 export type FaultSpec =
   /** The nodes split in two groups (a minority and a majority); no traffic between them. */
   | { readonly kind: 'partition-halves'; readonly minority: readonly number[] }
-  /** Whoever leads when the window opens is cut off from every other node. */
-  | { readonly kind: 'partition-isolate-leader' }
+  /**
+   * Whoever leads when the window opens is cut off from every other node. With leaderClockRate (drawn
+   * only when 'clock' is a nemesis too), its clock is first slowed to that rate and set back to 1 at
+   * heal: a slow leader's tick-based read lease outlives the majority's election (--read-mode lease).
+   */
+  | { readonly kind: 'partition-isolate-leader'; readonly leaderClockRate?: number }
   /** Two halves that only one node (the bridge, order[middle]) can talk to both of. */
   | { readonly kind: 'partition-bridge'; readonly order: readonly number[] }
   /** Each node sees a majority, but no two nodes see the same one (Jepsen's majorities-ring). */
