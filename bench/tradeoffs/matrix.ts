@@ -22,6 +22,7 @@ import { BenchRequestError } from '../raft/cluster.js';
 import { EtcdCluster } from '../raft/etcd.js';
 import { LatencyRecorder } from '../raft/latency.js';
 import { runClosedLoop, type ClosedLoopResult } from '../raft/load.js';
+import { processCpuMs } from '../raft/supervisor.js';
 import { JsonKvAccess, type Endpoint } from '../kv/json-access.js';
 import { KEY_PREFIX, keyName } from '../kv/workload.js';
 import { TRADEOFF_READ_MODES, type TradeoffIo, type TradeoffReadMode, type TradeoffSettings } from './types.js';
@@ -153,6 +154,8 @@ export interface CellFigures {
   readonly cdf: readonly CdfPoint[];
   /** The bench client's own CPU, % of one core: near 100 means the client capped the cell. */
   readonly clientCpuPercent: number;
+  /** CPU of all members together over the window, % of one core (null when /proc could not be read). */
+  readonly serverCpuPercent: number | null;
   /** Requests still in flight when the drain timed out. */
   readonly undrained: number;
 }
@@ -196,7 +199,7 @@ export class MixedLatency {
 }
 
 /** Figures of one cell from the closed loop's counts and the split latencies. */
-export function cellFigures(loop: ClosedLoopResult, lat: MixedLatency): CellFigures {
+export function cellFigures(loop: ClosedLoopResult, lat: MixedLatency, serverCpuMs: number | null = null): CellFigures {
   const pct = (r: LatencyRecorder, p: number): number | null => (r.count === 0 ? null : r.percentile(p));
   const all = (p: number): number => lat.all.percentile(p); // NaN when nothing was acknowledged
   return {
@@ -215,6 +218,7 @@ export function cellFigures(loop: ClosedLoopResult, lat: MixedLatency): CellFigu
     writeP99Ms: pct(lat.writes, 99),
     cdf: lat.all.count === 0 ? [] : CDF_FRACTIONS.map((f) => ({ ms: all(f * 100), fraction: f })),
     clientCpuPercent: loop.measuredMs > 0 ? (100 * loop.clientCpuMs) / loop.measuredMs : 0,
+    serverCpuPercent: serverCpuMs === null || loop.measuredMs <= 0 ? null : (100 * serverCpuMs) / loop.measuredMs,
     undrained: loop.undrained,
   };
 }
@@ -353,6 +357,17 @@ export async function runMatrixSection(
   return { section: 'matrix', settings: m, results, clusters };
 }
 
+/** CPU time of every running member together (from /proc), or null if one cannot be read. */
+function membersCpuMs(cluster: EtcdCluster): number | null {
+  let total = 0;
+  for (const pid of cluster.pids().values()) {
+    const ms = processCpuMs(pid);
+    if (ms === null) return null;
+    total += ms;
+  }
+  return total;
+}
+
 async function measureJob(cluster: EtcdCluster, job: MeasureJob, s: TradeoffSettings, m: MatrixSettings): Promise<CellFigures> {
   await cluster.waitCaughtUp(60_000);
   const endpoints: Endpoint[] =
@@ -361,6 +376,8 @@ async function measureJob(cluster: EtcdCluster, job: MeasureJob, s: TradeoffSett
   try {
     await access.warm();
     const lat = new MixedLatency();
+    let cpuBefore: number | null = null;
+    let serverCpuMs: number | null = null;
     const loop = await runClosedLoop({
       concurrency: job.clients,
       warmupMs: s.warmupMs,
@@ -369,12 +386,15 @@ async function measureJob(cluster: EtcdCluster, job: MeasureJob, s: TradeoffSett
       drainTimeoutMs: 10_000,
       onWindowStart: () => {
         lat.measuring = true;
+        cpuBefore = membersCpuMs(cluster);
       },
       onWindowEnd: () => {
         lat.measuring = false;
+        const after = membersCpuMs(cluster);
+        serverCpuMs = cpuBefore === null || after === null ? null : after - cpuBefore;
       },
     });
-    return cellFigures(loop, lat);
+    return cellFigures(loop, lat, serverCpuMs);
   } finally {
     await access.close();
   }

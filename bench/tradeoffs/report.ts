@@ -5,11 +5,13 @@
 //   plots/matrix-throughput       ops/s against cluster size per read mode, one panel per fsync x batching
 //   plots/latency-cdf             latency CDF per read mode (the sweep's cluster, --clients clients)
 //   plots/availability            availability per fault window per read mode (faults section)
+//   plots/availability-by-side    reads and writes on the minority / majority side of partitions, per read mode
 //   plots/failover-histogram      time to the first acknowledged write after SIGKILL of the leader (failover section)
 //
 // Pure functions of the results (no I/O besides writePlots), so the test can check them.
 
 import { writePlot, type VegaLiteSpec } from '@ballot/chaos';
+import type { FaultsModeDetail, SideTallies } from './faults.js';
 import { type MatrixCell, type MatrixResult, type MatrixSectionResult, type MatrixSettings } from './matrix.js';
 import {
   TRADEOFF_READ_MODES,
@@ -178,7 +180,7 @@ export function matrixTable(results: readonly MatrixResult[], clients: number): 
     .sort(byOrder)
     .map((r) => {
       const f = r.figures;
-      if (f === null) return [r.readMode, String(r.nodes), onOff(r.fsync), onOff(r.batching), 'FAILED', '', '', '', '', '', r.error ?? ''];
+      if (f === null) return [r.readMode, String(r.nodes), onOff(r.fsync), onOff(r.batching), 'FAILED', '', '', '', '', '', '', r.error ?? ''];
       return [
         r.readMode,
         String(r.nodes),
@@ -190,10 +192,11 @@ export function matrixTable(results: readonly MatrixResult[], clients: number): 
         ms(f.p999Ms),
         ms(f.readP50Ms),
         ms(f.writeP50Ms),
+        f.serverCpuPercent === null ? '–' : `${Math.round(f.serverCpuPercent)}%`,
         f.errors === 0 ? '0' : `${f.errors} ${JSON.stringify(f.errorsByCode)}`,
       ];
     });
-  return table(['read mode', 'members', 'fsync', 'batching', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'read p50', 'write p50', 'errors'], rows, 4);
+  return table(['read mode', 'members', 'fsync', 'batching', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'read p50', 'write p50', 'members CPU', 'errors'], rows, 4);
 }
 
 export function sweepTable(results: readonly MatrixResult[], m: MatrixSettings): string {
@@ -236,6 +239,8 @@ export function renderReport(r: TradeoffResults): string {
         'serializable = any member answers from its own state (may be stale). fsync off = `--unsafe-no-fsync`; batching off = `--max-batch-entries 1`.',
       '',
       matrixTable(r.matrix.results, s.clients),
+      '',
+      `members CPU: all members' CPU time over the window, in % of one core (this machine has ${String(r.machine.cores)}); the bench client runs on the same cores.`,
       '',
       `## Throughput vs clients (${r.matrixSettings.sweepNodes} members, fsync and batching on)`,
       '',
@@ -289,7 +294,7 @@ function modeLines(o: {
   readonly y: { readonly field: string; readonly title: string; readonly log: boolean; readonly domain?: readonly [number, number] };
 }): VegaLiteSpec {
   const scale = (a: { readonly log: boolean; readonly domain?: readonly [number, number] }) =>
-    a.log ? { type: 'log' as const } : a.domain !== undefined ? { domain: [...a.domain] } : { zero: true };
+    a.log ? { type: 'log' as const, nice: false } : a.domain !== undefined ? { domain: [...a.domain] } : { zero: true };
   return {
     $schema: SCHEMA,
     title: { text: o.title, subtitle: o.subtitle },
@@ -399,6 +404,46 @@ export function plotSpecs(r: TradeoffResults): PlotSpec[] {
             xOffset: { field: 'readMode', type: 'nominal', sort: [...TRADEOFF_READ_MODES] },
             y: { field: 'availability', type: 'quantitative', title: 'availability', scale: { domain: [0, 1] }, axis: { format: '%' } },
             color: MODE_COLOUR,
+          },
+        },
+      });
+    }
+  }
+  if (r.faults !== null) {
+    // Reads and writes by the side of the partition the member they went to was on (faults.ts's detail).
+    const rows: { readMode: string; side: string; op: string; availability: number }[] = [];
+    for (const mode of r.faults.modes) {
+      const d = mode as Partial<FaultsModeDetail>;
+      const sides: [string, SideTallies | null | undefined][] = [['minority side', d.minoritySide], ['majority side', d.majoritySide]];
+      for (const [side, t] of sides) {
+        if (t === null || t === undefined) continue;
+        for (const [op, tally] of [['reads', t.reads], ['writes', t.writes]] as const) {
+          const n = tally.ok + tally.fail + tally.info;
+          if (n > 0) rows.push({ readMode: mode.readMode, side, op, availability: tally.ok / n });
+        }
+      }
+    }
+    if (rows.length > 0) {
+      out.push({
+        base: 'plots/availability-by-side',
+        spec: {
+          $schema: SCHEMA,
+          title: {
+            text: 'During partitions: who still answers?',
+            subtitle: 'ok / invoked over every window with a minority, by the side of the member the operation went to',
+          },
+          data: { values: rows },
+          facet: { column: { field: 'op', type: 'nominal', title: null } },
+          spec: {
+            width: 260,
+            height: 220,
+            mark: 'bar',
+            encoding: {
+              x: { field: 'side', type: 'nominal', title: null, sort: ['minority side', 'majority side'], axis: { labelAngle: 0 } },
+              xOffset: { field: 'readMode', type: 'nominal', sort: [...TRADEOFF_READ_MODES] },
+              y: { field: 'availability', type: 'quantitative', title: 'availability', scale: { domain: [0, 1] }, axis: { format: '%' } },
+              color: MODE_COLOUR,
+            },
           },
         },
       });

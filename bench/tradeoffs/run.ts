@@ -109,10 +109,10 @@ interface RawOptions {
 /** Full and --quick sizes; an explicit flag wins over both. */
 export const DEFAULTS = {
   full: {
-    clients: 16, durationMs: 3000, warmupMs: 700,
+    clients: 16, durationMs: 2500, warmupMs: 500,
     nodes: [...CLUSTER_SIZES] as number[], fsync: [true, false], batching: [true, false], sweepClients: [1, 4, 16, 64],
     faultsNodes: 5, faultsDurationMs: 30_000, faultsRate: 200, faultsConcurrency: 10,
-    failoverKills: 20, electionTimeouts: [300, 1000, 2000], etcdFailoverKills: 10,
+    failoverKills: 20, electionTimeouts: [300, 1000, 2000], etcdFailoverKills: 5,
   },
   quick: {
     clients: 16, durationMs: 800, warmupMs: 300,
@@ -290,8 +290,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--value-bytes <n>', 'bytes per value', int(1), 256)
     .option('--keys <n>', 'keys preloaded and drawn from', int(1), 1000)
     .option('--clients <n>', 'closed-loop clients of a matrix (and etcd) cell (default 16)', int(1))
-    .option('--duration-ms <ms>', 'measurement window of a cell (default 3000; quick 800)', int(1))
-    .option('--warmup-ms <ms>', 'warm-up before each window (default 700; quick 300)', int(0))
+    .option('--duration-ms <ms>', 'measurement window of a cell (default 2500; quick 800)', int(1))
+    .option('--warmup-ms <ms>', 'warm-up before each window (default 500; quick 300)', int(0))
     .option('--heartbeat-interval <ms>', 'members heartbeat (matrix, etcd cells)', int(1), 100)
     .option('--election-timeout <ms>', 'members election timeout (matrix, etcd cells)', int(1), 1000)
     .option('--read-modes <list>', 'read modes of the matrix', list(oneOf(TRADEOFF_READ_MODES), 'read modes'), [...TRADEOFF_READ_MODES])
@@ -306,7 +306,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--faults-concurrency <n>', 'workers of each faults run (default 10; quick 6)', int(1))
     .option('--failover-kills <n>', 'leader SIGKILLs per election timeout (default 20; quick 2)', int(1))
     .option('--election-timeouts <list>', 'election timeouts of the failover section, ms (default 300,1000,2000; quick 300,1000)', list(int(1), 'ms'))
-    .option('--etcd-failover-kills <n>', 'leader SIGKILLs per system in the etcd comparison (default 10; quick 1)', int(1))
+    .option('--etcd-failover-kills <n>', 'leader SIGKILLs per system in the etcd comparison (default 5; quick 1)', int(1))
     .option('--no-etcd', 'skip etcd (the etcd section then says why)')
     .option('--etcd-bin <path>', 'etcd binary', 'etcd')
     .option('--ballot-bin <path>', 'the built ballot CLI', join(repoRoot, 'packages/cli/dist/bin.js'))

@@ -123,6 +123,7 @@ describe('ballot bench tradeoffs (built CLI, tiny run)', () => {
       expect(f, x.error).not.toBeNull();
       if (f === null) continue;
       expect(f.opsPerSec).toBeGreaterThan(0);
+      expect(f.serverCpuPercent).toBeGreaterThan(0);
       // Throughput counts what the latency split counts, over the same window.
       expect(Math.abs(f.reads + f.writes - (f.opsPerSec * f.measuredMs) / 1000)).toBeLessThanOrEqual(2 + 0.1 * (f.reads + f.writes));
       expect(f.p50Ms).toBeGreaterThan(0);
@@ -166,6 +167,8 @@ describe('ballot bench tradeoffs (built CLI, tiny run)', () => {
       expect(readFileSync(join(out, 'plots', `${base}.svg`), 'utf8')).toMatch(/^<svg/);
       expect(JSON.parse(readFileSync(join(out, 'plots', `${base}.vl.json`), 'utf8'))).toHaveProperty('$schema');
     }
+    const sided = (r.faults?.modes ?? []).some((x) => (x as { minoritySide?: unknown }).minoritySide != null);
+    expect(r.plots.includes('plots/availability-by-side.svg')).toBe(sided);
     const cdfSpec = JSON.parse(readFileSync(join(out, 'plots', 'latency-cdf.vl.json'), 'utf8')) as { data: { values: { readMode: string }[] } };
     expect(new Set(cdfSpec.data.values.map((v) => v.readMode))).toEqual(new Set(['linearizable', 'serializable']));
 
@@ -186,7 +189,7 @@ describe('report tables', () => {
   const fig = (opsPerSec: number, p99Ms: number) => ({
     measuredMs: 1000, opsPerSec, reads: opsPerSec * 0.9, writes: opsPerSec * 0.1, errors: 0, errorsByCode: {},
     p50Ms: p99Ms / 4, p99Ms, p999Ms: p99Ms * 2, readP50Ms: 1, readP99Ms: 2, writeP50Ms: 3, writeP99Ms: 4,
-    cdf: [], clientCpuPercent: 10, undrained: 0,
+    cdf: [], clientCpuPercent: 10, serverCpuPercent: 50, undrained: 0,
   });
   const small: MatrixSettings = { ...settings, nodes: [3], fsync: [true], batching: [true], sweepClients: [1, 16] };
   const results: MatrixResult[] = [
