@@ -201,8 +201,8 @@ describe('chaos-soak loop', () => {
       const out: string[] = [];
       const io: ChaosIo = { stdout: (l) => out.push(l), stderr: (t) => err.push(t), isTTY: false };
       const options: SoakOptions = { totalMs: 100_000, seedFrom: 5, outRoot: dir, run: parseChaosFlags({ ...DEFAULT_FLAGS, duration: '10' }) };
-      // Expected run time before the first: 10 s + 20 s overhead = 30 s; each takes 25 s. Seeds 5, 6, 7 start at
-      // 0, 25 and 50 s; an 8th at 75 s could end at 105 s > 100 s: not started.
+      // Expected run time before the first: 10 s + 20 s overhead = 30 s; then 1.25 x the longest measured (25 s):
+      // 31.25 s. Seeds 5, 6, 7 start at 0, 25 and 50 s; an 8th at 75 s could end at 106 s > 100 s: not started.
       const summary = await runSoak(options, io, fakeRun((s) => (s === 7 ? { valid: false, verdict: { valid: false, checks: [], summary: '', anomalies: ['x'], anomalyCount: 1 } } : {}), clock, 25_000), () => clock.t);
       expect(summary.runs.map((r) => r.seed)).toEqual([5, 6, 7]);
       expect(summary).toMatchObject({ valid: 2, invalid: 1, unknown: 0 });
@@ -212,7 +212,7 @@ describe('chaos-soak loop', () => {
       const table = formatSoakTable(summary.runs);
       expect(table.split('\n')[0]).toMatch(/^seed +verdict +ops +availability/);
       expect(table).toContain('INVALID');
-      // A run longer than expected (40 s) raises the estimate: after it nothing else fits.
+      // Runs of 40 s: the second starts at 40 s (expected end 90 s), a third at 80 s could end at 130 s.
       const clock2 = { t: 0 };
       const s2 = await runSoak({ ...options, outRoot: join(dir, 'b') }, io, fakeRun(() => ({}), clock2, 40_000), () => clock2.t);
       expect(s2.runs).toHaveLength(2);

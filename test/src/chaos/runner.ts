@@ -276,7 +276,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     running.catch((e: unknown) => {
       failed.error = e;
     });
-    await watchProgress(options, progress, recorder, cluster, nemesis, signal, failed);
+    await watchProgress(options, progress, recorder, cluster, nemesis, signal, failed, firstLeader);
     if (failed.error !== undefined) throw failed.error;
 
     workloadAbort.abort(new Error('workload phase over'));
@@ -340,11 +340,12 @@ async function watchProgress(
   nemesis: Nemesis,
   signal: AbortSignal | undefined,
   failed: { error?: unknown },
+  initialLeader: string | null,
 ): Promise<void> {
   const started = performance.now();
   const meter = new RateMeter();
   const counter = new CompletionCounter(meter);
-  let leader: string | null = null;
+  let leader: string | null = initialLeader;
   let leaderAskedMs = -Infinity;
   let asking = false;
   const tickMs = progress.isTTY ? TTY_REDRAW_MS : PLAIN_TICK_MS;

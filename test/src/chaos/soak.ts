@@ -1,6 +1,6 @@
 // `ballot chaos-soak` (`npm run chaos:soak -- --total-minutes 60`): chaos runs with seeds S, S+1, ...
 // one after another, each in <out>/seed-<N>, until the time is used up. A run is started only if it is
-// expected to finish in time: its expected wall time is the longest one measured so far (before the
+// expected to finish in time: its expected wall time is the longest one measured so far times 1.25 (before the
 // first, the workload duration plus SOAK_RUN_OVERHEAD_MS). After each run one line on stderr; at the
 // end a table (seed, verdict, ops, availability, folder) on stderr, soak.json in the out folder, and
 // the summary as the last stdout line.
@@ -16,6 +16,8 @@ import type { ChaosOptions, ChaosResults } from './types.js';
  * plots, stop) before the soak has measured one: the soak never starts a run it expects not to finish.
  */
 export const SOAK_RUN_OVERHEAD_MS = 20_000;
+/** Once runs were measured, the next is expected to take up to the longest of them times this. */
+export const SOAK_ESTIMATE_MARGIN = 1.25;
 
 /** `ballot chaos-soak`: the chaos options of every run, the seeds from `seedFrom` on, until `totalMs` is used up. */
 export interface SoakOptions {
@@ -108,6 +110,9 @@ export async function runSoak(options: SoakOptions, io: ChaosIo, runChaos: RunCh
   const startedMs = now();
   const runs: SoakRunSummary[] = [];
   await mkdir(options.outRoot, { recursive: true });
+  // Expected wall time of the next run: before any, duration + overhead; then the longest measured
+  // run with a margin of SOAK_ESTIMATE_MARGIN (a run under faults varies a little from seed to seed).
+  let longestMeasuredMs = 0;
   let longestRunMs = options.run.durationMs + SOAK_RUN_OVERHEAD_MS;
   let error: string | undefined;
   for (let seed = options.seedFrom; ; seed++) {
@@ -127,7 +132,8 @@ export async function runSoak(options: SoakOptions, io: ChaosIo, runChaos: RunCh
     const runStartedMs = now();
     const results = await runChaos({ ...options.run, seed, outDir }, { ...io, stdout: () => {} });
     const wallMs = now() - runStartedMs;
-    longestRunMs = Math.max(longestRunMs, wallMs);
+    longestMeasuredMs = Math.max(longestMeasuredMs, wallMs);
+    longestRunMs = longestMeasuredMs * SOAK_ESTIMATE_MARGIN;
     const row = soakRowOf(results, wallMs);
     runs.push(row);
     io.stderr(
