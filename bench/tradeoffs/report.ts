@@ -209,6 +209,18 @@ export function sweepTable(results: readonly MatrixResult[], m: MatrixSettings):
   return table(['clients', ...m.readModes.map((mode) => `${mode} ops/s`)], clientCounts.map((c) => [String(c), ...m.readModes.map((mode) => cell(mode, c))]));
 }
 
+/** The run's command without its output folder (a new run needs a new one), e.g. 'bench tradeoffs --quick'. */
+export function reproduceArgs(command: string): string {
+  const words = command.split(' ').filter((w) => w.length > 0);
+  const out: string[] = [];
+  for (let i = words[0] === 'ballot' ? 1 : 0; i < words.length; i++) {
+    const w = words[i] as string;
+    if (w === '--out') i++;
+    else if (!w.startsWith('--out=')) out.push(w);
+  }
+  return out.join(' ');
+}
+
 export function renderReport(r: TradeoffResults): string {
   const s = r.settings;
   const out: string[] = [];
@@ -259,7 +271,7 @@ export function renderReport(r: TradeoffResults): string {
     '## Reproduce',
     '',
     '```',
-    `npm run build && node packages/cli/dist/bin.js bench tradeoffs${s.quick ? ' --quick' : ''} --seed ${s.seed}`,
+    `npm run build && node packages/cli/dist/bin.js ${reproduceArgs(r.command)}`,
     '```',
     '',
   );

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configKey, matrixCells, planJobs, serverArgs, type MatrixResult, type MatrixSettings } from './matrix.js';
-import { headlines, matrixTable, sweepRows } from './report.js';
+import { headlines, matrixTable, reproduceArgs, sweepRows } from './report.js';
 import type { TradeoffResults } from './report.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -208,6 +208,11 @@ describe('report tables', () => {
       { readMode: 'linearizable', clients: 16, opsPerSec: 1000, p99Ms: 20 },
       { readMode: 'serializable', clients: 16, opsPerSec: 3000, p99Ms: 8 },
     ]);
+  });
+
+  it('reproduces a run with its own flags, without its output folder', () => {
+    expect(reproduceArgs('ballot bench tradeoffs --quick --out /tmp/x --seed 3')).toBe('bench tradeoffs --quick --seed 3');
+    expect(reproduceArgs('ballot bench tradeoffs --out=/tmp/x')).toBe('bench tradeoffs');
   });
 
   it('states the price of linearizable reads from the measured cells only', () => {
