@@ -48,8 +48,13 @@ export interface MatrixSettings {
   /** Members of the sweep's cluster. */
   readonly sweepNodes: number;
   /** Worker w talks to member w mod N ('spread', as an etcd client balancing its endpoints), or every worker to the leader. */
-  readonly target: 'spread' | 'leader';
+  readonly target: ClientTarget;
+  /** Client placements the sweep is run with (the matrix uses `target`). */
+  readonly sweepTargets: readonly ClientTarget[];
 }
+
+/** Where closed-loop workers send their requests. */
+export type ClientTarget = 'spread' | 'leader';
 
 /** A server configuration: the cells that share one cluster. */
 export interface ServerConfig {
@@ -87,6 +92,7 @@ export interface MeasureJob {
   readonly kind: 'matrix' | 'sweep';
   readonly cell: MatrixCell;
   readonly clients: number;
+  readonly target: ClientTarget;
 }
 
 /**
@@ -100,12 +106,13 @@ export function planJobs(m: MatrixSettings, clients: number): { readonly config:
     const key = configKey(config);
     const g = groups.get(key) ?? { config, jobs: [] };
     groups.set(key, g);
-    if (g.jobs.some((j) => sameCell(j.cell, job.cell) && j.clients === job.clients)) return;
+    if (g.jobs.some((j) => sameCell(j.cell, job.cell) && j.clients === job.clients && j.target === job.target)) return;
     g.jobs.push(job);
   };
-  for (const cell of matrixCells(m)) add({ kind: 'matrix', cell, clients });
-  for (const readMode of m.readModes)
-    for (const c of m.sweepClients) add({ kind: 'sweep', cell: { readMode, nodes: m.sweepNodes, fsync: true, batching: true }, clients: c });
+  for (const cell of matrixCells(m)) add({ kind: 'matrix', cell, clients, target: m.target });
+  for (const target of m.sweepTargets)
+    for (const readMode of m.readModes)
+      for (const c of m.sweepClients) add({ kind: 'sweep', cell: { readMode, nodes: m.sweepNodes, fsync: true, batching: true }, clients: c, target });
   return [...groups.values()];
 }
 
@@ -163,6 +170,7 @@ export interface CellFigures {
 export interface MatrixResult extends MatrixCell {
   readonly kind: 'matrix' | 'sweep';
   readonly clients: number;
+  readonly target: ClientTarget;
   /** null when the cell could not run (error says why). */
   readonly figures: CellFigures | null;
   readonly error?: string;
@@ -328,17 +336,17 @@ export async function runMatrixSection(
       for (const job of g.jobs) {
         pending = pending.slice(1);
         done++;
-        const label = `matrix ${done}/${total}: ${cellLabel(job.cell)}, ${job.clients} client(s)${job.kind === 'sweep' ? ' (sweep)' : ''}`;
+        const label = `matrix ${done}/${total}: ${cellLabel(job.cell)}, ${job.clients} client(s)${job.kind === 'sweep' ? ` (sweep, ${job.target === 'leader' ? 'to the leader' : 'spread'})` : ''}`;
         io.progress.stage(label, cellMs);
         try {
-          const figures = await measureJob(cluster, job, s, m);
-          results.push({ ...job.cell, kind: job.kind, clients: job.clients, figures });
+          const figures = await measureJob(cluster, job, s);
+          results.push({ ...job.cell, kind: job.kind, clients: job.clients, target: job.target, figures });
           io.progress.note(
             `${label}: ${Math.round(figures.opsPerSec)} ops/s, p50 ${figures.p50Ms.toFixed(2)} ms, p99 ${figures.p99Ms.toFixed(2)} ms, ` +
               `p99.9 ${figures.p999Ms.toFixed(2)} ms${figures.errors > 0 ? `, ${figures.errors} errors ${JSON.stringify(figures.errorsByCode)}` : ''}`,
           );
         } catch (err) {
-          results.push({ ...job.cell, kind: job.kind, clients: job.clients, figures: null, error: errorText(err) });
+          results.push({ ...job.cell, kind: job.kind, clients: job.clients, target: job.target, figures: null, error: errorText(err) });
           io.progress.note(`${label}: FAILED: ${errorText(err)}`);
         }
       }
@@ -347,7 +355,7 @@ export async function runMatrixSection(
       io.progress.note(`matrix: cluster ${key} FAILED: ${errorText(err)}`);
       for (const job of pending) {
         done++;
-        results.push({ ...job.cell, kind: job.kind, clients: job.clients, figures: null, error: `cluster ${key}: ${errorText(err)}` });
+        results.push({ ...job.cell, kind: job.kind, clients: job.clients, target: job.target, figures: null, error: `cluster ${key}: ${errorText(err)}` });
       }
     } finally {
       await cluster.stop();
@@ -368,10 +376,10 @@ function membersCpuMs(cluster: EtcdCluster): number | null {
   return total;
 }
 
-async function measureJob(cluster: EtcdCluster, job: MeasureJob, s: TradeoffSettings, m: MatrixSettings): Promise<CellFigures> {
+async function measureJob(cluster: EtcdCluster, job: MeasureJob, s: TradeoffSettings): Promise<CellFigures> {
   await cluster.waitCaughtUp(60_000);
   const endpoints: Endpoint[] =
-    m.target === 'leader' ? [cluster.clientAddress(await cluster.waitForLeader(30_000))] : cluster.members.map((n) => cluster.clientAddress(n));
+    job.target === 'leader' ? [cluster.clientAddress(await cluster.waitForLeader(30_000))] : cluster.members.map((n) => cluster.clientAddress(n));
   const access = new JsonKvAccess({ label: 'ballot', endpoints, clients: job.clients, valueBytes: s.valueBytes, requestTimeoutMs: 5000 });
   try {
     await access.warm();

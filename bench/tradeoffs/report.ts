@@ -12,7 +12,7 @@
 
 import { writePlot, type VegaLiteSpec } from '@ballot/chaos';
 import type { FaultsModeDetail, SideTallies } from './faults.js';
-import { type MatrixCell, type MatrixResult, type MatrixSectionResult, type MatrixSettings } from './matrix.js';
+import { type ClientTarget, type MatrixCell, type MatrixResult, type MatrixSectionResult, type MatrixSettings } from './matrix.js';
 import {
   TRADEOFF_READ_MODES,
   type EtcdSectionResult,
@@ -63,9 +63,9 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 const same = (r: MatrixCell, c: MatrixCell): boolean =>
   r.readMode === c.readMode && r.nodes === c.nodes && r.fsync === c.fsync && r.batching === c.batching;
 
-/** The measured result of a cell at a client count (matrix or sweep job), if any. */
-export function findResult(results: readonly MatrixResult[], cell: MatrixCell, clients: number): MatrixResult | undefined {
-  return results.find((r) => same(r, cell) && r.clients === clients && r.figures !== null);
+/** The measured result of a cell at a client count and placement (matrix or sweep job), if any. */
+export function findResult(results: readonly MatrixResult[], cell: MatrixCell, clients: number, target: ClientTarget): MatrixResult | undefined {
+  return results.find((r) => same(r, cell) && r.clients === clients && r.target === target && r.figures !== null);
 }
 
 /** The reference configuration of the sweep and the CDFs: sweepNodes members, fsync and batching on. */
@@ -76,18 +76,34 @@ export const referenceCell = (m: MatrixSettings, readMode: TradeoffReadMode): Ma
   batching: true,
 });
 
-/** Throughput-vs-clients rows: every (mode, clients) measured on the reference configuration. */
-export function sweepRows(results: readonly MatrixResult[], m: MatrixSettings): { readonly readMode: TradeoffReadMode; readonly clients: number; readonly opsPerSec: number; readonly p99Ms: number }[] {
-  const out: { readMode: TradeoffReadMode; clients: number; opsPerSec: number; p99Ms: number }[] = [];
+export interface SweepRow {
+  readonly readMode: TradeoffReadMode;
+  readonly target: ClientTarget;
+  readonly clients: number;
+  readonly opsPerSec: number;
+  readonly p99Ms: number;
+}
+
+/** Throughput-vs-clients rows: every (placement, mode, clients) measured on the reference configuration. */
+export function sweepRows(results: readonly MatrixResult[], m: MatrixSettings): SweepRow[] {
+  const out: SweepRow[] = [];
   const clientCounts = [...new Set(results.map((r) => r.clients))].sort((a, b) => a - b);
-  for (const readMode of m.readModes) {
-    for (const clients of clientCounts) {
-      const r = findResult(results, referenceCell(m, readMode), clients);
-      if (r?.figures) out.push({ readMode, clients, opsPerSec: r.figures.opsPerSec, p99Ms: r.figures.p99Ms });
+  const targets = [...new Set<ClientTarget>([m.target, ...m.sweepTargets])];
+  for (const target of targets) {
+    for (const readMode of m.readModes) {
+      for (const clients of clientCounts) {
+        const r = findResult(results, referenceCell(m, readMode), clients, target);
+        if (r?.figures) out.push({ readMode, target, clients, opsPerSec: r.figures.opsPerSec, p99Ms: r.figures.p99Ms });
+      }
     }
   }
   return out;
 }
+
+export const TARGET_TITLES: Readonly<Record<ClientTarget, string>> = {
+  spread: 'spread over members',
+  leader: 'all to the leader',
+};
 
 // ---- headlines ----
 
@@ -97,12 +113,12 @@ export function sweepRows(results: readonly MatrixResult[], m: MatrixSettings): 
  */
 export function headlines(results: readonly MatrixResult[], m: MatrixSettings, clients: number): string[] {
   const lines: string[] = [];
-  const get = (cell: MatrixCell) => findResult(results, cell, clients)?.figures ?? null;
+  const get = (cell: MatrixCell) => findResult(results, cell, clients, m.target)?.figures ?? null;
   const ref = (readMode: TradeoffReadMode) => referenceCell(m, readMode);
   const lin = get(ref('linearizable'));
   const ser = get(ref('serializable'));
   const lease = get(ref('lease'));
-  const where = `${m.sweepNodes} members, fsync and batching on, ${clients} clients`;
+  const where = `${m.sweepNodes} members, fsync and batching on, ${clients} clients ${TARGET_TITLES[m.target]}`;
   if (lin && ser) {
     lines.push(
       `Linearizable (ReadIndex) vs serializable reads (${where}): ${int(lin.opsPerSec)} vs ${int(ser.opsPerSec)} ops/s ` +
@@ -115,6 +131,18 @@ export function headlines(results: readonly MatrixResult[], m: MatrixSettings, c
       `Lease vs ReadIndex reads (${where}): ${int(lease.opsPerSec)} vs ${int(lin.opsPerSec)} ops/s (${times(lease.opsPerSec / lin.opsPerSec)}); ` +
         `read p50 ${ms(lease.readP50Ms)} vs ${ms(lin.readP50Ms)} ms.`,
     );
+  }
+  for (const target of m.sweepTargets) {
+    if (target === m.target) continue;
+    const at = (readMode: TradeoffReadMode) => findResult(results, ref(readMode), clients, target)?.figures ?? null;
+    const figs = m.readModes.map((mode) => ({ mode, f: at(mode) })).filter((x) => x.f !== null);
+    if (figs.length > 0) {
+      lines.push(
+        `The same ${clients} clients ${target === 'leader' ? 'all sending to the leader' : 'spread over the members'} (${m.sweepNodes} members): ` +
+          figs.map((x) => `${x.mode} ${int(x.f?.opsPerSec ?? 0)} ops/s, read p50 ${ms(x.f?.readP50Ms ?? null)} ms`).join('; ') +
+          '.',
+      );
+    }
   }
   for (const readMode of m.readModes) {
     const on = get(ref(readMode));
@@ -154,13 +182,15 @@ export function headlines(results: readonly MatrixResult[], m: MatrixSettings, c
     }
   }
   const best = (mode: TradeoffReadMode) => {
-    let top: { clients: number; opsPerSec: number } | null = null;
+    let top: SweepRow | null = null;
     for (const r of sweepRows(results, m)) if (r.readMode === mode && (top === null || r.opsPerSec > top.opsPerSec)) top = r;
     return top;
   };
   const peaks = m.readModes.map((mode) => ({ mode, top: best(mode) })).filter((p) => p.top !== null);
   if (peaks.length > 0) {
-    lines.push(`Peak throughput over the client sweep: ${peaks.map((p) => `${p.mode} ${int(p.top?.opsPerSec ?? 0)} ops/s at ${p.top?.clients} clients`).join('; ')}.`);
+    lines.push(
+      `Peak throughput over the client sweep: ${peaks.map((p) => `${p.mode} ${int(p.top?.opsPerSec ?? 0)} ops/s at ${p.top?.clients} clients (${TARGET_TITLES[p.top?.target ?? 'spread']})`).join('; ')}.`,
+    );
   }
   return lines;
 }
@@ -202,11 +232,14 @@ export function matrixTable(results: readonly MatrixResult[], clients: number): 
 export function sweepTable(results: readonly MatrixResult[], m: MatrixSettings): string {
   const rows = sweepRows(results, m);
   const clientCounts = [...new Set(rows.map((r) => r.clients))].sort((a, b) => a - b);
-  const cell = (mode: TradeoffReadMode, c: number): string => {
-    const r = rows.find((x) => x.readMode === mode && x.clients === c);
+  const targets = [...new Set(rows.map((r) => r.target))];
+  const cell = (target: ClientTarget, mode: TradeoffReadMode, c: number): string => {
+    const r = rows.find((x) => x.target === target && x.readMode === mode && x.clients === c);
     return r === undefined ? '–' : `${int(r.opsPerSec)} (p99 ${ms(r.p99Ms)})`;
   };
-  return table(['clients', ...m.readModes.map((mode) => `${mode} ops/s`)], clientCounts.map((c) => [String(c), ...m.readModes.map((mode) => cell(mode, c))]));
+  const body: string[][] = [];
+  for (const target of targets) for (const c of clientCounts) body.push([TARGET_TITLES[target], String(c), ...m.readModes.map((mode) => cell(target, mode, c))]);
+  return table(['clients sent', 'clients', ...m.readModes.map((mode) => `${mode} ops/s (p99 ms)`)], body, 1);
 }
 
 /** The run's command without its output folder (a new run needs a new one), e.g. 'bench tradeoffs --quick'. */
@@ -254,7 +287,7 @@ export function renderReport(r: TradeoffResults): string {
       '',
       `members CPU: all members' CPU time over the window, in % of one core (this machine has ${String(r.machine.cores)}); the bench client runs on the same cores.`,
       '',
-      `## Throughput vs clients (${r.matrixSettings.sweepNodes} members, fsync and batching on)`,
+      `## Throughput vs clients (${r.matrixSettings.sweepNodes} members, fsync and batching on; clients spread over the members, or all sent to the leader)`,
       '',
       sweepTable(r.matrix.results, r.matrixSettings),
       '',
@@ -302,7 +335,7 @@ function modeLines(o: {
   readonly title: string;
   readonly subtitle: string;
   readonly rows: readonly Readonly<Record<string, string | number>>[];
-  readonly x: { readonly field: string; readonly title: string; readonly log: boolean };
+  readonly x: { readonly field: string; readonly title: string; readonly log: boolean; readonly ticks?: readonly number[] };
   readonly y: { readonly field: string; readonly title: string; readonly log: boolean; readonly domain?: readonly [number, number] };
 }): VegaLiteSpec {
   const scale = (a: { readonly log: boolean; readonly domain?: readonly [number, number] }) =>
@@ -315,7 +348,13 @@ function modeLines(o: {
     data: { values: o.rows.map((r) => ({ ...r })) },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: o.x.field, type: 'quantitative', title: o.x.title, scale: scale(o.x) },
+      x: {
+        field: o.x.field,
+        type: 'quantitative',
+        title: o.x.title,
+        scale: scale(o.x),
+        ...(o.x.ticks !== undefined ? { axis: { values: [...o.x.ticks], format: 'd' } } : {}),
+      },
       y: { field: o.y.field, type: 'quantitative', title: o.y.title, scale: scale(o.y) },
       color: MODE_COLOUR,
     },
@@ -329,20 +368,34 @@ export function plotSpecs(r: TradeoffResults): PlotSpec[] {
   if (r.matrix !== null) {
     const sweep = sweepRows(r.matrix.results, m);
     if (sweep.length > 0) {
+      const spec = modeLines({
+        title: 'Throughput vs clients per read mode',
+        subtitle: `${m.sweepNodes} members, fsync and batching on, ${(100 * r.settings.readRatio).toFixed(0)}% reads; solid: clients spread over members, dashed: all to the leader`,
+        rows: sweep.map((x) => ({ readMode: x.readMode, placement: TARGET_TITLES[x.target], clients: x.clients, opsPerSec: Math.round(x.opsPerSec) })),
+        x: { field: 'clients', title: 'closed-loop clients (log)', log: true, ticks: [...new Set(sweep.map((x) => x.clients))] },
+        y: { field: 'opsPerSec', title: 'acknowledged ops/s', log: false },
+      });
+      const encoding = 'encoding' in spec ? spec.encoding : undefined;
       out.push({
         base: 'plots/throughput-vs-clients',
-        spec: modeLines({
-          title: 'Throughput vs clients per read mode',
-          subtitle: `${m.sweepNodes} members, fsync and batching on, ${(100 * r.settings.readRatio).toFixed(0)}% reads`,
-          rows: sweep.map((x) => ({ readMode: x.readMode, clients: x.clients, opsPerSec: Math.round(x.opsPerSec) })),
-          x: { field: 'clients', title: 'closed-loop clients (log)', log: true },
-          y: { field: 'opsPerSec', title: 'acknowledged ops/s', log: false },
-        }),
+        spec: {
+          ...spec,
+          encoding: {
+            ...encoding,
+            strokeDash: {
+              field: 'placement',
+              type: 'nominal',
+              title: 'clients',
+              sort: [TARGET_TITLES.spread, TARGET_TITLES.leader],
+              legend: null, // the subtitle says which is which (a dash legend of a line+point mark draws no stroke)
+            },
+          },
+        } as VegaLiteSpec,
       });
     }
     const cdfRows: { readMode: string; ms: number; fraction: number }[] = [];
     for (const mode of m.readModes) {
-      const f = findResult(r.matrix.results, referenceCell(m, mode), r.settings.clients)?.figures;
+      const f = findResult(r.matrix.results, referenceCell(m, mode), r.settings.clients, m.target)?.figures;
       for (const p of f?.cdf ?? []) if (p.ms > 0) cdfRows.push({ readMode: mode, ms: p.ms, fraction: p.fraction });
     }
     if (cdfRows.length > 0) {
@@ -372,7 +425,12 @@ export function plotSpecs(r: TradeoffResults): PlotSpec[] {
           $schema: SCHEMA,
           title: { text: 'Throughput by cluster size, read mode, fsync and batching', subtitle: `${r.settings.clients} clients, ${(100 * r.settings.readRatio).toFixed(0)}% reads` },
           data: { values: matrixRows },
-          facet: { field: 'config', type: 'nominal', title: null },
+          facet: {
+            field: 'config',
+            type: 'nominal',
+            title: null,
+            sort: ['fsync on, batching on', 'fsync on, batching off', 'fsync off, batching on', 'fsync off, batching off'],
+          },
           columns: 2,
           spec: {
             width: 260,

@@ -24,7 +24,7 @@ import { exitAfter, machineInfo, startBenchRun } from '../raft/cli-common.js';
 import { estimateEtcdMs, runEtcdSection } from './etcd.js';
 import { estimateFailoverMs, runFailoverSection } from './failover.js';
 import { estimateFaultsMs, runFaultsSection } from './faults.js';
-import { CLUSTER_SIZES, estimateMatrixMs, runMatrixSection, type MatrixSectionResult, type MatrixSettings } from './matrix.js';
+import { CLUSTER_SIZES, estimateMatrixMs, type ClientTarget, runMatrixSection, type MatrixSectionResult, type MatrixSettings } from './matrix.js';
 import { plotSpecs, renderReport, writePlots, headlines, type TradeoffResults } from './report.js';
 import {
   TRADEOFF_READ_MODES,
@@ -91,7 +91,8 @@ interface RawOptions {
   readonly fsync?: readonly boolean[];
   readonly batching?: readonly boolean[];
   readonly sweepClients?: readonly number[];
-  readonly target: 'spread' | 'leader';
+  readonly target: ClientTarget;
+  readonly sweepTargets?: readonly ClientTarget[];
   readonly faultsNodes?: number;
   readonly faultsDurationMs?: number;
   readonly faultsRate?: number;
@@ -111,12 +112,13 @@ export const DEFAULTS = {
   full: {
     clients: 16, durationMs: 2500, warmupMs: 500,
     nodes: [...CLUSTER_SIZES] as number[], fsync: [true, false], batching: [true, false], sweepClients: [1, 4, 16, 64],
+    sweepTargets: ['spread', 'leader'] as ClientTarget[],
     faultsNodes: 5, faultsDurationMs: 30_000, faultsRate: 200, faultsConcurrency: 10,
     failoverKills: 20, electionTimeouts: [300, 1000, 2000], etcdFailoverKills: 5,
   },
   quick: {
     clients: 16, durationMs: 800, warmupMs: 300,
-    nodes: [1, 3], fsync: [true], batching: [true], sweepClients: [1, 16],
+    nodes: [1, 3], fsync: [true], batching: [true], sweepClients: [1, 16], sweepTargets: ['spread'] as ClientTarget[],
     faultsNodes: 3, faultsDurationMs: 5000, faultsRate: 100, faultsConcurrency: 6,
     failoverKills: 2, electionTimeouts: [300, 1000], etcdFailoverKills: 1,
   },
@@ -165,6 +167,7 @@ export function resolveOptions(o: RawOptions): ResolvedRun {
     sweepClients: o.sweepClients ?? [...d.sweepClients],
     sweepNodes: 3,
     target: o.target,
+    sweepTargets: o.sweepTargets ?? [...d.sweepTargets],
   };
   const tooMany = matrix.sweepClients.find((c) => c > o.keys);
   if (tooMany !== undefined) throw new InvalidArgumentError(`--sweep-clients ${tooMany} exceeds --keys ${o.keys}`);
@@ -300,6 +303,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--batching <list>', 'batching settings of the matrix: on,off (default on,off; quick on)', list(onOffValue, 'on/off'))
     .option('--sweep-clients <list>', 'client counts of throughput vs clients (default 1,4,16,64; quick 1,16)', list(int(1), 'counts'))
     .addOption(new Option('--target <where>', 'matrix clients: worker w to member w mod N, or all to the leader').choices(['spread', 'leader']).default('spread'))
+    .option('--sweep-targets <list>', 'client placements of the sweep: spread,leader (default both; quick spread)', list(oneOf(['spread', 'leader'] as const), 'placements'))
     .option('--faults-nodes <n>', 'members of the faults runs (default 5; quick 3)', int(3))
     .option('--faults-duration-ms <ms>', 'length of each faults run (default 30000; quick 5000)', int(1000))
     .option('--faults-rate <n>', 'target ops/s of each faults run (default 200; quick 100)', int(1))

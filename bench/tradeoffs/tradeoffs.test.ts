@@ -24,6 +24,7 @@ const settings: MatrixSettings = {
   sweepClients: [1, 4, 16, 64],
   sweepNodes: 3,
   target: 'spread',
+  sweepTargets: ['spread', 'leader'],
 };
 
 describe('matrix planning', () => {
@@ -35,8 +36,10 @@ describe('matrix planning', () => {
     expect(groups).toHaveLength(4 * 2 * 2 * 2);
     const jobs = groups.flatMap((g) => g.jobs);
     expect(jobs.filter((j) => j.kind === 'matrix')).toHaveLength(cells.length);
-    // The sweep point at 16 clients is the matrix cell itself: 3 counts x 3 modes more, not 4 x 3.
-    expect(jobs.filter((j) => j.kind === 'sweep')).toHaveLength(3 * 3);
+    // Spread, the sweep point at 16 clients is the matrix cell itself: 3 counts x 3 modes more, not 4 x 3;
+    // to the leader, all 4 x 3.
+    expect(jobs.filter((j) => j.kind === 'sweep' && j.target === 'spread')).toHaveLength(3 * 3);
+    expect(jobs.filter((j) => j.kind === 'sweep' && j.target === 'leader')).toHaveLength(4 * 3);
     for (const g of groups) {
       for (const j of g.jobs) {
         expect(j.cell.nodes).toBe(g.config.nodes);
@@ -191,12 +194,12 @@ describe('report tables', () => {
     p50Ms: p99Ms / 4, p99Ms, p999Ms: p99Ms * 2, readP50Ms: 1, readP99Ms: 2, writeP50Ms: 3, writeP99Ms: 4,
     cdf: [], clientCpuPercent: 10, serverCpuPercent: 50, undrained: 0,
   });
-  const small: MatrixSettings = { ...settings, nodes: [3], fsync: [true], batching: [true], sweepClients: [1, 16] };
+  const small: MatrixSettings = { ...settings, nodes: [3], fsync: [true], batching: [true], sweepClients: [1, 16], sweepTargets: ['spread'] };
   const results: MatrixResult[] = [
-    { readMode: 'linearizable', nodes: 3, fsync: true, batching: true, kind: 'matrix', clients: 16, figures: fig(1000, 20) },
-    { readMode: 'serializable', nodes: 3, fsync: true, batching: true, kind: 'matrix', clients: 16, figures: fig(3000, 8) },
-    { readMode: 'lease', nodes: 3, fsync: true, batching: true, kind: 'matrix', clients: 16, figures: null, error: 'cluster failed' },
-    { readMode: 'linearizable', nodes: 3, fsync: true, batching: true, kind: 'sweep', clients: 1, figures: fig(300, 5) },
+    { readMode: 'linearizable', nodes: 3, fsync: true, batching: true, kind: 'matrix', clients: 16, target: 'spread', figures: fig(1000, 20) },
+    { readMode: 'serializable', nodes: 3, fsync: true, batching: true, kind: 'matrix', clients: 16, target: 'spread', figures: fig(3000, 8) },
+    { readMode: 'lease', nodes: 3, fsync: true, batching: true, kind: 'matrix', clients: 16, target: 'spread', figures: null, error: 'cluster failed' },
+    { readMode: 'linearizable', nodes: 3, fsync: true, batching: true, kind: 'sweep', clients: 1, target: 'spread', figures: fig(300, 5) },
   ];
 
   it('shows failed cells as failed, and the sweep from matrix and sweep jobs alike', () => {
@@ -204,9 +207,9 @@ describe('report tables', () => {
     expect(t).toContain('| linearizable | 3 | on | on | 1,000 |');
     expect(t).toContain('| lease | 3 | on | on | FAILED |');
     expect(sweepRows(results, small)).toEqual([
-      { readMode: 'linearizable', clients: 1, opsPerSec: 300, p99Ms: 5 },
-      { readMode: 'linearizable', clients: 16, opsPerSec: 1000, p99Ms: 20 },
-      { readMode: 'serializable', clients: 16, opsPerSec: 3000, p99Ms: 8 },
+      { readMode: 'linearizable', target: 'spread', clients: 1, opsPerSec: 300, p99Ms: 5 },
+      { readMode: 'linearizable', target: 'spread', clients: 16, opsPerSec: 1000, p99Ms: 20 },
+      { readMode: 'serializable', target: 'spread', clients: 16, opsPerSec: 3000, p99Ms: 8 },
     ]);
   });
 
