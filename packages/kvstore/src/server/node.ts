@@ -199,6 +199,14 @@ export class KvNode {
     const clientHttp = createServer({ requestTimeout: 0 });
     const extraListeners: NetServer[] = [];
     const metricsHttp = opts.listenMetricsUrls !== undefined && opts.listenMetricsUrls.length > 0 ? createServer() : null;
+    // Every socket handed to 'upgrade' gets an error listener first: Node removes its own when it hands a
+    // socket over, and a /raft upgrade can arrive before the Raft transport that claims it listens (the peer
+    // listener opens first, driver.start() comes later). Such a socket waits unanswered until the dialer's
+    // handshake timeout; if the link is reset meanwhile (a chaos proxy's partition), an unheard ECONNRESET
+    // would crash the member.
+    for (const s of [peerHttp, clientHttp, metricsHttp]) {
+      s?.on('upgrade', (_req: IncomingMessage, socket: Duplex) => socket.on('error', () => socket.destroy()));
+    }
     let peerUrls: string[];
     let clientUrls: string[];
     let metricsUrls: string[] = [];
