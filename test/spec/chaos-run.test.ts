@@ -309,6 +309,17 @@ describe('ballot chaos: real runs (3 members, a few seconds)', () => {
     expect(existsSync(join(out, 'watch-events.jsonl'))).toBe(true);
   }, 120_000);
 
+  it('a check that runs out of budget is unknown, never valid: exit 2 without an error', async () => {
+    const out = join(tempRoot(), 'run');
+    const run = await runCli(['chaos', '--nodes', '3', '--nemesis', 'none', '--duration', '1', '--rate', '100', '--concurrency', '3', '--check-budget-ms', '0', '--out', out]);
+    expect(run.code, run.stderr.slice(-4000)).toBe(2);
+    expect(run.last).toMatchObject({ valid: 'unknown', nemeses: [] });
+    expect(run.last['error']).toBeUndefined();
+    expect((run.last as unknown as ChaosResults).counts.ok).toBeGreaterThan(0);
+    expect(run.stderr).toContain('UNKNOWN');
+    expect(memberPids(out, run.stderr).filter(alive)).toEqual([]);
+  }, 120_000);
+
   it('SIGINT in the middle: every member stopped, what exists written, exit 2', async () => {
     const out = join(tempRoot(), 'run');
     let sent = false;
