@@ -212,17 +212,15 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
   let recorder: FileHistoryRecorder | undefined;
   let nemesis: Nemesis | undefined;
   const workloadAbort = new AbortController();
-  let workloadDone: Promise<void> | undefined;
-  let ctx: WorkloadContext | undefined;
   let verdict: WorkloadVerdict | undefined;
   let checkMs = 0;
   let error: string | undefined;
   let results: ChaosResults | undefined;
   let stopError: string | undefined;
-  const workload = workloadFor(options.workload);
 
   try {
     checkChaosOptions(options);
+    const workload = workloadFor(options.workload);
     await prepareOutDir(outDir);
     outCreated = true;
 
@@ -248,7 +246,7 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
 
     const schedule = scheduleFaults({ seed: options.seed, durationMs: options.durationMs, nodeCount: options.nodes, nemeses: options.nemeses });
     recorder = new FileHistoryRecorder(join(outDir, 'history.jsonl'));
-    ctx = {
+    const ctx: WorkloadContext = {
       endpoints: cluster.endpoints,
       names: cluster.names,
       concurrency: options.concurrency,
@@ -271,7 +269,6 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     nemesis.start(performance.now());
     progress.phase(`running for ${(options.durationMs / 1000).toFixed(1)} s: ${schedule.windows.length} fault window(s)`);
     const running = workload.run(ctx);
-    workloadDone = running;
     const failed: { error?: unknown } = {};
     running.catch((e: unknown) => {
       failed.error = e;
