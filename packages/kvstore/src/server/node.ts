@@ -387,11 +387,13 @@ export class KvNode {
       metricsHttp.on('request', (req, res) => node.onClientRequest(req, res, probesOnly));
       extraListeners.push(metricsHttp);
     }
-    // Upgrades nobody claims (not /raft, /snapshot or the native API's path) are refused.
-    for (const s of [peerHttp, clientHttp]) {
-      s.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    // Upgrades nobody claims (not /raft, /snapshot or the native API's path) are refused; the metrics
+    // listener claims none (without this, its error-listener above would leave such a request hanging).
+    for (const s of [peerHttp, clientHttp, metricsHttp]) {
+      s?.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
         const path = new URL(req.url ?? '/', 'http://x').pathname;
-        const claimed = s === peerHttp ? path === '/raft' || path === SNAPSHOT_STREAM_PATH || path === FORWARD_PATH : apis.upgradePaths.includes(path);
+        const claimed =
+          s === peerHttp ? path === '/raft' || path === SNAPSHOT_STREAM_PATH || path === FORWARD_PATH : s === clientHttp ? apis.upgradePaths.includes(path) : false;
         if (!claimed) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       });
     }
