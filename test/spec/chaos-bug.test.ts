@@ -70,6 +70,12 @@ describe('the chaos runner catches --unsafe-stale-reads under partitions', () =>
       expect(bad.verdict.anomalyCount).toBeGreaterThan(0);
       expect(bad.verdict.anomalies.join('\n')).toMatch(/r[01]/);
       expect(existsSync(join(buggyOut, 'timeline.html'))).toBe(true);
+      // check.json holds the failing key's sub-history and the point where no linearization exists.
+      const check = JSON.parse(readFileSync(join(buggyOut, 'check.json'), 'utf8')) as { valid: unknown; key: string; subHistory: unknown[]; point: { stuck: unknown[] } };
+      expect(check.valid).toBe(false);
+      expect(bad.verdict.summary).toContain(`key "${check.key}"`);
+      expect(check.subHistory.length).toBeGreaterThan(0);
+      expect(check.point.stuck.length).toBeGreaterThan(0);
       expect(buggy.stderr).toContain('INVALID');
       expect(memberPids(buggyOut, buggy.stderr).filter(alive)).toEqual([]);
 

@@ -283,6 +283,10 @@ describe('ballot chaos: real runs (3 members, a few seconds)', () => {
     expect(r).toMatchObject({ workload: 'register', seed: 3, nodes: 3, nemeses: ['partition', 'kill'], readMode: 'linearizable', unsafe: [] });
     expect(existsSync(join(out, 'timeline.html'))).toBe(true);
     expect(r.verdict.checks.map((c) => c.name)).toContain('linearizability');
+    // The checker's full result is in check.json, not in the results line.
+    expect(r.files).toContain('check.json');
+    expect(r.verdict.linearizability).toBeUndefined();
+    expect(JSON.parse(readFileSync(join(out, 'check.json'), 'utf8'))).toMatchObject({ valid: true, ops: expect.any(Number) as unknown, keys: 10 });
     // The applied fault windows are in nemesis.jsonl and in the results' windows.
     const applied = readFileSync(join(out, 'nemesis.jsonl'), 'utf8').trim().split('\n').filter((l) => l !== '');
     expect(applied.length).toBeGreaterThan(0);

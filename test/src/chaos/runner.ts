@@ -402,6 +402,9 @@ async function finish(
     error ??= `summarizing the history: ${(err as Error).message}`;
   }
   const verdict = verdictIn ?? noVerdict(error ?? 'the run ended before its check');
+  // The checker's full result (the failing key's whole sub-history, the linearization of every key)
+  // goes to check.json; results.json and the stdout line keep the verdict's readable parts.
+  const { linearizability, ...readableVerdict } = verdict;
   let results: ChaosResults = {
     valid: error === undefined ? verdict.valid : 'unknown',
     workload: options.workload,
@@ -411,7 +414,7 @@ async function finish(
     readMode: options.readMode,
     unsafe: unsafeFlags(options),
     ...summary,
-    verdict,
+    verdict: readableVerdict,
     checkMs,
     outDir,
     files: [],
@@ -424,7 +427,10 @@ async function finish(
     if (events.length > 0) {
       await writeRunPlots(outDir, { events, applied, durationMs: options.durationMs, title: `${options.workload}, seed ${options.seed}` });
     }
-    if (verdict.linearizability !== undefined && verdict.model !== undefined) await writeTimeline(outDir, verdict, options);
+    if (linearizability !== undefined) {
+      await writeFile(join(outDir, 'check.json'), `${JSON.stringify(linearizability, checkJsonReplacer, 2)}\n`);
+      if (verdict.model !== undefined) await writeTimeline(outDir, verdict, options);
+    }
     await writeReport(outDir, results, { options });
   } catch (err) {
     const message = `writing the run's files: ${(err as Error).message}`;
@@ -432,6 +438,13 @@ async function finish(
     if (results.error === undefined) results = { ...results, valid: 'unknown', error: message };
   }
   return results;
+}
+
+/** JSON has no Infinity (an indeterminate completion: null) and no Map (linearizations: key -> op ids). */
+function checkJsonReplacer(_key: string, v: unknown): unknown {
+  if (v === Infinity) return null;
+  if (v instanceof Map) return Object.fromEntries([...(v as Map<string, readonly { readonly id: number }[]>)].map(([k, ops]) => [k, ops.map((o) => o.id)]));
+  return v;
 }
 
 /** timeline.html: the checked history (the operations of the checked model), lanes per key. */
