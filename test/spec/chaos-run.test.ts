@@ -324,6 +324,29 @@ describe('ballot chaos: real runs (3 members, a few seconds)', () => {
     expect(memberPids(out, run.stderr).filter(alive)).toEqual([]);
   }, 120_000);
 
+  it('chaos-soak through the CLI: seeds one after another within the time, a table, the summary as the last line', async () => {
+    const root = join(tempRoot(), 'soak');
+    const run = await runCli(
+      ['chaos-soak', '--total-minutes', '0.4', '--seed-from', '11', '--nodes', '3', '--nemesis', 'none', '--duration', '1', '--rate', '50', '--concurrency', '3', '--out', root],
+      120_000,
+    );
+    expect(run.code, run.stderr.slice(-4000)).toBe(0);
+    const summary = JSON.parse(readFileSync(join(root, 'soak.json'), 'utf8')) as { runs: { seed: number; valid: unknown; outDir: string; ops: number; wallMs: number }[]; valid: number; totalMs: number };
+    expect(run.last).toEqual(summary);
+    expect(summary.runs.length).toBeGreaterThanOrEqual(1);
+    expect(summary.runs.map((r) => r.seed)).toEqual(summary.runs.map((_, i) => 11 + i));
+    expect(summary.valid).toBe(summary.runs.length);
+    // No run starts past the deadline (each starts only if it is expected to end by then).
+    expect(summary.totalMs).toBeLessThanOrEqual(24_000 + Math.max(...summary.runs.map((r) => r.wallMs)));
+    for (const r of summary.runs) {
+      expect(r.outDir).toBe(join(root, `seed-${r.seed}`));
+      expect(r.ops).toBeGreaterThan(0);
+      expect(JSON.parse(readFileSync(join(r.outDir, 'results.json'), 'utf8'))).toMatchObject({ seed: r.seed, valid: true });
+    }
+    expect(run.stderr).toMatch(/^seed +verdict +ops +availability/m);
+    expect(memberPids(join(root, 'seed-11'), run.stderr).filter(alive)).toEqual([]);
+  }, 120_000);
+
   it('SIGINT in the middle: every member stopped, what exists written, exit 2', async () => {
     const out = join(tempRoot(), 'run');
     let sent = false;
