@@ -19,4 +19,10 @@ registerCheckCommand(program);
 registerChaosCommands(program);
 registerBenchCommand(program);
 
-await program.parseAsync(process.argv);
+// Exit 1 means 'invalid' to `ballot check` and `ballot chaos`; an unexpected throw is an error (exit 2).
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`ballot: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(2);
+}
