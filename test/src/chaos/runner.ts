@@ -3,7 +3,7 @@
 //   validate → create the out folder (absent or empty) → start the cluster → wait for a leader →
 //   workload setup → start recording → nemesis + workload for durationMs (the progress line) →
 //   stop the workload → heal everything → wait for a leader → final reads → close the history →
-//   check → summarize → write nemesis.jsonl, results.json, plots/, timeline.html, report.html →
+//   check → summarize → write nemesis.jsonl, results.json, plots/, check.json, timeline.html, report.html →
 //   stop the cluster → the results JSON as the last stdout line.
 //
 // Every process the run starts belongs to the ChaosCluster, which stops each one by PID; the run
@@ -39,9 +39,9 @@ export interface ChaosIo {
 
 /** Bounds of the phases that wait on the cluster. */
 export const RUNNER_TIMEOUTS = {
-  /** Every member started and one leader named by a majority. */
+  /** Every member started and answering, all naming the same leader (ChaosCluster.waitReady). */
   readyMs: 30_000,
-  /** A leader again after the faults healed, before the final reads. */
+  /** The same, again after the faults healed (restarted members included), before the final reads. */
   leaderAfterHealMs: 30_000,
   /** Workload setup (e.g. the bank's accounts written). */
   setupMs: 30_000,
