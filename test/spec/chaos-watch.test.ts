@@ -112,8 +112,8 @@ describe('checkWatch', () => {
     const gap = checkWatch(withWatcher(run, 1, [ev[0], ev[2], ev[3]] as WatchRecord[]));
     expect(gap.valid).toBe(false);
     expect(gap.anomalies).toEqual([`watcher 1 on n2: gap: never saw w/1=1@${START + 1}`]);
-    const tail = checkWatch(withWatcher(run, 1, ev.slice(0, 2)));
-    expect(tail.anomalies).toEqual([`watcher 1 on n2: gap: never saw 2 events, w/0=2@${START + 2} .. w/2=2@${START + 3} (the end of the stream)`]);
+    const twoGaps = checkWatch(withWatcher(run, 1, [ev[0], ev[3]] as WatchRecord[]));
+    expect(twoGaps.anomalies).toEqual([`watcher 1 on n2: gap: never saw 2 events, w/1=1@${START + 1} .. w/0=2@${START + 2}`]);
     const dup = checkWatch(withWatcher(run, 1, [ev[0], ev[1], ev[1], ev[2], ev[3]] as WatchRecord[]));
     expect(dup.anomalies).toHaveLength(1);
     expect(dup.anomalies[0]).toContain('watcher 1 on n2: duplicate: event 3 w/1=1@8');
@@ -122,10 +122,52 @@ describe('checkWatch', () => {
     expect(swapped.anomalies[0]).toContain('watcher 1 on n2: out of order: event 3 w/1=1@8');
     const wrong = checkWatch(withWatcher(run, 1, ev.map((e, i) => (i === 2 ? { ...e, value: 99 } : e))));
     expect(wrong.anomalies).toEqual([`watcher 1 on n2: value mismatch at revision ${START + 2}: saw w/0=99@9, the reference has w/0=2@9`]);
-    for (const r of [gap, tail, dup, swapped, wrong]) {
+    for (const r of [gap, twoGaps, dup, swapped, wrong]) {
       expect(r.checks.find((c) => c.name === 'watch-exactly-once')?.valid).toBe(false);
       expect(r.checks.find((c) => c.name === 'linearizability')?.valid).toBe(true);
     }
+  });
+
+  it('a watcher missing only the end (behind, or stopped by a compaction cancel) is unknown, not invalid; a gap before a later event is invalid', () => {
+    const run = watchRun(CMDS);
+    const ev = run.watchers[1]?.events as readonly WatchRecord[];
+    const behind = checkWatch(withWatcher(run, 1, ev.slice(0, 2)));
+    expect(behind.valid).toBe('unknown');
+    expect(behind.anomalyCount).toBe(0);
+    const once = behind.checks.find((c) => c.name === 'watch-exactly-once');
+    expect(once?.valid).toBe('unknown');
+    expect(once?.summary).toContain(`watcher 1 on n2 stopped at revision ${START + 1}, 2 events short`);
+    const none = checkWatch(withWatcher(run, 1, []));
+    expect(none.valid).toBe('unknown');
+    expect(none.checks.find((c) => c.name === 'watch-exactly-once')?.summary).toContain(`stopped at revision ${START - 1}, 4 events short`);
+    const compacted: WatchCheckInput = {
+      ...run,
+      watchers: run.watchers.map((w) => (w.watcher === 2 ? { ...w, events: w.events.slice(0, 3), stoppedBy: `revision ${START + 3} was compacted (oldest kept ${START + 3})` } : w)),
+    };
+    const c = checkWatch(compacted);
+    expect(c.valid).toBe('unknown');
+    expect(c.checks.find((x) => x.name === 'watch-exactly-once')?.summary).toContain(`watcher 2 on n3 stopped at revision ${START + 2}, 1 events short (revision ${START + 3} was compacted`);
+    // The same missing end, but a later event did arrive: a gap, invalid (whether or not the watcher was stopped).
+    const gapThenLater = checkWatch({ ...compacted, watchers: compacted.watchers.map((w) => (w.watcher === 2 ? { ...w, events: [ev[0], ev[1], ev[3]].map((e) => ({ ...(e as WatchRecord), watcher: 2, node: 'n3' })) } : w)) });
+    expect(gapThenLater.valid).toBe(false);
+    expect(gapThenLater.anomalies).toEqual([`watcher 2 on n3: gap: never saw w/0=2@${START + 2}`]);
+    // Behind, plus a real anomaly on another watcher: invalid.
+    const both = checkWatch(withWatcher(withWatcher(run, 1, ev.slice(0, 2)), 0, [ev[0], ev[0], ev[1], ev[2], ev[3]].map((e) => ({ ...(e as WatchRecord), watcher: 0, node: 'n1' }))));
+    expect(both.valid).toBe(false);
+  });
+
+  it('judges a reference of 150,000 events (no spread of the revisions into Math.max)', () => {
+    const n = 150_000;
+    const reference: WatchRecord[] = Array.from({ length: n }, (_, i) => ({ watcher: -1, node: 'n1', revision: START + i, key: 'w/0', value: i + 1, type: 'put', time: i }));
+    // No recorded history (the linearizability search is not what is under test): every event is then a put from nowhere.
+    const r = checkWatch({ watchers: [{ watcher: 0, node: 'n1', events: reference }], reference, history: [], startRevision: START, finalRevision: START + n - 1 });
+    expect(r.checks.map((c) => [c.name, c.valid])).toEqual([
+      ['watch-reference', true],
+      ['watch-exactly-once', true],
+      ['watch-puts', false],
+      ['linearizability', true],
+    ]);
+    expect(r.anomalyCount).toBe(n);
   });
 
   it('finds a lost acknowledged put, a failed put that took effect, a put from nowhere, a put applied twice', () => {
