@@ -193,7 +193,10 @@ describe('the register workload on a real 3-member cluster', () => {
     const verdict = await workload.check(ctx, 30_000);
     expect(verdict.valid).toBe(true);
     expect(verdict.model).toBe('register');
-    expect(verdict.checks).toEqual([expect.objectContaining({ name: 'linearizability', valid: true })]);
+    expect(verdict.checks).toEqual([
+      expect.objectContaining({ name: 'linearizability', valid: true }),
+      expect.objectContaining({ name: 'final-reads', valid: true, summary: 'an ok final read of each of 4 keys on each of 3 nodes' }),
+    ]);
     expect(verdict.anomalies).toEqual([]);
     expect(verdict.linearizability?.valid).toBe(true);
 
@@ -218,6 +221,31 @@ describe('the register workload on a real 3-member cluster', () => {
     const handVerdict = registerVerdict({ recorder: { events: byHand, invoke: () => { throw new Error('read only'); }, newProcess: () => 0 } }, 30_000);
     expect(handVerdict.valid).toBe(false);
     expect(handVerdict.anomalies.join('\n')).toMatch(/read -> 987654/);
+  });
+
+  it('final reads: a node\'s keys are read in parallel under one deadline; a key never read ok makes the verdict unknown, not valid', async () => {
+    // n1 and n2 refuse every connection (nothing listens on port 1 or 2): no final read can be ok.
+    const ctx = context({ endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], keys: 10 });
+    const workload = new RegisterWorkload({ finalReadTimeoutMs: 400 });
+    await workload.finalReads(ctx);
+    const invokes = ctx.recorder.events.filter((e) => e.type === 'invoke');
+    for (const node of ['n1', 'n2']) {
+      const mine = invokes.filter((e) => e.node === node);
+      // Every key's first attempt comes before any key's second: the keys run side by side, not one after the other.
+      const firstTen = new Set(mine.slice(0, 10).map((e) => e.key));
+      expect(firstTen, node).toEqual(new Set(registerKeys(10)));
+      expect(mine.length, node).toBeGreaterThan(10); // retried until the deadline
+      // No process has two reads open at once.
+      expect(new Set(mine.slice(0, 10).map((e) => e.process)).size).toBe(10);
+    }
+    expect(ctx.recorder.events.filter((e) => e.type === 'ok')).toEqual([]);
+    const verdict = await workload.check(ctx, 10_000);
+    expect(verdict.checks.map((c) => [c.name, c.valid])).toEqual([['linearizability', true], ['final-reads', 'unknown']]);
+    expect(verdict.valid).toBe('unknown');
+    expect(verdict.summary).toMatch(/^final-reads: 20 of 20 final reads never returned ok \(n1: r0, r1, r2, r3, r4 and 5 more; n2: /);
+    // A workload whose final reads never ran is not valid either.
+    const never = await new RegisterWorkload().check(context({ endpoints: ['http://127.0.0.1:1'], keys: 2 }), 10_000);
+    expect(never.valid).toBe('unknown');
   });
 
   it('workloadFor names what is missing', () => {
