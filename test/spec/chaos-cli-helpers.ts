@@ -14,8 +14,34 @@ export interface CliRun {
   readonly last: Record<string, unknown>;
 }
 
+/** The PIDs a run's nodes/pids.json lists (the members running at its last rewrite, and the watchdog). */
+export function listedPids(outDir: string): number[] {
+  try {
+    const f = JSON.parse(readFileSync(join(outDir, 'nodes', 'pids.json'), 'utf8')) as { pids?: unknown; watchdog?: unknown };
+    const all = [...(Array.isArray(f.pids) ? f.pids : []), f.watchdog];
+    return all.filter((p): p is number => Number.isInteger(p) && (p as number) > 1);
+  } catch {
+    return [];
+  }
+}
+
+/** SIGCONT + SIGKILL by PID, each that still exists. */
+export function killPids(pids: readonly number[]): void {
+  for (const pid of pids) {
+    for (const sig of ['SIGCONT', 'SIGKILL'] as const) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
 /**
  * Runs `node BIN <args>` to its end; after `timeoutMs` it is SIGKILLed by PID and the promise rejects.
+ * Then the members it had running (and its watchdog), as <--out>/nodes/pids.json lists them, are
+ * SIGCONTed and SIGKILLed by PID too, so a hung run leaves nothing behind.
  * `onStderr` sees the stderr so far each time more arrives (with the child's PID).
  */
 export function runCli(bin: string, args: readonly string[], timeoutMs = 90_000, onStderr?: (text: string, pid: number) => void): Promise<CliRun> {
@@ -28,8 +54,11 @@ export function runCli(bin: string, args: readonly string[], timeoutMs = 90_000,
       stderr += b.toString();
       onStderr?.(stderr, child.pid ?? 0);
     });
+    const outAt = args.indexOf('--out');
+    const outDir = outAt >= 0 ? args[outAt + 1] : undefined;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
+      if (outDir !== undefined) killPids([...listedPids(outDir), ...memberPids(outDir, stderr)]);
       reject(new Error(`ballot ${args.join(' ')}: still running after ${timeoutMs} ms\n${stderr.slice(-4000)}`));
     }, timeoutMs);
     child.on('error', reject);
@@ -56,6 +85,7 @@ export function memberPids(outDir: string, stderr: string): number[] {
   const resultsFile = join(outDir, 'results.json');
   if (existsSync(resultsFile)) for (const p of (JSON.parse(readFileSync(resultsFile, 'utf8')) as { pids?: number[] }).pids ?? []) pids.add(p);
   for (const m of stderr.matchAll(/\(pids? ([\d, ]+)\)/g)) for (const p of (m[1] ?? '').split(',')) pids.add(Number(p.trim()));
+  for (const p of listedPids(outDir)) pids.add(p);
   return [...pids];
 }
 

@@ -3,9 +3,11 @@
 // resumes a member by SIGSTOP/SIGCONT, changes a member's clock through /debug/clock, and stop() leaves no process
 // behind (every PID it ever started is gone).
 
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
 
@@ -43,10 +45,10 @@ async function eventually<T>(what: string, probe: () => Promise<T | null>, timeo
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  return procState(pid) !== 'Z'; // an exited child of a dead parent, waiting to be reaped, is gone
 }
 
 /** The process state letter from /proc (T = stopped), or null off Linux. */
@@ -127,8 +129,13 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
     c.pause(first);
     const pids = c.pids();
     expect(pids.length).toBe(4);
+    const watchdog = c.watchdogPid() as number;
+    expect(alive(watchdog)).toBe(true);
+    expect((JSON.parse(readFileSync(c.pidFilePath(), 'utf8')) as { pids: number[] }).pids.sort()).toEqual(c.names.map((n) => c.pidOf(n)).sort());
     await c.stop();
     for (const pid of pids) expect(alive(pid), `pid ${pid} still alive`).toBe(false);
+    await eventually('the watchdog gone', async () => (alive(watchdog) ? null : true), 5000, logs);
+    expect(JSON.parse(readFileSync(c.pidFilePath(), 'utf8'))).toMatchObject({ pids: [], watchdog: null });
     for (const n of c.names) expect(c.isRunning(n)).toBe(false);
     await c.stop(); // idempotent
     expect(c.unexpectedExits()).toEqual([]);
@@ -159,5 +166,50 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
     const pids = c.pids();
     await c.stop();
     for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+
+  it('a runner SIGKILLed while a member is paused (SIGSTOP) leaves no member behind: the watchdog SIGCONTs and SIGKILLs them', async () => {
+    // The runner is a child process using the built cluster (test/dist): it starts 3 members, waits for a leader,
+    // pauses n2, prints the PIDs, and is then SIGKILLed (no exit hook runs). n1 and n3 stop by --parent-pid; n2
+    // cannot (it is stopped), which is what the watchdog is for.
+    const distCluster = join(dirname(defaultBin()), '../../../test/dist/chaos/cluster.js');
+    expect(existsSync(distCluster), `${distCluster} is missing: run npm run build`).toBe(true);
+    root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-'));
+    const script = `
+      import { ChaosCluster } from ${JSON.stringify(pathToFileURL(distCluster).href)};
+      const c = await ChaosCluster.start({ nodes: 3, outDir: ${JSON.stringify(root)}, heartbeatIntervalMs: 50, electionTimeoutMs: 500,
+        requestTimeoutMs: 1000, readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false });
+      await c.waitReady(30000);
+      c.pause('n2');
+      process.stdout.write(JSON.stringify({ pids: c.pids(), paused: c.pidOf('n2'), watchdog: c.watchdogPid(), pidFile: c.pidFilePath() }) + '\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const runner = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    runner.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    runner.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    let started: { pids: number[]; paused: number; watchdog: number; pidFile: string } | undefined;
+    try {
+      started = await eventually('the runner\'s PIDs', async () => (out.includes('\n') ? (JSON.parse(out.split('\n')[0] as string) as typeof started) ?? null : null), 40_000, () => err);
+      const s = started as NonNullable<typeof started>;
+      expect(s.pids).toHaveLength(3);
+      expect(alive(s.watchdog)).toBe(true);
+      const listed = JSON.parse(readFileSync(s.pidFile, 'utf8')) as { pids: number[]; watchdog: number };
+      expect(listed.pids.sort()).toEqual([...s.pids].sort());
+      expect(listed.watchdog).toBe(s.watchdog);
+      if (procState(s.paused) !== null) await eventually('n2 stopped', async () => (procState(s.paused) === 'T' ? true : null), 5000, () => err);
+      runner.kill('SIGKILL');
+      await eventually('every member and the watchdog gone', async () => ([...s.pids, s.watchdog].every((p) => !alive(p)) ? true : null), 10_000, () =>
+        [...s.pids, s.watchdog].map((p) => `pid ${p}: ${alive(p) ? `alive (${procState(p) ?? '?'})` : 'gone'}`).join(', '));
+    } finally {
+      // Whatever is left (a failed assertion) is stopped by PID.
+      if (runner.exitCode === null && runner.signalCode === null) runner.kill('SIGKILL');
+      for (const p of started === undefined ? [] : [...started.pids, started.watchdog]) {
+        if (!alive(p)) continue;
+        process.kill(p, 'SIGCONT');
+        process.kill(p, 'SIGKILL');
+      }
+    }
   });
 });

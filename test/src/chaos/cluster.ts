@@ -5,17 +5,21 @@
 //
 // Layout under outDir:   nodes/<name>.log        stdout+stderr of every incarnation (restarts append a marker)
 //                        nodes/<name>/data       the member's --data-dir (Raft log and store)
+//                        nodes/pids.json         {"runner": pid, "watchdog": pid, "pids": [running members' pids]}
 //
 // Processes: every PID is tracked. stop() resumes paused members (a stopped process cannot handle SIGTERM), sends
 // SIGTERM, waits a grace, then SIGKILLs what is left and waits for every exit. If this process exits some other way,
 // a process 'exit' hook SIGKILLs every member still running, and each member also gets --parent-pid, so it stops by
-// itself once the runner is gone (even after a SIGKILL of the runner, which runs no hook).
+// itself once the runner is gone (even after a SIGKILL of the runner, which runs no hook). A member paused by SIGSTOP
+// cannot run that check, so a small detached watchdog process (WATCHDOG_SCRIPT) watches the runner's PID too: once
+// the runner is gone it SIGCONTs every member listed in <outDir>/nodes/pids.json (rewritten whenever a member
+// starts or exits), gives them WATCHDOG_GRACE_MS to stop by themselves, SIGKILLs the rest and exits. stop() ends it.
 //
 // Ports: members' client and peer ports come from the OS (freePorts); the proxies then bind their own (port 0). When
 // a proxy happened to get a member's port, the network is closed and both are drawn again (bounded attempts).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts, SimRandom, deriveSeed, tailLines } from '@ballot/raft';
@@ -57,6 +61,41 @@ export const STOP_GRACE_MS = 5000;
 /** Deadline of one status probe in leader() / waitReady(). */
 export const STATUS_TIMEOUT_MS = 500;
 const MAX_PORT_ATTEMPTS = 10;
+/** How often the watchdog looks for the runner. */
+export const WATCHDOG_POLL_MS = 250;
+/** After the runner is gone: how long the watchdog lets SIGCONTed members stop by themselves before SIGKILL. */
+export const WATCHDOG_GRACE_MS = 2000;
+/** The members' PID file under <outDir>/nodes (read by the watchdog, and by tests cleaning up after a runner). */
+export const PID_FILE = 'pids.json';
+
+/**
+ * The watchdog (`node -e WATCHDOG_SCRIPT <runner pid> <pid file>`, detached). While the runner lives it only
+ * polls; when the runner is gone it SIGCONTs the PIDs the file lists (a stopped member cannot notice its
+ * parent is gone), waits WATCHDOG_GRACE_MS, SIGKILLs those still alive, and exits (at once if none are listed).
+ */
+export const WATCHDOG_SCRIPT = `
+const fs = require('node:fs');
+const runner = Number(process.argv[1]);
+const file = process.argv[2];
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const signal = (pid, sig) => { try { process.kill(pid, sig); } catch {} };
+const listed = () => {
+  try {
+    const p = JSON.parse(fs.readFileSync(file, 'utf8')).pids;
+    return Array.isArray(p) ? p.filter((x) => Number.isInteger(x) && x > 1) : [];
+  } catch { return []; }
+};
+const timer = setInterval(() => {
+  if (alive(runner)) return;
+  clearInterval(timer);
+  const pids = listed();
+  for (const pid of pids) signal(pid, 'SIGCONT');
+  setTimeout(() => {
+    for (const pid of pids) if (alive(pid)) signal(pid, 'SIGKILL');
+    process.exit(0);
+  }, pids.length === 0 ? 0 : ${WATCHDOG_GRACE_MS});
+}, ${WATCHDOG_POLL_MS});
+`;
 
 interface Incarnation {
   readonly child: ChildProcess;
@@ -123,6 +162,8 @@ export class ChaosCluster implements ChaosTarget {
   private readonly log: (msg: string) => void;
   private stopping: Promise<void> | null = null;
   private readonly onProcessExit = (): void => this.killAllNow();
+  private readonly pidFile: string;
+  private watchdog: ChildProcess | null = null;
 
   private constructor(opts: ChaosClusterOptions, network: ProxyNetwork, members: readonly Member[], bin: string) {
     this.network = network;
@@ -131,6 +172,7 @@ export class ChaosCluster implements ChaosTarget {
     this.endpoints = members.map((m) => m.clientUrl);
     this.bin = bin;
     this.log = opts.log ?? (() => {});
+    this.pidFile = join(opts.outDir, 'nodes', PID_FILE);
   }
 
   /** Binds the proxies, starts every member (does not wait until they serve: see waitReady). */
@@ -188,6 +230,8 @@ export class ChaosCluster implements ChaosTarget {
     const cluster = new ChaosCluster(opts, net, members, bin);
     process.on('exit', cluster.onProcessExit);
     try {
+      cluster.writePidFile();
+      cluster.startWatchdog();
       for (const m of members) {
         mkdirSync(dirname(m.dataDir), { recursive: true });
         cluster.spawnMember(m, `--- started at ${new Date().toISOString()} ---`);
@@ -285,6 +329,17 @@ export class ChaosCluster implements ChaosTarget {
     if (r.status !== 200) throw new Error(`ChaosCluster.setClock(${name}): HTTP ${r.status} ${text.trim()}${r.status === 404 ? ' (start the cluster with debugClock)' : ''}`);
   }
 
+  /** The watchdog's PID (null once stopped or if it could not start). */
+  watchdogPid(): number | null {
+    const w = this.watchdog;
+    return w !== null && w.exitCode === null && w.signalCode === null ? (w.pid ?? null) : null;
+  }
+
+  /** <outDir>/nodes/pids.json: the PIDs of the members running now. */
+  pidFilePath(): string {
+    return this.pidFile;
+  }
+
   /** Every PID this cluster started (every incarnation of every member), in start order. */
   pids(): readonly number[] {
     return [...this.allPids];
@@ -335,6 +390,8 @@ export class ChaosCluster implements ChaosTarget {
         await all;
       }
       process.off('exit', this.onProcessExit);
+      this.stopWatchdog();
+      this.writePidFile();
       await this.network.close();
       this.log(`stopped ${running.length} members`);
     })();
@@ -361,6 +418,7 @@ export class ChaosCluster implements ChaosTarget {
         this.crashes.push({ name: m.name, pid, status: inc.exitStatus });
         this.log(`${m.name} (pid ${pid}) exited by itself: ${inc.exitStatus}`);
       }
+      this.writePidFile();
       markExited();
     });
     child.on('error', (e) => {
@@ -369,6 +427,34 @@ export class ChaosCluster implements ChaosTarget {
     });
     m.current = inc;
     m.paused = false;
+    this.writePidFile();
+  }
+
+  /** Rewrites nodes/pids.json (atomically: a temp file renamed) with the members running now. */
+  private writePidFile(): void {
+    const pids = this.members.map((m) => m.current).filter((c): c is Incarnation => c !== null && c.exitStatus === null).map((c) => c.pid);
+    const tmp = `${this.pidFile}.tmp`;
+    try {
+      writeFileSync(tmp, `${JSON.stringify({ runner: process.pid, watchdog: this.watchdog?.pid ?? null, pids })}\n`);
+      renameSync(tmp, this.pidFile);
+    } catch (err) {
+      this.log(`could not write ${this.pidFile}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Starts the detached watchdog (see WATCHDOG_SCRIPT); its own process group, so a terminal's ^C leaves it to clean up. */
+  private startWatchdog(): void {
+    const w = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT, String(process.pid), this.pidFile], { detached: true, stdio: 'ignore' });
+    w.on('error', (e) => this.log(`the watchdog could not start: ${e.message}`));
+    w.unref();
+    this.watchdog = w;
+    this.writePidFile();
+  }
+
+  private stopWatchdog(): void {
+    const pid = this.watchdogPid();
+    if (pid !== null) this.signal(pid, 'SIGKILL');
+    this.watchdog = null;
   }
 
   private async probe(m: Member): Promise<Status | null> {
@@ -397,6 +483,7 @@ export class ChaosCluster implements ChaosTarget {
 
   /** The process 'exit' hook: synchronous, so SIGCONT + SIGKILL every member still running. */
   private killAllNow(): void {
+    this.stopWatchdog();
     for (const m of this.members) {
       const c = m.current;
       if (c === null || c.exitStatus !== null) continue;
