@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
+import { createServer } from 'node:net';
+import { ChaosCluster, defaultBin, exitCause } from '../src/chaos/cluster.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const unb64 = (s: unknown): string => Buffer.from(String(s ?? ''), 'base64').toString();
@@ -161,11 +162,36 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
     const victim = c.pidOf('n2') as number;
     process.kill(victim, 'SIGKILL');
     await eventually('n2 gone', async () => (c.isRunning('n2') ? null : true), 5000, () => c.logTails());
-    expect(c.unexpectedExits()).toEqual([{ name: 'n2', pid: victim, status: 'SIGKILL' }]);
+    expect(c.unexpectedExits()).toEqual([expect.objectContaining({ name: 'n2', pid: victim, status: 'SIGKILL', exitCode: null, signal: 'SIGKILL', restarted: false })]);
+    expect(c.unexpectedExits()[0]?.logTail).toMatch(/--- started at/);
     await expect(c.waitReady(1000)).rejects.toThrow(/n2 is not running \(SIGKILL\)/);
+    // Restarted on a client port another process took meanwhile: it dies, and the exit names the port.
+    const port = Number(new URL(c.endpoints[1] as string).port);
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    try {
+      await c.restart('n2');
+      await eventually('n2 refusing to start', async () => (c.isRunning('n2') ? null : true), 15_000, () => c.logTails());
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+    const [first, second] = c.unexpectedExits();
+    expect(first?.restarted).toBe(true); // the SIGKILLed incarnation was started again
+    expect(second).toMatchObject({ name: 'n2', status: 'exit 1', exitCode: 1, signal: null, restarted: false });
+    expect(second?.cause).toBe(`port ${port} (its client port, 127.0.0.1:${port}) was taken by another process (EADDRINUSE): ports are only free when drawn, and a restart reuses them`);
+    expect(c.describeUnexpectedExits()[1]).toContain(`n2 (pid ${second?.pid}) exit 1 at `);
+    await expect(c.waitReady(1000)).rejects.toThrow(new RegExp(`n2 is not running \\(exit 1: port ${port} \\(its client port`));
     const pids = c.pids();
     await c.stop();
     for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+
+  it('exitCause names the port of an EADDRINUSE in the log, and which of the member\'s ports it is', () => {
+    const urls = { clientUrl: 'http://127.0.0.1:4001', peerUrl: 'http://127.0.0.1:4002' };
+    const log = '{"level":60,"msg":"cannot listen on http://127.0.0.1:4002: listen EADDRINUSE: address already in use 127.0.0.1:4002"}';
+    expect(exitCause(log, urls)).toMatch(/^port 4002 \(its peer port, 127\.0\.0\.1:4002\) was taken by another process \(EADDRINUSE\)/);
+    expect(exitCause('listen EADDRINUSE somewhere', urls)).toMatch(/already in use \(EADDRINUSE\)/);
+    expect(exitCause('{"msg":"store opened"}', urls)).toBeUndefined();
   });
 
   it('a runner SIGKILLed while a member is paused (SIGSTOP) leaves no member behind: the watchdog SIGCONTs and SIGKILLs them', async () => {

@@ -26,6 +26,43 @@ import { freePorts, SimRandom, deriveSeed, tailLines } from '@ballot/raft';
 import { ProxyNetwork } from '../proxy/index.js';
 import type { ChaosTarget } from './types.js';
 
+/**
+ * A member process that exited without kill() or stop() asking (a crash, a failed start), as
+ * unexpectedExits() reports it. Crashes stay listed after the nemesis restarts the member.
+ */
+export interface MemberExit {
+  readonly name: string;
+  readonly pid: number;
+  /** "exit N" or the signal name ("SIGKILL"). */
+  readonly status: string;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** When the exit was seen (ISO time). */
+  readonly at: string;
+  /** Why, when the log says so in a known way (EADDRINUSE: the port named), else undefined. */
+  readonly cause?: string;
+  /** The member's log tail at the exit (CRASH_LOG_LINES lines). */
+  readonly logTail: string;
+  /** Whether the member was started again afterwards (by the nemesis's restart). */
+  readonly restarted: boolean;
+}
+
+/** Log lines a MemberExit keeps. */
+export const CRASH_LOG_LINES = 20;
+
+/**
+ * A known cause of a member's exit from its log tail: a port it could not bind (EADDRINUSE). freePorts only
+ * releases the ports it found, so another process may take one before the member binds it (or while a killed
+ * member is down: a restart reuses its ports).
+ */
+export function exitCause(logTail: string, urls: { readonly clientUrl: string; readonly peerUrl: string }): string | undefined {
+  const m = /EADDRINUSE[^\n]*?(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]|localhost):(\d+)/i.exec(logTail);
+  if (m === null) return /EADDRINUSE/.test(logTail) ? 'a port it listens on was already in use (EADDRINUSE)' : undefined;
+  const port = Number(m[2]);
+  const which = port === Number(new URL(urls.clientUrl).port) ? 'client' : port === Number(new URL(urls.peerUrl).port) ? 'peer' : 'listen';
+  return `port ${port} (its ${which} port, ${m[1]}:${port}) was taken by another process (EADDRINUSE): ports are only free when drawn, and a restart reuses them`;
+}
+
 /** How the server answers linearizable reads (kv serve --read-mode). */
 export type ServerReadMode = 'read-index' | 'lease';
 
@@ -158,7 +195,9 @@ export class ChaosCluster implements ChaosTarget {
   readonly bin: string;
   private readonly members: readonly Member[];
   private readonly allPids: number[] = [];
-  private readonly crashes: { readonly name: string; readonly pid: number; readonly status: string }[] = [];
+  /** The member name of allPids[i]. */
+  private readonly pidMember: string[] = [];
+  private readonly crashes: Omit<MemberExit, 'restarted'>[] = [];
   private readonly log: (msg: string) => void;
   private stopping: Promise<void> | null = null;
   private readonly onProcessExit = (): void => this.killAllNow();
@@ -251,7 +290,13 @@ export class ChaosCluster implements ChaosTarget {
     for (;;) {
       if (this.stopping !== null) throw new Error('ChaosCluster.waitReady: the cluster is stopping');
       const dead = this.members.filter((m) => m.current === null || m.current.exitStatus !== null);
-      if (dead.length > 0) throw new Error(`ChaosCluster.waitReady: ${dead.map((m) => `${m.name} is not running (${m.current?.exitStatus ?? 'killed'})`).join('; ')}\n${this.logTails()}`);
+      if (dead.length > 0) {
+        const why = (m: Member): string => {
+          const crash = this.crashes.findLast((c) => c.pid === m.current?.pid);
+          return `${m.name} is not running (${m.current?.exitStatus ?? 'killed'}${crash?.cause === undefined ? '' : `: ${crash.cause}`})`;
+        };
+        throw new Error(`ChaosCluster.waitReady: ${dead.map(why).join('; ')}\n${this.logTails()}`);
+      }
       const statuses = await Promise.all(this.members.map((m) => this.probe(m)));
       const leaders = statuses.map((s) => s?.leader ?? null);
       const first = leaders[0];
@@ -351,9 +396,17 @@ export class ChaosCluster implements ChaosTarget {
     return c !== null && c.exitStatus === null ? c.pid : null;
   }
 
-  /** Members that exited without kill() or stop() asking (a crash, a failed start), in order. */
-  unexpectedExits(): readonly { readonly name: string; readonly pid: number; readonly status: string }[] {
-    return [...this.crashes];
+  /**
+   * Members that exited without kill() or stop() asking (a crash, a failed start), in order, including those
+   * the nemesis restarted since (restarted: true): exit code or signal, a known cause, and the log tail.
+   */
+  unexpectedExits(): readonly MemberExit[] {
+    return this.crashes.map((c) => ({ ...c, restarted: this.allPids[this.pidMember.lastIndexOf(c.name)] !== c.pid }));
+  }
+
+  /** One line per unexpected exit, for a run's error or report ("n2 (pid 123) exit 1 at ...: port 4001 ... (restarted)"). */
+  describeUnexpectedExits(): string[] {
+    return this.unexpectedExits().map((e) => `${e.name} (pid ${e.pid}) ${e.status} at ${e.at}${e.cause === undefined ? '' : `: ${e.cause}`}${e.restarted ? ' (restarted since)' : ''}`);
   }
 
   isRunning(name: string): boolean {
@@ -410,13 +463,16 @@ export class ChaosCluster implements ChaosTarget {
     const pid = child.pid;
     if (pid === undefined) throw new Error(`ChaosCluster: could not start ${m.name}`);
     this.allPids.push(pid);
+    this.pidMember.push(m.name);
     let markExited: () => void = () => {};
     const inc: Incarnation = { child, pid, exitStatus: null, expectedExit: false, exited: new Promise<void>((r) => (markExited = r)) };
     child.on('exit', (code, signal) => {
       inc.exitStatus = signal !== null ? signal : `exit ${code ?? '?'}`;
       if (!inc.expectedExit) {
-        this.crashes.push({ name: m.name, pid, status: inc.exitStatus });
-        this.log(`${m.name} (pid ${pid}) exited by itself: ${inc.exitStatus}`);
+        const logTail = tailLines(m.logFile, CRASH_LOG_LINES);
+        const cause = exitCause(logTail, m);
+        this.crashes.push({ name: m.name, pid, status: inc.exitStatus, exitCode: code, signal, at: new Date().toISOString(), logTail, ...(cause === undefined ? {} : { cause }) });
+        this.log(`${m.name} (pid ${pid}) exited by itself: ${inc.exitStatus}${cause === undefined ? '' : `: ${cause}`}`);
       }
       this.writePidFile();
       markExited();
