@@ -66,3 +66,4 @@ export {
   type ChaosCliDeps,
   type RawChaosFlags,
 } from './cli/chaos.js';
+export { exitCause, CRASH_LOG_LINES, PID_FILE, WATCHDOG_GRACE_MS, WATCHDOG_POLL_MS, type MemberExit } from './chaos/cluster.js';
