@@ -286,4 +286,9 @@ export interface ChaosResults {
   readonly error?: string;
   /** Every member process the run started (restarts included), each stopped by the end of the run. */
   readonly pids?: readonly number[];
+  /**
+   * Members that exited without the nemesis or the runner asking, one line each (name, pid, status,
+   * time, cause if known). A crash does not change the verdict; its log tail is in nodes/<name>.log.
+   */
+  readonly crashes?: readonly string[];
 }
