@@ -315,7 +315,10 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     }
   }
   let final: ChaosResults = results ?? (await finish(options, outDir, false, undefined, undefined, undefined, 0, error ?? 'no results', log));
-  if (cluster !== undefined) final = { ...final, pids: cluster.pids() };
+  if (cluster !== undefined) {
+    const crashes = cluster.describeUnexpectedExits();
+    final = { ...final, pids: cluster.pids(), ...(crashes.length > 0 ? { crashes } : {}) };
+  }
   if (stopError !== undefined && final.error === undefined) final = { ...final, valid: 'unknown', error: stopError };
   if (outCreated) {
     const files = await listFiles(outDir).catch(() => final.files);
@@ -474,6 +477,7 @@ function reportVerdict(r: ChaosResults, io: ChaosIo): void {
   );
   for (const a of r.verdict.anomalies.slice(0, 5)) io.stderr(`chaos:   ${a}\n`);
   if (r.verdict.anomalyCount > 5) io.stderr(`chaos:   ... ${r.verdict.anomalyCount - 5} more in results.json\n`);
+  for (const c of r.crashes ?? []) io.stderr(`chaos: member crashed (not a fault of the nemesis): ${c}\n`);
   if (r.error !== undefined) io.stderr(`chaos: error: ${r.error}\n`);
   io.stderr(`chaos: report ${join(r.outDir, 'report.html')}\n`);
 }
