@@ -19,6 +19,7 @@ import {
   countStaleReads,
   estimateFaultsMs,
   faultsMarkdown,
+  faultsSeedFor,
   minorityOf,
   modeResult,
   parseApplied,
@@ -330,12 +331,24 @@ describe('the chaos runs of the three read modes', () => {
       const { readMode, outDir, ...rest } = r;
       expect(rest).toEqual(common);
       expect(outDir).toBe(`/tmp/${readMode}`);
-      expect(r).toMatchObject({ workload: 'register', nemeses: ['partition'], nodes: 5, seed: 9, unsafeStaleReads: false });
+      expect(r).toMatchObject({ workload: 'register', nemeses: ['partition', 'clock'], nodes: 5, seed: faultsSeedFor(settings), unsafeStaleReads: false });
     }
     const schedules = runs.map((r) => scheduleFaults({ seed: r.seed, durationMs: r.durationMs, nodeCount: r.nodes, nemeses: r.nemeses }));
     expect(schedules[1]).toEqual(schedules[0]);
     expect(schedules[2]).toEqual(schedules[0]);
     expect(schedules[0]?.windows.length).toBeGreaterThan(0);
+    // The seed chosen is the first from --seed on whose schedule cuts off a slowed leader, and it has a plain minority partition too.
+    const chosen = faultsSeedFor(settings);
+    expect(chosen).toBeGreaterThanOrEqual(9);
+    const kinds = (schedules[0]?.windows ?? []).map((w) => `${w.fault.kind}${w.fault.kind === 'partition-isolate-leader' && w.fault.leaderClockRate !== undefined ? '@slow' : ''}`);
+    expect(kinds).toContain('partition-isolate-leader@slow');
+    expect(kinds.some((k) => k === 'partition-halves' || k === 'partition-isolate-leader')).toBe(true);
+    for (let seed = 9; seed < chosen; seed++) {
+      const earlier = scheduleFaults({ seed, durationMs: 30_000, nodeCount: 5, nemeses: ['partition', 'clock'] }).windows;
+      const both = earlier.some((w) => w.fault.kind === 'partition-isolate-leader' && w.fault.leaderClockRate !== undefined) &&
+        earlier.some((w) => w.fault.kind === 'partition-halves' || (w.fault.kind === 'partition-isolate-leader' && w.fault.leaderClockRate === undefined));
+      expect(both, `seed ${seed} also qualifies`).toBe(false);
+    }
     expect(estimateFaultsMs(settings)).toBeGreaterThan(3 * 30_000);
   });
 });

@@ -10,6 +10,13 @@
 //                 `invalid` verdict is the formal proof that some read was not linearizable), and
 //                 the count of stale reads, computed directly from history.jsonl (countStaleReads).
 //
+// The schedule: nemeses partition AND clock, from the first seed at or after --seed whose schedule
+// cuts off a leader whose clock runs slow (faultsSeedFor) and, when the run has room for more than
+// one window, also has a plain minority partition. A partition alone cannot break lease reads (the
+// cut-off leader's lease runs out before the majority can elect another leader); a leader whose
+// clock runs slow keeps its lease for electionTimeout / rate of real time, and that is when lease
+// reads go stale. Every mode meets that same schedule.
+//
 // A stale read (our definition, deliberately conservative): an ok read of key k returned value v,
 // and before the read was invoked, some write of k that CERTAINLY came after the write of v had
 // already completed ok. "Certainly after" is a fact of the history alone: B comes after A when A
@@ -27,7 +34,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pairOperations, parseHistory, type AppliedWindow, type ChaosIo, type ChaosOptions, type ChaosResults, type JsonValue, type Operation } from '@ballot/chaos';
+import { pairOperations, parseHistory, scheduleFaults, type AppliedWindow, type ChaosIo, type ChaosOptions, type ChaosResults, type JsonValue, type Operation } from '@ballot/chaos';
 import {
   TRADEOFF_READ_MODES,
   type FaultsModeResult,
@@ -378,16 +385,39 @@ export const FAULTS_TIMING = { heartbeatIntervalMs: 50, electionTimeoutMs: 500, 
 /** Register keys of the workload (the chaos runner's default). */
 export const FAULTS_KEYS = 10;
 
+/** The nemeses of the faults section (see the header: a partition alone cannot show lease reads' price). */
+export const FAULTS_NEMESES = ['partition', 'clock'] as const;
+/** How far past --seed faultsSeedFor looks. */
+const FAULTS_SEED_SEARCH = 10_000;
+
+/**
+ * The seed the faults section runs: the first at or after settings.seed whose schedule has a
+ * partition-isolate-leader window with a slowed leader clock, preferring one that also has a plain
+ * minority partition (halves, or isolate-leader at normal speed). A pure function of the settings.
+ */
+export function faultsSeedFor(settings: TradeoffSettings): number {
+  let drifted: number | null = null;
+  for (let seed = settings.seed; seed < settings.seed + FAULTS_SEED_SEARCH; seed++) {
+    const { windows } = scheduleFaults({ seed, durationMs: settings.faultsDurationMs, nodeCount: settings.faultsNodes, nemeses: FAULTS_NEMESES });
+    const slowLeader = windows.some((w) => w.fault.kind === 'partition-isolate-leader' && w.fault.leaderClockRate !== undefined);
+    if (!slowLeader) continue;
+    const plain = windows.some((w) => w.fault.kind === 'partition-halves' || (w.fault.kind === 'partition-isolate-leader' && w.fault.leaderClockRate === undefined));
+    if (plain) return seed;
+    drifted ??= seed;
+  }
+  return drifted ?? settings.seed;
+}
+
 /** The chaos options of one read mode: only readMode and outDir differ between modes. */
 export function chaosOptionsFor(settings: TradeoffSettings, readMode: TradeoffReadMode, outDir: string): ChaosOptions {
   return {
     nodes: settings.faultsNodes,
     workload: 'register',
-    nemeses: ['partition'],
+    nemeses: FAULTS_NEMESES,
     durationMs: settings.faultsDurationMs,
     ratePerSec: settings.faultsRatePerSec,
     concurrency: settings.faultsConcurrency,
-    seed: settings.seed,
+    seed: faultsSeedFor(settings),
     outDir,
     readMode,
     unsafeStaleReads: false,
@@ -463,7 +493,7 @@ const sideCell = (s: SideTallies | null): string => (s === null ? 'n/a' : `${pct
 export function faultsMarkdown(section: Omit<FaultsSectionDetail, 'markdown'>): string {
   const lines = [
     `One chaos run per read mode (\`ballot chaos\`'s runner): ${section.nodes} \`kv serve\` members behind fault-injecting proxies, ` +
-      `register workload (read 50%, write 25%, cas 25% over ${FAULTS_KEYS} keys), nemesis partition, seed ${section.seed}, ` +
+      `register workload (read 50%, write 25%, cas 25% over ${FAULTS_KEYS} keys), nemeses partition and clock, seed ${section.seed} (the first seed from --seed on whose schedule cuts off a leader whose clock runs slow), ` +
       `${(section.durationMs / 1000).toFixed(0)} s each; the same seed gives every mode the same partition schedule and operation mix. ` +
       `Heartbeat ${section.heartbeatMs} ms, election timeout ${section.electionTimeoutMs} ms, request timeout ${section.requestTimeoutMs} ms. ` +
       `Each client worker is pinned to one member, so the minority side gets traffic too.`,
@@ -527,7 +557,9 @@ export function faultsMarkdown(section: Omit<FaultsSectionDetail, 'markdown'>): 
       'latest commits. ' +
       'Lease reads skip the quorum round while the leader\'s lease holds; a deposed leader on the minority stops ' +
       'serving them when its lease (shorter than the election timeout) runs out, so a partition alone leaves them ' +
-      'correct; clock drift (`ballot chaos --nemesis clock`) is what breaks them.',
+      'correct. Clock drift breaks them: in the window that cuts off a leader whose clock runs slow, its lease lasts ' +
+      'electionTimeout / rate of real time, the majority elects another leader and takes writes meanwhile, and the ' +
+      'old leader\'s lease reads return overwritten values (Raft thesis §6.4.1: leases assume bounded clock drift).',
   );
   return lines.join('\n');
 }
@@ -546,9 +578,10 @@ export async function runFaultsSection(
   const { runChaos } = await import('@ballot/chaos');
   const modes: FaultsModeDetail[] = [];
   const perRunMs = settings.faultsDurationMs + RUN_OVERHEAD_MS;
+  const seed = faultsSeedFor(settings);
   for (const [i, readMode] of readModes.entries()) {
     const outDir = join(io.workDir, 'faults', readMode);
-    const label = `faults ${i + 1}/${readModes.length} (${readMode} reads, ${settings.faultsNodes} nodes, seed ${settings.seed})`;
+    const label = `faults ${i + 1}/${readModes.length} (${readMode} reads, ${settings.faultsNodes} nodes, seed ${seed})`;
     io.progress.stage(label, (readModes.length - i) * perRunMs);
     let pending = '';
     let lastTickAt = 0;
@@ -590,7 +623,7 @@ export async function runFaultsSection(
   const section: Omit<FaultsSectionDetail, 'markdown'> = {
     section: 'faults',
     nodes: settings.faultsNodes,
-    seed: settings.seed,
+    seed,
     durationMs: settings.faultsDurationMs,
     modes,
     heartbeatMs: FAULTS_TIMING.heartbeatIntervalMs,
