@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatProgress, ProgressLine } from '../src/chaos/progress.js';
+import { validWithError } from '../src/chaos/runner.js';
 import { formatSoakTable, runSoak, type SoakOptions } from '../src/chaos/soak.js';
 import type { ChaosOptions, ChaosResults } from '../src/chaos/types.js';
 import {
@@ -150,6 +151,15 @@ describe('ballot chaos flags', () => {
     await expect(program().parseAsync(['chaos', '--no-such-flag'], { from: 'user' })).rejects.toThrow();
     expect(exits[4]).toBe(2);
     expect(exitCodeOf({ valid: true, error: 'boom' })).toBe(2);
+  });
+
+  it('an error after a false verdict (stopping the cluster, writing the report) keeps it false: exit 1, the error beside it', () => {
+    expect(validWithError(false, 'stopping the cluster: boom')).toBe(false);
+    expect(validWithError(true, 'writing the run\'s files: boom')).toBe('unknown');
+    expect(validWithError('unknown', 'boom')).toBe('unknown');
+    expect(validWithError(true, undefined)).toBe(true);
+    expect(exitCodeOf({ valid: false, error: 'stopping the cluster: boom' })).toBe(1);
+    expect(exitCodeOf({ valid: 'unknown', error: 'boom' })).toBe(2);
   });
 });
 

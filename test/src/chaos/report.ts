@@ -146,7 +146,11 @@ export function renderReport(results: ChaosResults, parts: { readonly plots: rea
   lines.push(`<h1>ballot chaos: ${escapeHtml(r.workload)} workload, ${fmt(r.nodes)} nodes, nemeses ${escapeHtml(r.nemeses.join(', ') || 'none')}, seed ${fmt(r.seed)}</h1>`);
   lines.push(`<div class="verdict" id="verdict" style="color:${v.colour};background:${v.background};border-color:${v.colour}">`);
   lines.push(`<div class="word">${v.word}</div><div class="summary">${escapeHtml(r.verdict.summary)}</div>`);
-  if (r.error !== undefined) lines.push(`<div class="error">the run failed: ${escapeHtml(r.error)}</div>`);
+  if (r.error !== undefined) {
+    // A false verdict stands (it was found in the history); the error came after it.
+    const what = r.valid === false ? 'after the verdict, an error' : 'the run failed';
+    lines.push(`<div class="error">${what}: ${escapeHtml(r.error)}</div>`);
+  }
   lines.push('</div>');
 
   lines.push('<h2>Reproduce</h2>', `<pre id="command">${escapeHtml(parts.command)}</pre>`);

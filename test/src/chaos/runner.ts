@@ -166,6 +166,16 @@ class CompletionCounter {
   }
 }
 
+/**
+ * The run's validity once `error` is known: an error makes a valid or unknown run 'unknown', but a
+ * verdict of false was proven from the history and stands (the error is reported beside it, in
+ * results.error; exit 1).
+ */
+export function validWithError(valid: ChaosResults['valid'], error: string | undefined): ChaosResults['valid'] {
+  if (valid === false) return false;
+  return error === undefined ? valid : 'unknown';
+}
+
 /** The verdict of a run that never reached its check. */
 function noVerdict(reason: string): WorkloadVerdict {
   return { valid: 'unknown', checks: [], summary: `not checked: ${reason}`, anomalies: [], anomalyCount: 0 };
@@ -319,7 +329,10 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     const crashes = cluster.describeUnexpectedExits();
     final = { ...final, pids: cluster.pids(), ...(crashes.length > 0 ? { crashes } : {}) };
   }
-  if (stopError !== undefined && final.error === undefined) final = { ...final, valid: 'unknown', error: stopError };
+  if (stopError !== undefined) {
+    log(stopError);
+    final = { ...final, valid: validWithError(final.valid, stopError), error: final.error === undefined ? stopError : `${final.error}; ${stopError}` };
+  }
   if (outCreated) {
     const files = await listFiles(outDir).catch(() => final.files);
     final = { ...final, files };
@@ -409,7 +422,7 @@ async function finish(
   // goes to check.json; results.json and the stdout line keep the verdict's readable parts.
   const { linearizability, ...readableVerdict } = verdict;
   let results: ChaosResults = {
-    valid: error === undefined ? verdict.valid : 'unknown',
+    valid: validWithError(verdict.valid, error),
     workload: options.workload,
     seed: options.seed,
     nodes: options.nodes,
@@ -438,7 +451,7 @@ async function finish(
   } catch (err) {
     const message = `writing the run's files: ${(err as Error).message}`;
     log(message);
-    if (results.error === undefined) results = { ...results, valid: 'unknown', error: message };
+    if (results.error === undefined) results = { ...results, valid: validWithError(results.valid, message), error: message };
   }
   return results;
 }
@@ -469,7 +482,7 @@ async function writeTimeline(outDir: string, verdict: WorkloadVerdict, options: 
 
 /** A few lines for people on stderr: the verdict, the numbers, where to look. */
 function reportVerdict(r: ChaosResults, io: ChaosIo): void {
-  const word = r.error !== undefined ? 'ERROR' : r.valid === true ? 'VALID' : r.valid === false ? 'INVALID' : 'UNKNOWN';
+  const word = r.valid === false ? 'INVALID' : r.error !== undefined ? 'ERROR' : r.valid === true ? 'VALID' : 'UNKNOWN';
   io.stderr(
     `chaos: ${word}: ${r.verdict.summary}\n` +
       `chaos: ${formatCount(r.ops)} ops (ok ${formatCount(r.counts.ok)}, fail ${formatCount(r.counts.fail)}, info ${formatCount(r.counts.info)}), ` +

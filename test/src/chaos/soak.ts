@@ -60,8 +60,9 @@ function aborted(io: ChaosIo): boolean {
 }
 
 function verdictWord(v: true | false | 'unknown', error?: string): string {
+  if (v === false) return 'INVALID';
   if (error !== undefined) return 'ERROR';
-  return v === true ? 'valid' : v === false ? 'INVALID' : 'unknown';
+  return v === true ? 'valid' : 'unknown';
 }
 
 function percent(a: number | null): string {

@@ -189,10 +189,15 @@ export function parseSoakFlags(raw: RawChaosFlags, now: Date = new Date()): Soak
   return { totalMs, seedFrom, run, outRoot: outFlag(raw) ?? `chaos-runs/soak-${iso}-seed${seedFrom}` };
 }
 
-/** Exit status of a run's results. */
+/**
+ * Exit status of a run's results. A verdict of false stands even when something failed after it
+ * (stopping the cluster, writing the plots or the report: then `error` says what): the anomaly was
+ * found in the history, so the exit is 1. Otherwise an error makes the run 2.
+ */
 export function exitCodeOf(results: Pick<ChaosResults, 'valid' | 'error'>): number {
+  if (results.valid === false) return EXIT_INVALID;
   if (results.error !== undefined) return EXIT_UNKNOWN_OR_ERROR;
-  return results.valid === true ? EXIT_VALID : results.valid === false ? EXIT_INVALID : EXIT_UNKNOWN_OR_ERROR;
+  return results.valid === true ? EXIT_VALID : EXIT_UNKNOWN_OR_ERROR;
 }
 
 /** Exit status of a soak: 1 if any run was invalid, else 2 if any was unknown or failed (or the soak was cut short), else 0. */
