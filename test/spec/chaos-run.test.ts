@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatProgress, ProgressLine } from '../src/chaos/progress.js';
-import { validWithError } from '../src/chaos/runner.js';
+import { SERIALIZABLE_NOTE, unsafeFlags, validWithError } from '../src/chaos/runner.js';
 import { formatSoakTable, runSoak, type SoakOptions } from '../src/chaos/soak.js';
 import type { ChaosOptions, ChaosResults } from '../src/chaos/types.js';
 import {
@@ -160,6 +160,14 @@ describe('ballot chaos flags', () => {
     expect(validWithError(true, undefined)).toBe(true);
     expect(exitCodeOf({ valid: false, error: 'stopping the cluster: boom' })).toBe(1);
     expect(exitCodeOf({ valid: 'unknown', error: 'boom' })).toBe(2);
+  });
+
+  it('serializable reads are listed in results.unsafe (not meant to be linearizable), other read modes are not', () => {
+    const base = { unsafeStaleReads: false, unsafeNoFsync: false, nemeses: [] as const };
+    expect(unsafeFlags({ ...base, readMode: 'serializable' })).toEqual(['serializable-reads']);
+    expect(unsafeFlags({ ...base, readMode: 'linearizable' })).toEqual([]);
+    expect(unsafeFlags({ ...base, readMode: 'lease' })).toEqual([]);
+    expect(SERIALIZABLE_NOTE).toContain('not meant to be linearizable');
   });
 });
 

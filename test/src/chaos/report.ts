@@ -161,7 +161,7 @@ export function renderReport(results: ChaosResults, parts: { readonly plots: rea
   row('nodes', fmt(r.nodes));
   row('nemeses', escapeHtml(r.nemeses.join(', ') || 'none'));
   row('read mode', escapeHtml(r.readMode));
-  row('deliberate bugs', r.unsafe.length === 0 ? 'none' : `<b class="error">${escapeHtml(r.unsafe.join(', '))}</b>`);
+  row('unsafe (anomalies expected)', r.unsafe.length === 0 ? 'none' : `<b class="error">${escapeHtml(r.unsafe.join(', '))}</b>`);
   row('duration', `${fmt(r.durationMs / 1000, 1)} s`);
   row('operations', `${fmt(r.ops)} (ok ${fmt(r.counts.ok)}, fail ${fmt(r.counts.fail)}, info ${fmt(r.counts.info)})`);
   row('throughput', `${fmt(r.throughputPerSec, 1)} ok operations/s`);

@@ -134,14 +134,23 @@ export async function prepareOutDir(outDir: string): Promise<void> {
   await mkdir(join(outDir, 'plots'), { recursive: true });
 }
 
-/** The deliberate-bug flags the members run with, for results.unsafe. */
-function unsafeFlags(o: ChaosOptions): string[] {
+/**
+ * results.unsafe: the deliberate-bug flags the members run with, and the settings under which an
+ * anomaly is expected rather than a bug: lease reads while clocks drift, and serializable reads
+ * (any member answers from its own store, so a read may be stale by design and the history is not
+ * meant to be linearizable; the checker still checks it, to show the anomalies).
+ */
+export function unsafeFlags(o: Pick<ChaosOptions, 'unsafeStaleReads' | 'unsafeNoFsync' | 'readMode' | 'nemeses'>): string[] {
   const flags: string[] = [];
   if (o.unsafeStaleReads) flags.push('unsafe-stale-reads');
   if (o.unsafeNoFsync) flags.push('unsafe-no-fsync');
   if (o.readMode === 'lease' && o.nemeses.includes('clock')) flags.push('lease-reads-under-clock-skew');
+  if (o.readMode === 'serializable') flags.push('serializable-reads');
   return flags;
 }
+
+/** Said after the verdict's summary of a run with serializable reads. */
+export const SERIALIZABLE_NOTE = 'reads were serializable (--read-mode serializable): they are not meant to be linearizable';
 
 /** Counts completions of the recorder's events incrementally (a cursor, never a rescan). */
 class CompletionCounter {
@@ -420,7 +429,9 @@ async function finish(
   const verdict = verdictIn ?? noVerdict(error ?? 'the run ended before its check');
   // The checker's full result (the failing key's whole sub-history, the linearization of every key)
   // goes to check.json; results.json and the stdout line keep the verdict's readable parts.
-  const { linearizability, ...readableVerdict } = verdict;
+  const { linearizability, ...checkedVerdict } = verdict;
+  const readableVerdict =
+    options.readMode === 'serializable' && verdictIn !== undefined ? { ...checkedVerdict, summary: `${checkedVerdict.summary}; ${SERIALIZABLE_NOTE}` } : checkedVerdict;
   let results: ChaosResults = {
     valid: validWithError(verdict.valid, error),
     workload: options.workload,
