@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatProgress, ProgressLine } from '../src/chaos/progress.js';
-import { SERIALIZABLE_NOTE, unsafeFlags, validWithError } from '../src/chaos/runner.js';
+import { requireOkOperations, SERIALIZABLE_NOTE, unsafeFlags, validWithError } from '../src/chaos/runner.js';
 import { formatSoakTable, runSoak, type SoakOptions } from '../src/chaos/soak.js';
-import type { ChaosOptions, ChaosResults } from '../src/chaos/types.js';
+import type { ChaosOptions, ChaosResults, RecordedEvent } from '../src/chaos/types.js';
 import {
   ChaosUsageError,
   exitCodeOf,
@@ -168,6 +168,25 @@ describe('ballot chaos flags', () => {
     expect(unsafeFlags({ ...base, readMode: 'linearizable' })).toEqual([]);
     expect(unsafeFlags({ ...base, readMode: 'lease' })).toEqual([]);
     expect(SERIALIZABLE_NOTE).toContain('not meant to be linearizable');
+  });
+
+  it('a run with no ok operation (or, for register and bank, no ok read) in its workload phase is unknown, never valid', () => {
+    const valid: ChaosResults['verdict'] = { valid: true, checks: [], summary: 'linearizable', anomalies: [], anomalyCount: 0 };
+    const ev = (type: 'invoke' | 'ok' | 'fail' | 'info', f: string): RecordedEvent => ({ process: 0, type, f, key: 'k', value: null, time: 0 });
+    const writes = [ev('invoke', 'write'), ev('ok', 'write')];
+    const finalRead = [ev('invoke', 'read'), ev('ok', 'read')];
+    // Nothing ok before the final reads: the ok final read does not count.
+    const none = requireOkOperations(valid, [ev('invoke', 'write'), ev('fail', 'write'), ...finalRead], 2, 'register');
+    expect(none.valid).toBe('unknown');
+    expect(none.summary).toContain('at least one');
+    expect(none.checks.at(-1)).toMatchObject({ name: 'ok-operations', valid: 'unknown' });
+    expect(requireOkOperations(valid, [], 0, 'watch').valid).toBe('unknown');
+    // Register and bank also need an ok read; watch does not.
+    expect(requireOkOperations(valid, [...writes, ...finalRead], 2, 'register').valid).toBe('unknown');
+    expect(requireOkOperations(valid, [...writes, ...finalRead], 2, 'watch').valid).toBe(true);
+    expect(requireOkOperations(valid, [...writes, ...finalRead], 4, 'register').valid).toBe(true);
+    // A false verdict stands.
+    expect(requireOkOperations({ ...valid, valid: false }, [], 0, 'bank').valid).toBe(false);
   });
 });
 

@@ -185,6 +185,43 @@ export function validWithError(valid: ChaosResults['valid'], error: string | und
   return error === undefined ? valid : 'unknown';
 }
 
+/**
+ * A check of a history with nothing in it cannot fail, so it proves nothing. A run counts as
+ * checked only if its workload phase (before the final reads) has at least one ok operation and,
+ * for register and bank (whose anomalies are seen by reads), at least one ok read. Otherwise a
+ * valid verdict becomes 'unknown' (exit 2), with a check 'ok-operations' saying why; a false one stands.
+ */
+export function requireOkOperations(
+  verdict: WorkloadVerdict,
+  events: readonly RecordedEvent[],
+  workloadEventCount: number,
+  workload: ChaosOptions['workload'],
+): WorkloadVerdict {
+  let ok = 0;
+  let okReads = 0;
+  for (let i = 0; i < Math.min(workloadEventCount, events.length); i++) {
+    const e = events[i];
+    if (e === undefined || e.type !== 'ok') continue;
+    ok++;
+    if (e.f === 'read') okReads++;
+  }
+  const needsRead = workload === 'register' || workload === 'bank';
+  const missing =
+    ok === 0
+      ? 'no operation of the workload phase completed ok (at least one is required)'
+      : needsRead && okReads === 0
+        ? `no read of the workload phase completed ok (a ${workload} run needs at least one)`
+        : null;
+  if (missing === null) return verdict;
+  const check = { name: 'ok-operations', valid: 'unknown' as const, summary: missing };
+  return {
+    ...verdict,
+    valid: verdict.valid === false ? false : 'unknown',
+    checks: [...verdict.checks, check],
+    summary: verdict.valid === false ? `${verdict.summary}; ${missing}` : `unknown: ${missing}, so the check proves nothing (${verdict.summary})`,
+  };
+}
+
 /** The verdict of a run that never reached its check. */
 function noVerdict(reason: string): WorkloadVerdict {
   return { valid: 'unknown', checks: [], summary: `not checked: ${reason}`, anomalies: [], anomalyCount: 0 };
@@ -303,12 +340,14 @@ export async function runChaos(options: ChaosOptions, io: ChaosIo): Promise<Chao
     const leader = await interruptible(cluster.waitReady(RUNNER_TIMEOUTS.leaderAfterHealMs), signal);
     log(`leader ${leader}`);
     progress.phase('final reads');
+    const workloadEventCount = recorder.events.length;
     await interruptible(withTimeout(workload.finalReads(ctx), RUNNER_TIMEOUTS.finalReadsMs, 'final reads'), signal);
     await recorder.close();
 
     progress.phase(`checking ${formatCount(recorder.events.length)} events`);
     const checkStarted = performance.now();
-    verdict = await interruptible(workload.check(ctx, options.checkBudgetMs), signal);
+    const checked = await interruptible(workload.check(ctx, options.checkBudgetMs), signal);
+    verdict = requireOkOperations(checked, recorder.events, workloadEventCount, options.workload);
     checkMs = Math.round(performance.now() - checkStarted);
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
