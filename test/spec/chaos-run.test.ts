@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatProgress, ProgressLine } from '../src/chaos/progress.js';
-import { requireOkOperations, SERIALIZABLE_NOTE, unsafeFlags, validWithError } from '../src/chaos/runner.js';
+import { parseEvent } from '../src/checker/index.js';
+import { requireOkOperations, SERIALIZABLE_NOTE, timelineEvents, unsafeFlags, validWithError } from '../src/chaos/runner.js';
 import { formatSoakTable, runSoak, type SoakOptions } from '../src/chaos/soak.js';
 import type { ChaosOptions, ChaosResults, RecordedEvent } from '../src/chaos/types.js';
 import {
@@ -187,6 +188,21 @@ describe('ballot chaos flags', () => {
     expect(requireOkOperations(valid, [...writes, ...finalRead], 4, 'register').valid).toBe(true);
     // A false verdict stands.
     expect(requireOkOperations({ ...valid, valid: false }, [], 0, 'bank').valid).toBe(false);
+  });
+
+  it('the timeline\'s events come from memory, the model\'s functions only, numbered as the lines of history.jsonl', () => {
+    const recorded: RecordedEvent[] = [
+      { process: 0, type: 'invoke', f: 'write', key: 'a', value: 1, time: 10 },
+      { process: 1, type: 'invoke', f: 'transfer', key: '0,1', value: { from: 0, to: 1, amount: 2 }, time: 20 },
+      { process: 0, type: 'ok', f: 'write', key: 'a', value: 1, time: 30 },
+      { process: 1, type: 'fail', f: 'transfer', key: '0,1', value: null, time: 40, error: 'NO_LEADER' },
+      { process: 2, type: 'invoke', f: 'read', key: 'a', value: null, time: 50, node: 'n1' },
+      { process: 2, type: 'ok', f: 'read', key: 'a', value: 1, time: 60, node: 'n1' },
+    ];
+    // As the timeline was built before, from the file: the model's lines, parsed with their line numbers.
+    const fromFile = recorded.flatMap((e, i) => (e.f === 'transfer' ? [] : [parseEvent(JSON.stringify(e), i + 1)]));
+    expect(timelineEvents(recorded, 'register')).toEqual(fromFile);
+    expect(timelineEvents(recorded, 'register').map((e) => e.line)).toEqual([1, 3, 5, 6]);
   });
 });
 

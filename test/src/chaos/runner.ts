@@ -12,10 +12,10 @@
 // --parent-pid: if this process dies outright, they stop by themselves.) A run that fails or is
 // interrupted still writes what it has (history, results.json with `error`) and reports exit 2.
 
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MODELS, pairOperations, parseEvent, renderTimeline, type HistoryEvent } from '../checker/index.js';
+import { MODELS, pairOperations, renderTimeline, type HistoryEvent, type ModelName } from '../checker/index.js';
 import { ChaosCluster } from './cluster.js';
 import { Nemesis } from './nemesis.js';
 import { writeRunPlots } from './plots.js';
@@ -25,6 +25,7 @@ import { writeReport } from './report.js';
 import { summarize, type RunSummary } from './results.js';
 import { MAX_NODES, scheduleFaults } from './schedule.js';
 import type { AppliedWindow, ChaosOptions, ChaosResults, RecordedEvent, WorkloadContext, WorkloadVerdict } from './types.js';
+import { toHistoryEvents } from './workloads/common.js';
 import { workloadFor } from './workloads/index.js';
 
 /** Where a run writes. stdout gets whole lines (a newline is added); stderr gets raw text (the progress line uses \r). */
@@ -495,7 +496,7 @@ async function finish(
     }
     if (linearizability !== undefined) {
       await writeFile(join(outDir, 'check.json'), `${JSON.stringify(linearizability, checkJsonReplacer, 2)}\n`);
-      if (verdict.model !== undefined) await writeTimeline(outDir, verdict, options);
+      if (verdict.model !== undefined) await writeTimeline(outDir, verdict, options, events);
     }
     await writeReport(outDir, results, { options });
   } catch (err) {
@@ -513,18 +514,22 @@ function checkJsonReplacer(_key: string, v: unknown): unknown {
   return v;
 }
 
+/**
+ * The recorded events of the checked model's functions, as the checker's events, from memory (the
+ * recorder holds every event it wrote). Line numbers stay those of history.jsonl (index + 1), so
+ * the timeline and the file agree.
+ */
+export function timelineEvents(recorded: readonly RecordedEvent[], modelName: ModelName): HistoryEvent[] {
+  const functions: ReadonlySet<string> = MODELS[modelName].functions;
+  return toHistoryEvents(recorded).filter((e) => functions.has(e.f));
+}
+
 /** timeline.html: the checked history (the operations of the checked model), lanes per key. */
-async function writeTimeline(outDir: string, verdict: WorkloadVerdict, options: ChaosOptions): Promise<void> {
+async function writeTimeline(outDir: string, verdict: WorkloadVerdict, options: ChaosOptions, recorded: readonly RecordedEvent[]): Promise<void> {
   const result = verdict.linearizability;
   const modelName = verdict.model;
   if (result === undefined || modelName === undefined) return;
-  const functions = MODELS[modelName].functions;
-  const text = await readFile(join(outDir, 'history.jsonl'), 'utf8');
-  // Line numbers stay those of history.jsonl, so the timeline and the file agree.
-  const events: HistoryEvent[] = [];
-  text.split('\n').forEach((l, i) => {
-    if (l.trim() !== '' && (functions as ReadonlySet<string>).has((JSON.parse(l) as RecordedEvent).f)) events.push(parseEvent(l, i + 1));
-  });
+  const events = timelineEvents(recorded, modelName);
   const ops = pairOperations(events);
   const title = `ballot chaos: ${options.workload}, ${options.nodes} nodes, nemeses ${options.nemeses.join(',') || 'none'}, seed ${options.seed}`;
   await writeFile(join(outDir, 'timeline.html'), renderTimeline({ events, ops, result, title }));
