@@ -15,7 +15,9 @@ import { formatProgress, ProgressLine } from '../src/chaos/progress.js';
 import { parseEvent } from '../src/checker/index.js';
 import { requireOkOperations, SERIALIZABLE_NOTE, timelineEvents, unsafeFlags, validWithError } from '../src/chaos/runner.js';
 import { formatSoakTable, runSoak, type SoakOptions } from '../src/chaos/soak.js';
-import type { ChaosOptions, ChaosResults, RecordedEvent } from '../src/chaos/types.js';
+import { runPaced, type Worker } from '../src/chaos/workloads/common.js';
+import { SimRandom } from '@ballot/raft';
+import type { ChaosOptions, ChaosResults, RecordedEvent, WorkloadContext } from '../src/chaos/types.js';
 import {
   ChaosUsageError,
   exitCodeOf,
@@ -203,6 +205,34 @@ describe('ballot chaos flags', () => {
     const fromFile = recorded.flatMap((e, i) => (e.f === 'transfer' ? [] : [parseEvent(JSON.stringify(e), i + 1)]));
     expect(timelineEvents(recorded, 'register')).toEqual(fromFile);
     expect(timelineEvents(recorded, 'register').map((e) => e.line)).toEqual([1, 3, 5, 6]);
+  });
+});
+
+describe('runPaced', () => {
+  it('runs 25 workers on one stop signal without a MaxListenersExceededWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(`${w.name}: ${w.message}`);
+    };
+    process.on('warning', onWarning);
+    try {
+      const abort = new AbortController();
+      const workers = Array.from({ length: 25 }, (_, index) => ({ index, random: new SimRandom(index + 1) }) as unknown as Worker);
+      let steps = 0;
+      const ctx = { ratePerSec: 250, concurrency: 25, signal: abort.signal } as unknown as WorkloadContext;
+      const running = runPaced(ctx, workers, () => {
+        steps++;
+        return Promise.resolve();
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      abort.abort();
+      await running;
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(steps).toBeGreaterThan(0);
+      expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });
 

@@ -19,6 +19,7 @@
 // Randomness: every choice is drawn from SimRandom(deriveSeed(seed, salt, worker)), never
 // Math.random, so the same seed gives every worker the same sequence of choices.
 
+import { setMaxListeners } from 'node:events';
 import { SimRandom, deriveSeed } from '@ballot/raft';
 import {
   checkHistory,
@@ -133,6 +134,10 @@ export function meanGapMs(ratePerSec: number, concurrency: number): number {
 export async function runPaced(ctx: WorkloadContext, workers: readonly Worker[], step: (worker: Worker) => Promise<void>): Promise<void> {
   const gapMs = meanGapMs(ctx.ratePerSec, ctx.concurrency);
   const stop = new AbortController();
+  // Every worker waits in at most one sleep() at a time, and each sleep holds one 'abort' listener
+  // on stop.signal: at most workers.length listeners. Node warns (MaxListenersExceededWarning) past
+  // 10 on an EventTarget, so the bound is raised to exactly that count (--concurrency > 10).
+  setMaxListeners(Math.max(workers.length, 1), stop.signal);
   const onAbort = (): void => stop.abort();
   if (ctx.signal.aborted) return;
   ctx.signal.addEventListener('abort', onAbort, { once: true });
