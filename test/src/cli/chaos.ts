@@ -254,7 +254,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--heartbeat-interval <ms>', 'members\' Raft heartbeat interval', d.heartbeatInterval)
     .option('--election-timeout <ms>', 'members\' Raft election timeout', d.electionTimeout)
     .option('--request-timeout-ms <ms>', 'deadline of one client call (past it the call is indeterminate)', d.requestTimeoutMs)
-    .option('--check-budget-ms <ms>', 'time budget of the linearizability check (past it: unknown)', d.checkBudgetMs);
+    .option('--check-budget-ms <ms>', 'time budget of the linearizability check (past it: unknown); the check runs on this thread, so a Ctrl-C during it takes effect only when it ends (at most this long)', d.checkBudgetMs);
 }
 
 /** Adds `chaos` and `chaos-soak` to the `ballot` program. */
