@@ -176,6 +176,10 @@ describe('JsonKvClient against a real 3-member cluster', () => {
     const survivor = (leader + 1) % 3;
     const client = new JsonKvClient(c.endpoints[survivor] as string, { requestTimeoutMs: 3000 });
     expect(await client.put('k', 'before')).toMatchObject({ type: 'ok' });
+    // The put was acknowledged once the leader and ONE follower had it: the survivor may not have applied
+    // it yet (under load it often has not), and a serializable read answers from what it applied. A
+    // linearizable read there (ReadIndex) returns only once the survivor applied at least up to the put.
+    expect(await client.get('k')).toMatchObject({ type: 'ok', value: { value: 'before' } });
     await c.stopMember(leader);
     await c.stopMember((leader + 2) % 3);
     // Quorum loss is noticed within an election timeout (500 ms); until then a write may still be tried.
