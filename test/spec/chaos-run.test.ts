@@ -368,6 +368,7 @@ describe('ballot chaos: real runs (3 members, a few seconds)', () => {
     expect(r.verdict.checks.map((c) => c.name)).toContain('linearizability');
     // The checker's full result is in check.json, not in the results line.
     expect(r.files).toContain('check.json');
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('href="check.json"');
     expect(r.verdict.linearizability).toBeUndefined();
     expect(JSON.parse(readFileSync(join(out, 'check.json'), 'utf8'))).toMatchObject({ valid: true, ops: expect.any(Number) as unknown, keys: 10 });
     // The applied fault windows are in nemesis.jsonl and in the results' windows.

@@ -241,6 +241,7 @@ async function runLinks(outDir: string, timelineFile: string | undefined): Promi
     ['history.jsonl', 'history.jsonl: every operation (JSON Lines, ballot check reads it)'],
     ['nemesis.jsonl', 'nemesis.jsonl: the fault windows as applied'],
     ['results.json', 'results.json: these numbers'],
+    ['check.json', "check.json: the checker's full result (the failing key's whole sub-history, every key's linearization)"],
     ['watch-events.jsonl', 'watch-events.jsonl: what every watcher saw'],
     ['plots/latency.vl.json', 'plots/latency.vl.json (vega-lite spec)'],
     ['plots/throughput.vl.json', 'plots/throughput.vl.json (vega-lite spec)'],
