@@ -282,7 +282,7 @@ export interface ChaosResults {
   readonly outDir: string;
   /** Files written, relative to outDir. */
   readonly files: readonly string[];
-  /** Set when the run itself failed (exit 2). */
+  /** Set when the run itself failed (exit 2), or when a step after an invalid verdict failed (the verdict and exit 1 stand). */
   readonly error?: string;
   /** Every member process the run started (restarts included), each stopped by the end of the run. */
   readonly pids?: readonly number[];
