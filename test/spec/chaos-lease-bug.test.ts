@@ -20,11 +20,22 @@
 // - Workers are pinned to members (worker w to node w % 3): with --concurrency 12, four workers talk
 //   only to the old leader; half of their operations are reads, answered at once from the lease, and
 //   its writes end after --request-timeout-ms 300, so each worker gets several reads into that second.
-//   With --keys 2 and 240 operations/s, each key gets a new acknowledged value every few tens of ms.
+//   With --keys 2 and 120 operations/s, each key gets a new acknowledged value every ~50 ms: plenty for a
+//   stale window of a few hundred ms, and a lower rate loads a busy CI machine less (quicker elections).
 //   Written values are unique per key, so no linearization can place such a read after the write that
 //   replaced its value: the checker must find it. The spec also counts those reads directly.
 // - The correct server answers no read at the cut-off leader (ReadIndex needs a quorum round), so the
 //   same seeds, with the same schedule and the same operation mix, are linearizable.
+//
+// Under load (CI: two suites side by side on 2 cores) the experiment itself may not happen; seen on a
+// loaded machine, each making a lease run valid: (1) the leader stepped down (CheckQuorum) just before the
+// window, so the node cut off was a follower and answered nothing ("no leader is known"); (2) resolving the
+// leader and slowing its clock took ~1 s, so the window held 1.2 s instead of 2; (3) the majority elected
+// its leader only after the heal. In none of them did the cut-off member answer a read after the majority
+// acknowledged a newer value, so there was nothing stale to catch. Hence each test tries a seed and, only
+// when its history shows no certainly stale read, a spare seed of the same schedule; the verdict is never
+// excused: any attempt WITH a stale read must be invalid, and a test where no attempt produced one fails.
+// The ReadIndex run then replays the seed that caught the bug.
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,12 +48,16 @@ import { useCliProcesses } from './proxy-helpers.js';
 
 const { bin: BIN } = useCliProcesses();
 
-const SEEDS = [11, 52] as const;
+/** Two tests, each a seed and spares tried in turn (see "Under load" in the header). */
+const CANDIDATES = [[11, 148, 157], [52, 180, 181]] as const;
+const SEEDS = CANDIDATES.flat();
 const DURATION_S = 6;
 const FLAGS = [
   '--nodes', '3', '--workload', 'register', '--nemesis', 'partition,clock', '--duration', String(DURATION_S),
-  '--rate', '240', '--concurrency', '12', '--keys', '2', '--request-timeout-ms', '300',
+  '--rate', '120', '--concurrency', '12', '--keys', '2', '--request-timeout-ms', '300',
   '--heartbeat-interval', '50', '--election-timeout', '500',
+  // An invalid history is the checker's slowest case; on a loaded machine 6 s of it took ~30 s to judge.
+  '--check-budget-ms', '90000',
 ];
 
 const root = mkdtempSync(join(tmpdir(), 'ballot-chaos-lease-bug-'));
@@ -103,31 +118,45 @@ describe('the chaos runner catches lease reads under clock drift (--read-mode le
     }
   });
 
-  for (const seed of SEEDS) {
-    it(`seed ${seed}: lease reads make the run invalid (exit 1, stale reads at the cut-off leader); ReadIndex is valid (exit 0)`, async () => {
-      const leaseOut = join(root, `lease-${seed}`);
-      const lease = await runCli(BIN, ['chaos', ...FLAGS, '--seed', String(seed), '--read-mode', 'lease', '--out', leaseOut]);
-      expect(lease.code, lease.stderr.slice(-4000)).toBe(1);
-      const bad = JSON.parse(readFileSync(join(leaseOut, 'results.json'), 'utf8')) as ChaosResults;
-      expect(lease.last).toEqual(bad);
-      expect(bad.valid).toBe(false);
-      expect(bad.error).toBeUndefined();
-      expect(bad.readMode).toBe('lease');
-      expect(bad.unsafe).toEqual(['lease-reads-under-clock-skew']);
-      expect(bad.verdict.checks.find((c) => c.name === 'linearizability')?.valid).toBe(false);
-      expect(bad.verdict.anomalyCount).toBeGreaterThan(0);
-      expect(bad.verdict.anomalies.join('\n')).toMatch(/r[01]/);
-      expect(existsSync(join(leaseOut, 'timeline.html'))).toBe(true);
-      expect(lease.stderr).toContain('INVALID');
-      const [badWindow] = appliedWindows(leaseOut);
-      expect(badWindow?.description).toMatch(/^isolate n\d \(the leader\), its clock x0\.1$/);
-      expect(badWindow?.error).toBeUndefined();
-      const leaseReads = readsAtIsolated(leaseOut, badWindow as AppliedWindow);
-      expect(leaseReads.stale, `certainly stale reads at ${badWindow?.nodes[0]} (of ${leaseReads.ok} ok reads there)`).toBeGreaterThan(0);
-      expect(memberPids(leaseOut, lease.stderr).filter(alive)).toEqual([]);
+  for (const [first, ...spares] of CANDIDATES) {
+    it(`seed ${first} (spares ${spares.join(', ')}): lease reads make the run invalid (exit 1, stale reads at the cut-off leader); ReadIndex is valid on the same seed (exit 0)`, async () => {
+      // Each attempt: whenever the cut-off leader answered a certainly stale read, the run MUST be invalid.
+      // An attempt without one proves nothing either way (the experiment did not happen: see the header),
+      // so the next seed is tried; no attempt with a stale read ever passes as valid.
+      const tried: string[] = [];
+      let caught: number | null = null;
+      for (const seed of [first, ...spares]) {
+        const leaseOut = join(root, `lease-${seed}`);
+        const lease = await runCli(BIN, ['chaos', ...FLAGS, '--seed', String(seed), '--read-mode', 'lease', '--out', leaseOut], 150_000);
+        expect(memberPids(leaseOut, lease.stderr).filter(alive)).toEqual([]);
+        expect(lease.code === 0 || lease.code === 1, lease.stderr.slice(-4000)).toBe(true);
+        const [badWindow] = appliedWindows(leaseOut);
+        expect(badWindow?.description).toMatch(/^isolate n\d \(the leader\), its clock x0\.1$/);
+        expect(badWindow?.error).toBeUndefined();
+        const leaseReads = readsAtIsolated(leaseOut, badWindow as AppliedWindow);
+        tried.push(`seed ${seed}: exit ${lease.code}, ${leaseReads.stale} certainly stale of ${leaseReads.ok} ok reads at ${badWindow?.nodes[0]} in ${badWindow?.startMs}-${badWindow?.endMs} ms`);
+        if (leaseReads.stale === 0) continue;
+        expect(lease.code, `${tried.join('; ')}\n${lease.stderr.slice(-4000)}`).toBe(1);
+        const bad = JSON.parse(readFileSync(join(leaseOut, 'results.json'), 'utf8')) as ChaosResults;
+        expect(lease.last).toEqual(bad);
+        expect(bad.valid).toBe(false);
+        expect(bad.error).toBeUndefined();
+        expect(bad.readMode).toBe('lease');
+        expect(bad.unsafe).toEqual(['lease-reads-under-clock-skew']);
+        expect(bad.verdict.checks.find((c) => c.name === 'linearizability')?.valid).toBe(false);
+        expect(bad.verdict.anomalyCount).toBeGreaterThan(0);
+        expect(bad.verdict.anomalies.join('\n')).toMatch(/r[01]/);
+        expect(existsSync(join(leaseOut, 'timeline.html'))).toBe(true);
+        expect(lease.stderr).toContain('INVALID');
+        caught = seed;
+        break;
+      }
+      console.info(`chaos-lease-bug: ${tried.join('; ')}`);
+      expect(caught, `no attempt had the cut-off leader answer a certainly stale read: ${tried.join('; ')}`).not.toBeNull();
 
-      const safeOut = join(root, `read-index-${seed}`);
-      const safe = await runCli(BIN, ['chaos', ...FLAGS, '--seed', String(seed), '--out', safeOut]);
+      const safeOut = join(root, `read-index-${caught}`);
+      const safe = await runCli(BIN, ['chaos', ...FLAGS, '--seed', String(caught), '--out', safeOut], 150_000);
+      expect(memberPids(safeOut, safe.stderr).filter(alive)).toEqual([]);
       expect(safe.code, safe.stderr.slice(-4000)).toBe(0);
       const good = JSON.parse(readFileSync(join(safeOut, 'results.json'), 'utf8')) as ChaosResults;
       expect(good.valid).toBe(true);
@@ -137,7 +166,6 @@ describe('the chaos runner catches lease reads under clock drift (--read-mode le
       const [goodWindow] = appliedWindows(safeOut);
       expect(goodWindow?.description).toMatch(/^isolate n\d \(the leader\), its clock x0\.1$/);
       expect(readsAtIsolated(safeOut, goodWindow as AppliedWindow)).toEqual({ ok: 0, stale: 0 });
-      expect(memberPids(safeOut, safe.stderr).filter(alive)).toEqual([]);
-    }, 120_000);
+    }, 600_000);
   }
 });
