@@ -19,6 +19,7 @@ import { runPaced, type Worker } from '../src/chaos/workloads/common.js';
 import { SimRandom } from '@ballot/raft';
 import type { ChaosOptions, ChaosResults, RecordedEvent, WorkloadContext } from '../src/chaos/types.js';
 import {
+  CHAOS_DEFAULTS,
   ChaosUsageError,
   exitCodeOf,
   parseChaosFlags,
@@ -32,21 +33,8 @@ import { useCliProcesses } from './proxy-helpers.js';
 
 const { bin: BIN } = useCliProcesses();
 
-const DEFAULT_FLAGS: RawChaosFlags = {
-  nodes: '5',
-  workload: 'register',
-  nemesis: 'all',
-  duration: '30',
-  rate: '200',
-  concurrency: '10',
-  seed: '1',
-  readMode: 'linearizable',
-  keys: '10',
-  heartbeatInterval: '50',
-  electionTimeout: '500',
-  requestTimeoutMs: '1000',
-  checkBudgetMs: '60000',
-};
+/** The command's own defaults (CHAOS_DEFAULTS); the first test asserts the run they make. */
+const DEFAULT_FLAGS: RawChaosFlags = CHAOS_DEFAULTS;
 
 function usageFlag(fn: () => unknown): string {
   try {
