@@ -5,7 +5,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { failedResult } from '../kv/report.js';
 import type { ClosedLoopResult } from '../raft/load.js';
@@ -14,36 +13,11 @@ import { Supervisor } from '../raft/supervisor.js';
 import { cellSide, estimateEtcdMs, etcdComparisonRows, etcdMarkdown, runEtcdSection, type EtcdCellRecord } from './etcd.js';
 import { failoverDistribution } from './failover.js';
 import type { TradeoffIo, TradeoffSettings } from './types.js';
+import { ballotBin, tinySettings as tinyRun } from './test-helpers.js';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const ballotBin = join(repoRoot, 'packages/cli/dist/bin.js');
-
+/** Settings of a tiny run of the etcd section; each test overrides what it looks at. */
 function tinySettings(overrides: Partial<TradeoffSettings> = {}): TradeoffSettings {
-  return {
-    quick: true,
-    sections: ['etcd'],
-    seed: 7,
-    readRatio: 0.9,
-    valueBytes: 64,
-    keys: 20,
-    clients: 2,
-    durationMs: 400,
-    warmupMs: 100,
-    heartbeatMs: 30,
-    electionTimeoutMs: 300,
-    faultsNodes: 3,
-    faultsDurationMs: 5000,
-    faultsRatePerSec: 50,
-    faultsConcurrency: 3,
-    failoverKills: 1,
-    electionTimeoutsMs: [300],
-    etcd: true,
-    etcdBin: 'etcd',
-    etcdFailoverKills: 1,
-    ballotBin,
-    logLevel: 'warn',
-    ...overrides,
-  };
+  return tinyRun({ sections: ['etcd'], heartbeatMs: 30, electionTimeoutMs: 300, etcd: true, etcdFailoverKills: 1, ...overrides });
 }
 
 function result(ackedPerSec: number, p50Ms: number, p99Ms: number, errors = 0): ClosedLoopResult {

@@ -5,7 +5,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Progress } from '../raft/progress.js';
 import { Supervisor } from '../raft/supervisor.js';
@@ -20,37 +19,11 @@ import {
   timeoutDetail,
 } from './failover.js';
 import type { TradeoffIo, TradeoffSettings } from './types.js';
-
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const ballotBin = join(repoRoot, 'packages/cli/dist/bin.js');
+import { ballotBin, tinySettings as tinyRun } from './test-helpers.js';
 
 /** Settings of a tiny run; each test overrides what it looks at. */
 function tinySettings(overrides: Partial<TradeoffSettings> = {}): TradeoffSettings {
-  return {
-    quick: true,
-    sections: ['failover'],
-    seed: 7,
-    readRatio: 0.9,
-    valueBytes: 64,
-    keys: 20,
-    clients: 2,
-    durationMs: 400,
-    warmupMs: 100,
-    heartbeatMs: 50,
-    electionTimeoutMs: 500,
-    faultsNodes: 3,
-    faultsDurationMs: 5000,
-    faultsRatePerSec: 50,
-    faultsConcurrency: 3,
-    failoverKills: 2,
-    electionTimeoutsMs: [300],
-    etcd: true,
-    etcdBin: 'etcd',
-    etcdFailoverKills: 1,
-    ballotBin,
-    logLevel: 'warn',
-    ...overrides,
-  };
+  return tinyRun({ sections: ['failover'], failoverKills: 2, etcd: true, etcdFailoverKills: 1, ...overrides });
 }
 
 const ok = (ms: number): FailoverSample => ({ ok: true, killed: 'b1', ms });

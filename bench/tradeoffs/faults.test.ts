@@ -6,13 +6,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { pairOperations, parseHistory, scheduleFaults, type ChaosResults } from '@ballot/chaos';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Progress } from '../raft/progress.js';
 import { Supervisor } from '../raft/supervisor.js';
 import type { TradeoffSettings } from './types.js';
+import { ballotBin, tinySettings as tinyRun } from './test-helpers.js';
 import {
   availabilityOf,
   chaosOptionsFor,
@@ -282,35 +282,9 @@ describe('a mode result and the section table', () => {
   });
 });
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const ballotBin = join(repoRoot, 'packages/cli/dist/bin.js');
-
+/** Settings of a tiny run of the faults section; each test overrides what it looks at. */
 function tinySettings(overrides: Partial<TradeoffSettings> = {}): TradeoffSettings {
-  return {
-    quick: true,
-    sections: ['faults'],
-    seed: 1,
-    readRatio: 0.9,
-    valueBytes: 64,
-    keys: 20,
-    clients: 2,
-    durationMs: 400,
-    warmupMs: 100,
-    heartbeatMs: 50,
-    electionTimeoutMs: 500,
-    faultsNodes: 3,
-    faultsDurationMs: 6000,
-    faultsRatePerSec: 60,
-    faultsConcurrency: 6,
-    failoverKills: 1,
-    electionTimeoutsMs: [300],
-    etcd: false,
-    etcdBin: 'etcd',
-    etcdFailoverKills: 0,
-    ballotBin,
-    logLevel: 'warn',
-    ...overrides,
-  };
+  return tinyRun({ sections: ['faults'], seed: 1, faultsDurationMs: 6000, faultsRatePerSec: 60, faultsConcurrency: 6, ...overrides });
 }
 
 const alive = (pid: number): boolean => {
