@@ -8,7 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CapturedProcesses, freePorts } from '@ballot/raft';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KvUsageError, parseKvServeFlags } from '../src/server/flags.js';
+import { parseKvServeFlags } from '../src/server/flags.js';
+import { usageError } from './server-helpers.js';
 
 const BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'packages/cli/dist/bin.js');
 const procs = new CapturedProcesses();
@@ -20,16 +21,6 @@ afterEach(async () => {
   for (const p of parents.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-function usageError(argv: string[]): string {
-  try {
-    parseKvServeFlags(argv);
-  } catch (e) {
-    if (e instanceof KvUsageError) return e.message;
-    throw e;
-  }
-  throw new Error(`expected ${argv.join(' ')} to be refused`);
-}
 
 describe('--max-batch-entries and --parent-pid', () => {
   it('parse, default off, and are refused when malformed', () => {

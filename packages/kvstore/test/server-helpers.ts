@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { freePorts } from '@ballot/raft';
 import { KvError } from '../src/errors.js';
 import { KvNode, type KvNodeStartOptions } from '../src/server/node.js';
-import type { KvServeOptions } from '../src/server/flags.js';
+import { KvUsageError, parseKvServeFlags, type KvServeOptions } from '../src/server/flags.js';
 
 export { freePorts };
 
@@ -115,4 +115,15 @@ export async function refusal(p: Promise<unknown>): Promise<KvError> {
     throw e;
   }
   throw new Error('expected a refusal');
+}
+
+/** The message `ballot kv serve` refuses `argv` with (fails the test if it parses or throws anything else). */
+export function usageError(argv: string[]): string {
+  try {
+    parseKvServeFlags(argv);
+  } catch (e) {
+    if (e instanceof KvUsageError) return e.message;
+    throw e;
+  }
+  throw new Error(`expected ${argv.join(' ')} to be refused`);
 }

@@ -6,23 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LevelLogStorage } from '@ballot/raft';
-import { KvUsageError, parseKvServeFlags } from '../src/server/flags.js';
+import { parseKvServeFlags } from '../src/server/flags.js';
 import { NodeClock } from '../src/server/clock.js';
-import { clusterSpecs, dec, enc, startMember, stopAll, stopMember, waitLeader } from './server-helpers.js';
+import { clusterSpecs, dec, enc, startMember, stopAll, stopMember, usageError, waitLeader } from './server-helpers.js';
 
 afterEach(async () => {
   await stopAll();
 });
-
-function usageError(argv: string[]): string {
-  try {
-    parseKvServeFlags(argv);
-  } catch (e) {
-    if (e instanceof KvUsageError) return e.message;
-    throw e;
-  }
-  throw new Error(`expected ${argv.join(' ')} to be refused`);
-}
 
 describe('chaos flags', () => {
   it('are off by default', () => {
