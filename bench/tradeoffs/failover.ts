@@ -15,7 +15,7 @@
 
 import { join } from 'node:path';
 import type { ProposeClient } from '../raft/cluster.js';
-import { EtcdCluster, detectEtcd, type EtcdDetection } from '../raft/etcd.js';
+import { EtcdCluster, detectEtcd, type EtcdClusterOptions, type EtcdDetection } from '../raft/etcd.js';
 import { maxProbesInFlight, measureFailover, type FailoverSample } from '../raft/failover.js';
 import { percentileOfSorted } from '../raft/latency.js';
 import { formatRatio, formatValue } from '../raft/table.js';
@@ -116,13 +116,20 @@ export interface ClusterSpec {
   readonly electionTimeoutMs: number;
 }
 
-export function ballotCluster(spec: ClusterSpec): EtcdCluster {
-  return new EtcdCluster({
+/** What both systems' clusters take from a spec: FAILOVER_MEMBERS members with its timing, in its folder. */
+function clusterBase(spec: ClusterSpec): Pick<EtcdClusterOptions, 'supervisor' | 'workDir' | 'size' | 'heartbeatMs' | 'electionTimeoutMs'> {
+  return {
     supervisor: spec.io.supervisor,
     workDir: spec.workDir,
     size: FAILOVER_MEMBERS,
     heartbeatMs: spec.heartbeatMs,
     electionTimeoutMs: spec.electionTimeoutMs,
+  };
+}
+
+export function ballotCluster(spec: ClusterSpec): EtcdCluster {
+  return new EtcdCluster({
+    ...clusterBase(spec),
     system: 'ballot',
     binary: process.execPath,
     argvPrefix: [spec.settings.ballotBin, 'kv', 'serve'],
@@ -132,14 +139,7 @@ export function ballotCluster(spec: ClusterSpec): EtcdCluster {
 }
 
 export function etcdCluster(spec: ClusterSpec, binary: string): EtcdCluster {
-  return new EtcdCluster({
-    supervisor: spec.io.supervisor,
-    workDir: spec.workDir,
-    size: FAILOVER_MEMBERS,
-    heartbeatMs: spec.heartbeatMs,
-    electionTimeoutMs: spec.electionTimeoutMs,
-    binary,
-  });
+  return new EtcdCluster({ ...clusterBase(spec), binary });
 }
 
 /** The etcd reference of a tradeoff run: detected unless the settings turn it off. */
