@@ -1,10 +1,11 @@
 // The bank workload: its check (pure) on generated and doctored histories, and short runs on a real cluster.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ChaosCluster, defaultBin } from '../src/chaos/cluster.js';
+import { useHeldCluster } from './chaos-cluster-helpers.js';
 import { FileHistoryRecorder } from '../src/chaos/recorder.js';
 import type { JsonValue, RecordedEvent, Workload, WorkloadContext, WorkloadVerdict } from '../src/chaos/types.js';
 import { bankAccounts, bankWorkload, checkBank, BANK_INITIAL_BALANCE } from '../src/chaos/workloads/bank.js';
@@ -160,24 +161,17 @@ describe('checkBank', () => {
 // ---------------------------------------------------------------------------------------------
 // The workload on a real 3-member cluster (kv serve processes behind the proxy network), no faults.
 
-let cluster: ChaosCluster | undefined;
-let root: string | undefined;
-afterEach(async () => {
-  await cluster?.stop(1000);
-  cluster = undefined;
-  if (root !== undefined) rmSync(root, { recursive: true, force: true });
-  root = undefined;
-});
+const held = useHeldCluster();
 
 /** setup, run for runMs, final reads, check: as the runner does. */
 async function runWorkload(workload: Workload, runMs: number): Promise<{ verdict: WorkloadVerdict; recorder: FileHistoryRecorder; ctx: WorkloadContext }> {
   expect(existsSync(defaultBin()), `${defaultBin()} is missing: run npm run build`).toBe(true);
-  root = mkdtempSync(join(tmpdir(), 'ballot-chaos-bank-'));
+  const root = (held.root = mkdtempSync(join(tmpdir(), 'ballot-chaos-bank-')));
   const c = await ChaosCluster.start({
     nodes: 3, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 2000,
     readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
   });
-  cluster = c;
+  held.cluster = c;
   await c.waitReady(30_000);
   const recorder = new FileHistoryRecorder(join(root, 'history.jsonl'));
   const abort = new AbortController();

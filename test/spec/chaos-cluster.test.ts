@@ -4,25 +4,19 @@
 // behind (every PID it ever started is gone).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { ChaosCluster, defaultBin, exitCause } from '../src/chaos/cluster.js';
+import { useHeldCluster } from './chaos-cluster-helpers.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const unb64 = (s: unknown): string => Buffer.from(String(s ?? ''), 'base64').toString();
 
-let cluster: ChaosCluster | undefined;
-let root: string | undefined;
-afterEach(async () => {
-  await cluster?.stop(1000);
-  cluster = undefined;
-  if (root !== undefined) rmSync(root, { recursive: true, force: true });
-  root = undefined;
-});
+const held = useHeldCluster();
 
 async function post(base: string, path: string, body: unknown, timeoutMs = 3000): Promise<{ status: number; body: Record<string, unknown> } | null> {
   try {
@@ -64,13 +58,13 @@ function procState(pid: number): string | null {
 describe('ChaosCluster (real kv serve processes behind the proxy network)', () => {
   it('starts, takes writes, survives kill + restart with its data, pauses, sets clocks, and stops every PID', async () => {
     expect(existsSync(defaultBin()), `${defaultBin()} is missing: run npm run build`).toBe(true);
-    root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-'));
+    const root = (held.root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-')));
     const notes: string[] = [];
     const c = await ChaosCluster.start({
       nodes: 3, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 2000,
       readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: true, log: (m) => notes.push(m),
     });
-    cluster = c;
+    held.cluster = c;
     const logs = (): string => c.logTails();
     expect(c.names).toEqual(['n1', 'n2', 'n3']);
     expect(c.endpoints).toHaveLength(3);
@@ -148,12 +142,12 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
       nodes: 1, outDir: '/nonexistent', heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 1000,
       readMode: 'read-index', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
     })).rejects.toThrow(/nodes must be 2..9/);
-    root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-'));
+    const root = (held.root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-')));
     const c = await ChaosCluster.start({
       nodes: 2, outDir: root, heartbeatIntervalMs: 50, electionTimeoutMs: 500, requestTimeoutMs: 1000,
       readMode: 'lease', unsafeStaleReads: false, unsafeNoFsync: false, debugClock: false,
     });
-    cluster = c;
+    held.cluster = c;
     await expect(c.restart('n1')).rejects.toThrow(/still running/);
     await c.waitReady(30_000);
     // Without --unsafe-debug-clock the member has no /debug/clock.
@@ -200,7 +194,7 @@ describe('ChaosCluster (real kv serve processes behind the proxy network)', () =
     // cannot (it is stopped), which is what the watchdog is for.
     const distCluster = join(dirname(defaultBin()), '../../../test/dist/chaos/cluster.js');
     expect(existsSync(distCluster), `${distCluster} is missing: run npm run build`).toBe(true);
-    root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-'));
+    const root = (held.root = mkdtempSync(join(tmpdir(), 'ballot-chaos-cluster-')));
     const script = `
       import { ChaosCluster } from ${JSON.stringify(pathToFileURL(distCluster).href)};
       const c = await ChaosCluster.start({ nodes: 3, outDir: ${JSON.stringify(root)}, heartbeatIntervalMs: 50, electionTimeoutMs: 500,
