@@ -79,7 +79,8 @@ describe('failover, a tiny real run', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it.runIf(existsSync(ballotBin))('kills the leader twice per system and reports a sample per kill', async () => {
+  it('kills the leader twice per system and reports a sample per kill', async () => {
+    expect(existsSync(ballotBin), `${ballotBin} is missing: run npm run build`).toBe(true);
     const supervisor = new Supervisor();
     const workDir = mkdtempSync(join(tmpdir(), 'ballot-tradeoffs-failover-'));
     const progress = new Progress();
