@@ -134,20 +134,31 @@ export class Nemesis {
     }
   }
 
-  /** Resolves true at originMs + ms, or false as soon as the nemesis is stopped. */
+  /**
+   * Resolves true at originMs + ms (never before it), or false as soon as the nemesis is stopped.
+   * Node's timers count on the event loop's millisecond clock and can fire up to ~1 ms early by
+   * performance.now(), so a timer that fires early is armed again for the rest.
+   */
   private sleepUntil(ms: number): Promise<boolean> {
     const signal = this.abort.signal;
     if (signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
         clearTimeout(timer);
         resolve(false);
       };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(true);
-      }, Math.max(0, this.originMs + ms - performance.now()));
+      const arm = (): void => {
+        const remainingMs = this.originMs + ms - performance.now();
+        if (remainingMs <= 0) {
+          signal.removeEventListener('abort', onAbort);
+          resolve(true);
+          return;
+        }
+        timer = setTimeout(arm, Math.ceil(remainingMs));
+      };
       signal.addEventListener('abort', onAbort, { once: true });
+      arm();
     });
   }
 
