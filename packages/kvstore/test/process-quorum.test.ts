@@ -32,6 +32,9 @@ describe('kv serve processes: quorum loss and recovery', () => {
     expect(fw.status, JSON.stringify(fw.body)).toBe(200);
     expect(String((fw.body['header'] as Record<string, unknown>)['member_id'])).toBe(ids[survivor]);
     const seen = await post(bases[other]!, '/v3/kv/range', { key: b64('fw') });
+    // A linearizable read after the acknowledged write: it must answer, and see the write.
+    expect(seen.status, JSON.stringify(seen.body)).toBe(200);
+    expect(seen.body['kvs'], JSON.stringify(seen.body)).toHaveLength(1);
     expect(unb64((seen.body['kvs'] as { value: string }[])[0]!.value)).toBe('from-follower');
 
     // Acknowledged writes, spread over every member (followers forward).
